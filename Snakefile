@@ -1,0 +1,25 @@
+# prunebias: find where a language model stores racial bias, prune it, and measure
+# whether the pruning transfers across decision contexts. See README.md.
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "config/schema.yaml", set_default=True)
+
+
+include: "rules/common.smk"
+include: "rules/model.smk"
+include: "rules/prompts.smk"
+include: "rules/baseline.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        "results/tables/baseline_bias.csv",
+        "results/tables/baseline_bias_by_gender.csv",

@@ -1,0 +1,41 @@
+rule generate_baseline:
+    input:
+        prompts="results/prompts/{context}.parquet",
+        model=MODEL_DIR,
+    output:
+        "results/baseline/{context}.parquet",
+    params:
+        context=prompt_spec,
+        sampling=config["sampling"],
+        dtype=config["model"]["dtype"],
+        device=config["model"]["device"],
+    threads: RES["model_threads"]
+    resources:
+        **model_resources(),
+    log:
+        "logs/generate_baseline/{context}.log",
+    benchmark:
+        "results/benchmarks/generate_baseline/{context}.tsv"
+    conda:
+        "../envs/prunebias.yaml"
+    script:
+        "../workflow_scripts/generate_baseline.py"
+
+
+rule summarize_baseline:
+    input:
+        answers=expand("results/baseline/{context}.parquet", context=CONTEXTS),
+    output:
+        by_context="results/tables/baseline_bias.csv",
+        by_gender="results/tables/baseline_bias_by_gender.csv",
+    params:
+        winsorize=config["analysis"]["winsorize"],
+        n_boot=config["analysis"]["n_boot"],
+        seed=config["seed"],
+    log:
+        "logs/summarize_baseline.log",
+    localrule: True
+    conda:
+        "../envs/prunebias.yaml"
+    script:
+        "../workflow_scripts/summarize_baseline.py"

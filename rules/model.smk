@@ -1,0 +1,19 @@
+rule prepare_model:
+    output:
+        directory(MODEL_DIR),
+    params:
+        source=config["model"]["source"],
+        name=config["model"]["name"],
+        allow_download=config["model"]["allow_download"],
+    threads: RES["model_threads"]
+    resources:
+        mem_mb=RES["model_mem_mb"],
+        runtime=RES["model_runtime"],
+    log:
+        "logs/prepare_model.log",
+    benchmark:
+        "results/benchmarks/prepare_model.tsv"
+    conda:
+        "../envs/prunebias.yaml"
+    script:
+        "../workflow_scripts/prepare_model.py"

@@ -1,0 +1,16 @@
+rule make_prompts:
+    input:
+        names=data_path(config["names_file"]),
+    output:
+        "results/prompts/{context}.parquet",
+    params:
+        context=prompt_spec,
+        samples_per_name=config["samples_per_name"],
+        seed=config["seed"],
+        use_surnames=config["use_surnames"],
+    log:
+        "logs/make_prompts/{context}.log",
+    conda:
+        "../envs/prunebias.yaml"
+    script:
+        "../workflow_scripts/make_prompts.py"

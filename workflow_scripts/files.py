@@ -1,0 +1,88 @@
+"""File I/O that never leaves a half-written output under its final name.
+
+Every writer goes to a temporary sibling (``.name.tmp-<pid>``) and renames it into
+place, so a job killed mid-write leaves nothing Snakemake would accept as done.
+Readers fail with a message that names the file and says what to do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Iterator
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from workflow_scripts.errors import ConfigError
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path, is_dir: bool = False) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success rename it onto ``path``."""
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
+    if is_dir:
+        tmp.mkdir()
+    try:
+        yield tmp
+        if final.exists() and final.is_dir():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        if tmp.exists():
+            shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
+        raise
+
+
+def write_parquet(df: pd.DataFrame, path: str | Path, metadata: dict[str, Any] | None = None) -> None:
+    """Write a DataFrame atomically; ``metadata`` goes into the file's key-value metadata as JSON."""
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    if metadata:
+        meta = dict(table.schema.metadata or {})
+        meta[b"prunebias"] = json.dumps(metadata, sort_keys=True).encode()
+        table = table.replace_schema_metadata(meta)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+
+
+def read_parquet(path: str | Path, required: list[str] | None = None) -> pd.DataFrame:
+    """Read a Parquet file written by this workflow, checking the columns it must have."""
+    p = Path(path)
+    try:
+        df = pq.read_table(p).to_pandas()
+    except FileNotFoundError:
+        raise ConfigError(str(p), "file not found", "run the step that makes it (snakemake builds it for you)")
+    except Exception as exc:  # pyarrow raises ArrowInvalid/OSError for truncated or foreign files
+        raise ConfigError(str(p), f"not a readable Parquet file ({exc.__class__.__name__}: {exc})",
+                          "delete the file and rerun snakemake so the step that makes it runs again") from exc
+    missing = [c for c in (required or []) if c not in df.columns]
+    if missing:
+        raise ConfigError(str(p), f"missing column(s) {missing}; not a file of this workflow or an older format",
+                          "delete the file and rerun snakemake")
+    return df
+
+
+def read_parquet_metadata(path: str | Path) -> dict[str, Any]:
+    """The ``prunebias`` metadata dict stored by :func:`write_parquet` (empty if none)."""
+    meta = pq.read_schema(path).metadata or {}
+    raw = meta.get(b"prunebias")
+    return json.loads(raw) if raw else {}
+
+
+def write_csv(df: pd.DataFrame, path: str | Path) -> None:
+    """Write a CSV atomically with a fixed float format so reruns give identical bytes."""
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False, float_format="%.10g")
+
+
+def write_json(obj: Any, path: str | Path) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")

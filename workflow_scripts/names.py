@@ -1,0 +1,55 @@
+"""Name lists: first name, optional surname, race, gender, source."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from workflow_scripts.errors import ConfigError
+
+COLUMNS = ["first_name", "surname", "race", "gender", "source"]
+RACES = ("white", "black")
+
+
+def load_names(path: str | Path, use_surnames: bool = True) -> pd.DataFrame:
+    """Read and check a names CSV; adds ``name`` (the text put into prompts).
+
+    Every row needs a race in {white, black}; both races must be present, and no
+    name may be a substring of another name (a prompt must contain its name and no other).
+    """
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError(str(p), "names file not found", "set names_file in config to an existing CSV")
+    try:
+        df = pd.read_csv(p, dtype=str, keep_default_na=False)
+    except Exception as exc:  # pandas raises several types for malformed CSV
+        raise ConfigError(str(p), f"cannot read as CSV ({exc})", "fix the file") from exc
+    missing = [c for c in COLUMNS if c not in df.columns]
+    if missing:
+        raise ConfigError(str(p), f"missing column(s) {missing}", f"the header must be {','.join(COLUMNS)}")
+    df = df[COLUMNS].copy()
+    for col in COLUMNS:
+        df[col] = df[col].str.strip()
+    bad = df[~df["race"].isin(RACES)]
+    if len(bad):
+        raise ConfigError(str(p), f"row {bad.index[0] + 2}: race '{bad['race'].iloc[0]}'", f"race must be one of {RACES}")
+    if (df["first_name"] == "").any():
+        raise ConfigError(str(p), f"row {df.index[df['first_name'] == ''][0] + 2}: empty first_name", "fill it in")
+    for r in RACES:
+        if not (df["race"] == r).any():
+            raise ConfigError(str(p), f"no names with race '{r}'", "bias needs names of both races")
+    df["name"] = df["first_name"]
+    if use_surnames:
+        has = df["surname"] != ""
+        df.loc[has, "name"] = df.loc[has, "first_name"] + " " + df.loc[has, "surname"]
+    dup = df["name"][df["name"].duplicated()]
+    if len(dup):
+        raise ConfigError(str(p), f"duplicate name '{dup.iloc[0]}'", "remove the duplicate row")
+    firsts = list(df["first_name"])
+    for a in firsts:
+        for b in firsts:
+            if a != b and a in b:
+                raise ConfigError(str(p), f"name '{a}' is part of name '{b}'",
+                                  "names must not contain one another, so each prompt holds exactly one name")
+    return df.reset_index(drop=True)

@@ -1,0 +1,137 @@
+"""Read a number out of a model's answer, and say why when there is none.
+
+Pure functions, no I/O. ``parse_answer`` never raises: every string maps to a
+``Parsed`` with a value (or NaN) and a ``kind``:
+
+- ``ok``: a usable number;
+- ``refusal``: the model declines before giving any number;
+- ``no_number``: text without a number;
+- ``multiple_numbers``: two different numbers in the first sentence that are not a
+  range ("200-300" / "between 200 and 300" -> midpoint, ``ok``);
+- ``repetition``: degenerate output (a word repeated 4+ times in a row);
+- ``out_of_range``: a number outside the context's plausible range (value kept).
+
+Accepted forms: "$1,200", "1200.", "1.2k", "$1.5 million", "around 300 dollars",
+"65%", "2.5e3" is *not* accepted (models do not write offers that way).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+KINDS = ("ok", "refusal", "no_number", "multiple_numbers", "repetition", "out_of_range")
+ANOMALY_KINDS = KINDS[1:]
+
+_MULT = {
+    "k": 1e3, "thousand": 1e3, "grand": 1e3,
+    "m": 1e6, "mm": 1e6, "mil": 1e6, "mln": 1e6, "million": 1e6, "millions": 1e6,
+    "b": 1e9, "bn": 1e9, "billion": 1e9, "billions": 1e9,
+}
+_NUM = re.compile(
+    r"(?<![\w.])(?P<sign>-)?\$?\s?"
+    r"(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)"
+    r"(?:\s?(?P<mult>thousand|millions?|billions?|grand|mln|mil|mm|bn|k|m|b)(?![A-Za-z]))?"
+    r"(?P<pct>\s?%|\s?percent)?",
+    re.IGNORECASE,
+)
+_RANGE_SEP = re.compile(r"^\s*(?:-|–|—|to|or)\s*\$?\s*$", re.IGNORECASE)
+_BETWEEN = re.compile(r"between\s*$", re.IGNORECASE)
+_REFUSAL = re.compile(
+    r"\b(?:i\s*(?:can(?:no|')t|cannot|am unable|'m unable|am not able|'m not able|won'?t|will not|"
+    r"do not|don'?t)\s+(?:provide|give|make|answer|estimate|help|determine|assist|predict)|"
+    r"i'?m sorry|i apologi[sz]e|as an ai|not appropriate|unable to (?:provide|determine|estimate))",
+    re.IGNORECASE,
+)
+_REPEAT = re.compile(r"\b(\w+)(?:\W+\1\b){3,}", re.IGNORECASE)
+_SENTENCE_END = re.compile(r"(?<!\d)[.!?](?!\d)|\n")
+
+
+@dataclass(frozen=True)
+class Parsed:
+    value: float
+    kind: str
+
+    @property
+    def anomaly(self) -> bool:
+        return self.kind != "ok"
+
+
+def _to_float(m: re.Match[str], percent: str) -> float:
+    v = float(m.group("num").replace(",", ""))
+    mult = (m.group("mult") or "").lower()
+    v *= _MULT.get(mult, 1.0)
+    if m.group("sign"):
+        v = -v
+    if m.group("pct") and percent == "fraction":
+        v /= 100.0
+    return v
+
+
+def find_numbers(text: str, percent: str = "keep") -> list[tuple[float, int, int]]:
+    """All numbers in ``text`` as (value, start, end)."""
+    out = []
+    for m in _NUM.finditer(text):
+        try:
+            out.append((_to_float(m, percent), m.start(), m.end()))
+        except (ValueError, OverflowError):
+            continue
+    return [(v, s, e) for v, s, e in out if math.isfinite(v)]
+
+
+def parse_answer(text: object, low: float = -math.inf, high: float = math.inf, percent: str = "keep") -> Parsed:
+    """Parse one answer; never raises (non-strings are ``no_number``)."""
+    try:
+        return _parse(text, low, high, percent)
+    except Exception:  # pragma: no cover - defensive: parsing must never crash a job
+        return Parsed(math.nan, "no_number")
+
+
+def _parse(text: object, low: float, high: float, percent: str) -> Parsed:
+    if not isinstance(text, str):
+        return Parsed(math.nan, "no_number")
+    text = text.replace("\u00a0", " ")
+    if _REPEAT.search(text):
+        return Parsed(math.nan, "repetition")
+    nums = find_numbers(text, percent)
+    first_num_at = nums[0][1] if nums else len(text)
+    if _REFUSAL.search(text[:first_num_at]):
+        return Parsed(math.nan, "refusal")
+    if not nums:
+        return Parsed(math.nan, "no_number")
+    value, _, end = nums[0]
+    sentence_end = _SENTENCE_END.search(text, end)
+    limit = sentence_end.start() if sentence_end else len(text)
+    same_sentence = [n for n in nums[1:] if n[1] < limit]
+    if same_sentence:
+        v2, s2, _ = same_sentence[0]
+        between = text[end:s2]
+        if _RANGE_SEP.match(between) or (_BETWEEN.search(text[: nums[0][1]]) and re.match(r"^\s*and\s*\$?\s*$", between)):
+            value = (value + v2) / 2.0
+            same_sentence = [n for n in same_sentence[1:] if n[0] != v2]
+        if any(abs(n[0] - value) > 1e-12 * max(1.0, abs(value)) for n in same_sentence):
+            return Parsed(value, "multiple_numbers")
+    if not (low <= value <= high):
+        return Parsed(value, "out_of_range")
+    return Parsed(value, "ok")
+
+
+def number_complete(text: str) -> bool:
+    """True once an answer's first number can no longer grow (for early stopping).
+
+    The number is complete when a sentence end, a newline or a word that is not a
+    multiplier ("k", "million", ...) follows it.
+    """
+    m = _NUM.search(text)
+    if not m:
+        return False
+    rest = text[m.end():]
+    if re.match(r"^[\d,.]*$", rest):  # "1,2" / "1200." may still grow
+        return False
+    if re.match(r"^\.\s", rest) or rest.startswith("\n") or re.match(r"^[!?;)]", rest):
+        return True
+    word = re.match(r"^\s*([A-Za-z]+)", rest)
+    if word and word.group(1).lower() not in _MULT and word.group(1).lower() != "percent":
+        return True
+    return bool(re.match(r"^\s+\S+\s", rest)) and not word
