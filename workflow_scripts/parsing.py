@@ -45,7 +45,7 @@ _REFUSAL = re.compile(
     re.IGNORECASE,
 )
 _REPEAT = re.compile(r"\b(\w+)(?:\W+\1\b){3,}", re.IGNORECASE)
-_SENTENCE_END = re.compile(r"(?<!\d)[.!?](?!\d)|\n")
+_SENTENCE_END = re.compile(r"[.!?](?=\s|\Z)|\n")
 
 
 @dataclass(frozen=True)
@@ -127,7 +127,7 @@ def number_complete(text: str) -> bool:
     if not m:
         return False
     rest = text[m.end():]
-    if re.match(r"^[\d,.]*$", rest):  # "1,2" / "1200." may still grow
+    if re.fullmatch(r"[\d,.]*", rest):  # "1,2" / "1200." may still grow
         return False
     if re.match(r"^\.\s", rest) or rest.startswith("\n") or re.match(r"^[!?;)]", rest):
         return True

@@ -72,7 +72,7 @@ def sample_batch(model: Any, tok: Any, texts: Sequence[str], seeds: Sequence[int
         mask = torch.cat([mask, torch.ones((n, 1), dtype=mask.dtype, device=device)], dim=1)
         pos = pos[:, -1:] + 1
         out = model(input_ids=nxt[:, None].to(device), attention_mask=mask, position_ids=pos,
-                    past_key_values=out.past_key_values, use_cache=True, logits_to_keep=1)
+                    cache=out.cache, use_cache=True, logits_to_keep=1)
     return [(tok.decode(g, skip_special_tokens=True), len(g)) for g in generated]
 
 

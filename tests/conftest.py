@@ -1,0 +1,61 @@
+"""Shared fixtures: the tiny model and helpers to run the workflow in a scratch directory."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from tiny_model import build_tiny_model  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_model_dir):
+    from workflow_scripts.modeling import load_model
+
+    return load_model(tiny_model_dir, dtype="float32", device="cpu", threads=1)
+
+
+def default_config() -> dict:
+    return yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+
+
+def tiny_config(model_dir: Path, **changes) -> dict:
+    """The default config pointed at the tiny model, with two small contexts."""
+    cfg = default_config()
+    cfg["model"] = {"name": "tiny", "source": str(model_dir), "dtype": "float32", "device": "cpu"}
+    cfg["contexts"] = ["purchase-bicycle", "hiring-lawyer"]
+    cfg["samples_per_name"] = 2
+    cfg["context_overrides"] = {c: {"range": [0, 1e15]} for c in cfg["contexts"]}
+    cfg["resources"] = {"model_threads": 1}
+    cfg["analysis"] = {"winsorize": [1, 99], "n_boot": 200}
+    cfg.update(changes)
+    return cfg
+
+
+def run_snakemake(workdir: Path, config: dict | None = None, *args: str, check: bool = True,
+                  timeout: int = 900) -> subprocess.CompletedProcess:
+    """Run the repository's Snakefile with ``workdir`` as working directory."""
+    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "--cores", "2"]
+    if config is not None:
+        cfgfile = workdir / "test_config.yaml"
+        cfgfile.write_text(yaml.safe_dump(config))
+        cmd += ["--configfile", str(cfgfile)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd + list(args), capture_output=True, text=True, timeout=timeout, env=env)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
+    return proc

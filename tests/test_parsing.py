@@ -1,0 +1,92 @@
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from workflow_scripts.parsing import KINDS, find_numbers, number_complete, parse_answer
+
+
+@pytest.mark.parametrize("text,value", [
+    ("$1,200", 1200.0),
+    ("1200.", 1200.0),
+    ("1.2k", 1200.0),
+    ("$1.5 million", 1.5e6),
+    ("around 300 dollars", 300.0),
+    ("  450", 450.0),
+    ("42,000. To be fair", 42000.0),
+    ("2 million USD", 2e6),
+    ("$3.5B", 3.5e9),
+    ("0.65", 0.65),
+    (".5", 0.5),
+    ("between 200 and 300", 250.0),
+    ("200-300 dollars", 250.0),
+    ("$200 to $300", 250.0),
+    ("1,500. That leaves room to negotiate to 1,800.", 1500.0),
+    ("I would offer 500 dollars\nor 600 if pressed", 500.0),
+])
+def test_parses_numbers(text, value):
+    p = parse_answer(text)
+    assert p.kind == "ok", p
+    assert p.value == pytest.approx(value)
+
+
+@pytest.mark.parametrize("text,kind", [
+    ("I'm sorry, but I can't provide an estimate based on a name.", "refusal"),
+    ("As an AI, I cannot determine that. 0", "refusal"),
+    ("I cannot provide that", "refusal"),
+    ("It depends on the condition of the bike.", "no_number"),
+    ("", "no_number"),
+    ("$", "no_number"),
+    ("10,000, which is $10", "multiple_numbers"),
+    ("3.25, but I'm currently offering 1", "multiple_numbers"),
+    ("the the the the bike", "repetition"),
+    ("100 100 100 100 100", "repetition"),
+])
+def test_anomaly_kinds(text, kind):
+    assert parse_answer(text).kind == kind
+
+
+def test_malformed_inputs_are_anomalies_not_errors():
+    for bad in [None, 12, b"123", float("nan"), ["1"], "\x00\x01", "1" * 5000, "9" * 400 + ".5"]:
+        p = parse_answer(bad, 0, 10)
+        assert p.kind in KINDS
+        assert p.anomaly
+
+
+def test_range_and_percent():
+    assert parse_answer("5", 10, 100).kind == "out_of_range"
+    assert parse_answer("5", 10, 100).value == 5.0  # value kept for inspection
+    assert parse_answer("65%", percent="fraction").value == pytest.approx(0.65)
+    assert parse_answer("65%", percent="keep").value == pytest.approx(65.0)
+    assert parse_answer("1.5", 0, 1).kind == "out_of_range"
+
+
+def test_find_numbers_positions():
+    nums = find_numbers("pay $1,200 or 1.5k")
+    assert [v for v, _, _ in nums] == [1200.0, 1500.0]
+
+
+@pytest.mark.parametrize("text,done", [
+    ("1,2", False), ("1200.", False), ("1200", False), ("1.5 million", False),
+    ("1.5 million dollars", True), ("1200. I", True), ("1200 USD", True), ("20\n", True), ("no number", False),
+])
+def test_number_complete(text, done):
+    assert number_complete(text) is done
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(max_size=80), st.floats(allow_nan=False, allow_infinity=False),
+       st.floats(allow_nan=False, allow_infinity=False), st.sampled_from(["keep", "fraction"]))
+def test_parser_never_raises(text, a, b, percent):
+    p = parse_answer(text, min(a, b), max(a, b), percent)
+    assert p.kind in KINDS
+    assert p.kind != "ok" or math.isfinite(p.value)
+    number_complete(text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(min_value=0, max_value=10**9))
+def test_formatted_integers_roundtrip(n):
+    assert parse_answer(f"${n:,}").value == n
+    assert parse_answer(f"{n}.").value == n

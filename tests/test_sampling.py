@@ -1,0 +1,58 @@
+import numpy as np
+import pytest
+import torch
+
+from workflow_scripts.modeling import chat_text, eos_token_ids
+from workflow_scripts.parsing import number_complete
+from workflow_scripts.sampling import Sampling, _gumbel_rows, sample_all, sample_batch
+
+NAMES = ["Jamal Washington", "Jake Becker", "Emily Becker", "Tanisha Washington", "DeAndre Washington"]
+
+
+def _texts(tok, n=10):
+    return [chat_text(tok, f"I want to buy a car from {NAMES[i % len(NAMES)]}. Offer?", "My initial offer is $")
+            for i in range(n)]
+
+
+def test_greedy_matches_transformers_generate(tiny_model):
+    """Our KV-cache loop with left padding equals HF generate, prompt by prompt."""
+    model, tok = tiny_model
+    texts = _texts(tok, 5)
+    ours = sample_batch(model, tok, texts, [0] * 5, Sampling(temperature=0, max_new_tokens=6), eos_ids=set())
+    for text, (answer, n) in zip(texts, ours):
+        enc = tok(text, return_tensors="pt", add_special_tokens=False)
+        ref = model.generate(**enc, max_new_tokens=6, do_sample=False, eos_token_id=None, pad_token_id=tok.pad_token_id)
+        assert answer == tok.decode(ref[0, enc.input_ids.shape[1]:], skip_special_tokens=True)
+        assert n == 6
+
+
+def test_seeded_answers_repeat_and_do_not_depend_on_batch_size(tiny_model):
+    model, tok = tiny_model
+    texts, seeds = _texts(tok, 12), list(range(100, 112))
+    eos = eos_token_ids(model, tok)
+    runs = [sample_all(model, tok, texts, seeds, Sampling(batch_size=bs, max_new_tokens=8), eos, number_complete)
+            for bs in (12, 12, 5, 1)]
+    assert runs[0] == runs[1] == runs[2] == runs[3]
+    other = sample_all(model, tok, texts, [s + 1 for s in seeds], Sampling(max_new_tokens=8), eos, number_complete)
+    assert other != runs[0]
+
+
+def test_gumbel_max_samples_the_softmax():
+    logits = torch.tensor([2.0, 1.0, 0.0, -1.0, 0.5])
+    temperature = 0.6
+    n = 20000
+    gens = [torch.Generator().manual_seed(i) for i in range(n)]
+    draws = (logits / temperature + _gumbel_rows(gens, 5)).argmax(-1).numpy()
+    freq = np.bincount(draws, minlength=5) / n
+    expected = torch.softmax(logits / temperature, -1).numpy()
+    assert freq == pytest.approx(expected, abs=0.012)
+
+
+def test_early_stop_cuts_after_the_number(tiny_model):
+    model, tok = tiny_model
+    texts = _texts(tok, 6)
+    long = sample_batch(model, tok, texts, list(range(6)), Sampling(max_new_tokens=10), set())
+    short = sample_batch(model, tok, texts, list(range(6)), Sampling(max_new_tokens=10), set(), number_complete)
+    for (a, _), (b, nb) in zip(long, short):
+        assert a.startswith(b)  # same draws, only truncated
+        assert nb == 10 or number_complete(b)

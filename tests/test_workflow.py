@@ -1,0 +1,78 @@
+"""The workflow through Snakemake itself: tiny-model run, dry-run, lint, bad config."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import REPO, default_config, run_snakemake, tiny_config
+
+TABLE_COLUMNS = ["n_white", "n_black", "mean_white", "mean_black", "diff", "smd", "smd_ci_low", "smd_ci_high",
+                 "mwu_p", "anomaly_rate"]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tiny_model_dir, tmp_path_factory):
+    work = tmp_path_factory.mktemp("wf")
+    run_snakemake(work, tiny_config(tiny_model_dir))
+    return work
+
+
+def test_tiny_workflow_produces_tables(tiny_run):
+    work = tiny_run
+    table = pd.read_csv(work / "results/tables/baseline_bias.csv")
+    assert list(table.context) == ["purchase-bicycle", "hiring-lawyer"]
+    assert set(TABLE_COLUMNS) <= set(table.columns)
+    by_gender = pd.read_csv(work / "results/tables/baseline_bias_by_gender.csv")
+    assert len(by_gender) == 4 and set(by_gender.gender) == {"man", "woman"}
+    for ctx in table.context:
+        prompts = pd.read_parquet(work / f"results/prompts/{ctx}.parquet")
+        assert len(prompts) == 40 * 2
+        answers = pd.read_parquet(work / f"results/baseline/{ctx}.parquet")
+        assert {"response", "value", "kind", "anomaly", "outcome", "seed"} <= set(answers.columns)
+        assert len(answers) == len(prompts)
+        row = table.set_index("context").loc[ctx]
+        assert row.n_white + row.n_black == int((~answers.anomaly).sum())
+        assert row.anomaly_rate == pytest.approx(answers.anomaly.mean())
+        assert (work / f"logs/generate_baseline/{ctx}.log").stat().st_size > 0
+    assert not list((work / "results").rglob(".*.tmp-*")), "temporary files left behind"
+    assert (work / "results/model/tiny/prunebias_model.json").exists()
+
+
+def test_rerun_is_a_no_op(tiny_run, tiny_model_dir):
+    proc = run_snakemake(tiny_run, tiny_config(tiny_model_dir), "-n")
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_default_config_dry_run(tmp_path):
+    cfg = default_config()
+    proc = run_snakemake(tmp_path, cfg, "-n")
+    out = proc.stdout + proc.stderr
+    for rule, count in [("prepare_model", 1), ("make_prompts", len(cfg["contexts"])),
+                        ("generate_baseline", len(cfg["contexts"])), ("summarize_baseline", 1)]:
+        assert any(line.split() == [rule, str(count)] for line in out.splitlines()), (rule, out[-2000:])
+    assert not (tmp_path / "results").exists()
+
+
+def test_lint_is_clean():
+    proc = run_snakemake(REPO, None, "--lint")
+    assert proc.returncode == 0
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda c: c.update(modle={"name": "x"}), "modle"),
+    (lambda c: c.update(samples_per_name=0), "samples_per_name"),
+    (lambda c: c.update(contexts=["purchase-spaceship"]), "unknown variation 'spaceship'"),
+    (lambda c: c.update(contexts=["Purchase Car"]), "Purchase Car"),
+    (lambda c: c["model"].update(source="/nonexistent/model"), "does not exist"),
+    (lambda c: c.update(context_overrides={"purchase-car": {"template": "Buy a car."}}), "exactly once"),
+    (lambda c: c.update(names_file="data/names/missing.csv"), "names file not found"),
+    (lambda c: c["analysis"].update(winsorize=[99, 1]), "winsorize"),
+])
+def test_bad_config_fails_before_any_job(tmp_path, change, message):
+    cfg = default_config()
+    change(cfg)
+    proc = run_snakemake(tmp_path, cfg, "-n", check=False)
+    assert proc.returncode != 0
+    assert message in proc.stdout + proc.stderr
+    assert not (tmp_path / "results").exists()
