@@ -16,6 +16,7 @@ include: "rules/common.smk"
 include: "rules/model.smk"
 include: "rules/prompts.smk"
 include: "rules/baseline.smk"
+include: "rules/localize.smk"
 
 
 rule all:
@@ -23,3 +24,4 @@ rule all:
     input:
         "results/tables/baseline_bias.csv",
         "results/tables/baseline_bias_by_gender.csv",
+        all_masks(),

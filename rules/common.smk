@@ -33,14 +33,36 @@ def _preflight():
         if win is not None and not win[0] < win[1]:
             raise ConfigError("config: analysis.winsorize", f"{win} is not [lower, upper] with lower < upper",
                               "write e.g. [1, 99], or null to switch winsorizing off")
+        pools = resolve_pools(contexts, base)
         src = resolve_source(config["model"]["source"])
         check_hub_cached(src, config["model"]["allow_download"])
     except ConfigError as exc:
         raise WorkflowError(f"Invalid input: {exc}") from None
-    return contexts
+    return contexts, pools
 
 
-CONTEXTS = _preflight()
+def resolve_pools(contexts, base):
+    """Pool name -> member contexts; every member must be a selected context."""
+    from workflow_scripts.contexts import load_yaml
+
+    sets = load_yaml(base / config["context_sets_file"]) or {}
+    pools = {}
+    for pool, entries in config["localization"]["pools"].items():
+        members = []
+        for e in entries:
+            members.extend(sets[e] if e in sets else [e])
+        for m in members:
+            if m not in contexts:
+                raise ConfigError(f"config: localization.pools.{pool}", f"'{m}' is not a selected context",
+                                  "add it to contexts (or context_sets), or remove it from the pool")
+        if len(set(members)) < 2:
+            raise ConfigError(f"config: localization.pools.{pool}", "a pool needs at least two contexts",
+                              "list two or more contexts")
+        pools[pool] = list(dict.fromkeys(members))
+    return pools
+
+
+CONTEXTS, POOLS = _preflight()
 MODEL_DIR = f"results/model/{config['model']['name']}"
 RES = config["resources"]
 
@@ -62,3 +84,35 @@ def model_resources():
         if RES["gpu_model"]:
             res["gpu_model"] = RES["gpu_model"]
     return res
+
+
+LOC = config["localization"]
+NEURON_VARIANTS = [
+    f"{d}_b{pb:g}_w{pw:g}_{LOC['neurons']['selection']}"
+    for d in LOC["neurons"]["directions"]
+    for pb, pw in LOC["neurons"]["p"]
+]
+HEAD_VARIANTS = [f"{s}_k{k}" for s in LOC["heads"]["scores"] for k in LOC["heads"]["k"]]
+# Mask sources: every context, pooled@POOL (scored on the pool's prompts) and
+# common@POOL (combined from the members' masks).
+SCORED_SOURCES = list(CONTEXTS) + [f"pooled@{p}" for p in POOLS if "pooled" in LOC["pool_masks"]]
+COMMON_SOURCES = [f"common@{p}" for p in POOLS if "common" in LOC["pool_masks"]]
+
+
+def source_contexts(source):
+    """The contexts whose prompts a mask source is learned on."""
+    if "@" in source:
+        return POOLS[source.split("@", 1)[1]]
+    return [source]
+
+
+def all_masks():
+    return expand(
+        "results/masks/neurons/{variant}/{source}.npz",
+        variant=NEURON_VARIANTS,
+        source=SCORED_SOURCES + COMMON_SOURCES,
+    ) + expand(
+        "results/masks/heads/{variant}/{source}.npz",
+        variant=HEAD_VARIANTS,
+        source=SCORED_SOURCES + COMMON_SOURCES,
+    )

@@ -1,0 +1,89 @@
+rule cache_activations:
+    input:
+        answers="results/baseline/{context}.parquet",
+        model=MODEL_DIR,
+    output:
+        activations="results/activations/{context}.parquet",
+        heads="results/head_attention/{context}.parquet",
+    params:
+        batch_size=LOC["batch_size"],
+        dtype=config["model"]["dtype"],
+        device=config["model"]["device"],
+    threads: RES["model_threads"]
+    resources:
+        **model_resources(),
+    log:
+        "logs/cache_activations/{context}.log",
+    benchmark:
+        "results/benchmarks/cache_activations/{context}.tsv"
+    conda:
+        "../envs/prunebias.yaml"
+    script:
+        "../workflow_scripts/cache_activations.py"
+
+
+rule score_neurons:
+    input:
+        activations=lambda wc: expand("results/activations/{c}.parquet", c=source_contexts(wc.source)),
+        model=MODEL_DIR,
+    output:
+        expand("results/masks/neurons/{variant}/{{source}}.npz", variant=NEURON_VARIANTS),
+    params:
+        contexts=lambda wc: source_contexts(wc.source),
+        combine=lambda wc: "pooled" if "@" in wc.source else "single",
+        device=config["model"]["device"],
+    wildcard_constraints:
+        source="|".join(re.escape(s) for s in SCORED_SOURCES),
+    threads: RES["model_threads"]
+    resources:
+        **model_resources(),
+    log:
+        "logs/score_neurons/{source}.log",
+    benchmark:
+        "results/benchmarks/score_neurons/{source}.tsv"
+    conda:
+        "../envs/prunebias.yaml"
+    script:
+        "../workflow_scripts/score_neurons.py"
+
+
+rule score_heads:
+    input:
+        attention=lambda wc: expand("results/head_attention/{c}.parquet", c=source_contexts(wc.source)),
+        model=MODEL_DIR,
+    output:
+        expand("results/masks/heads/{variant}/{{source}}.npz", variant=HEAD_VARIANTS),
+    params:
+        contexts=lambda wc: source_contexts(wc.source),
+        combine=lambda wc: "pooled" if "@" in wc.source else "single",
+    wildcard_constraints:
+        source="|".join(re.escape(s) for s in SCORED_SOURCES),
+    log:
+        "logs/score_heads/{source}.log",
+    localrule: True
+    conda:
+        "../envs/prunebias.yaml"
+    script:
+        "../workflow_scripts/score_heads.py"
+
+
+rule combine_masks:
+    input:
+        masks=lambda wc: expand(
+            "results/masks/{kind}/{variant}/{c}.npz",
+            kind=wc.kind,
+            variant=wc.variant,
+            c=POOLS[wc.pool],
+        ),
+    output:
+        "results/masks/{kind}/{variant}/common@{pool}.npz",
+    wildcard_constraints:
+        kind="neurons|heads",
+        pool="|".join(re.escape(p) for p in POOLS) or "^$",
+    log:
+        "logs/combine_masks/{kind}/{variant}/{pool}.log",
+    localrule: True
+    conda:
+        "../envs/prunebias.yaml"
+    script:
+        "../workflow_scripts/combine_masks.py"

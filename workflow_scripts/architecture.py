@@ -1,0 +1,74 @@
+"""Which modules of a decoder-only model we hook, score and prune.
+
+Supported: any Hugging Face causal LM whose decoder layers use the Llama module names
+(Llama 2/3, Mistral, Qwen2, SmolLM2, Gemma 3 ...): ``model.layers[i].self_attn.{q,k,v,o}_proj``
+and ``model.layers[i].mlp.{gate,up,down}_proj``, all ``nn.Linear``; grouped-query
+attention is fine (heads are query heads).
+
+Input *sites* (the tensors whose per-channel norms Wanda needs), with the TransformerLens
+hook each corresponds to:
+
+| site       | feeds                | TransformerLens          | width              |
+|------------|----------------------|--------------------------|--------------------|
+| `attn_in`  | q_proj, k_proj, v_proj | `blocks.L.ln1.hook_normalized` | hidden         |
+| `attn_z`   | o_proj               | `blocks.L.attn.hook_z` (flattened) | heads x head_dim |
+| `mlp_in`   | gate_proj, up_proj   | `blocks.L.ln2.hook_normalized` | hidden         |
+| `mlp_post` | down_proj            | `blocks.L.mlp.hook_post` | intermediate       |
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from workflow_scripts.errors import ConfigError
+
+SITES = {"attn_in": ("self_attn", "q_proj"), "attn_z": ("self_attn", "o_proj"),
+         "mlp_in": ("mlp", "gate_proj"), "mlp_post": ("mlp", "down_proj")}
+MODULES = {"q_proj": ("self_attn", "attn_in"), "k_proj": ("self_attn", "attn_in"),
+           "v_proj": ("self_attn", "attn_in"), "o_proj": ("self_attn", "attn_z"),
+           "gate_proj": ("mlp", "mlp_in"), "up_proj": ("mlp", "mlp_in"), "down_proj": ("mlp", "mlp_post")}
+
+
+@dataclass(frozen=True)
+class Geometry:
+    n_layers: int
+    n_heads: int
+    n_kv_heads: int
+    head_dim: int
+    hidden: int
+
+
+def decoder_layers(model: Any) -> Any:
+    """The list of decoder layers, or a ConfigError naming what is missing."""
+    inner = getattr(model, "model", None)
+    layers = getattr(inner, "layers", None)
+    if layers is None:
+        raise ConfigError(f"model {type(model).__name__}", "has no `model.layers` list of decoder layers",
+                          "use a Llama-style causal LM (Llama, Mistral, Qwen2, SmolLM2, Gemma 3)")
+    return layers
+
+
+def check_architecture(model: Any) -> Geometry:
+    """Refuse models whose layers lack the Llama module names; return head geometry."""
+    import torch.nn as nn
+
+    layers = decoder_layers(model)
+    for i, layer in enumerate(layers):
+        for mod, (block, _) in MODULES.items():
+            parent = getattr(layer, block, None)
+            lin = getattr(parent, mod, None)
+            if not isinstance(lin, nn.Linear):
+                raise ConfigError(f"model {type(model).__name__}",
+                                  f"layer {i} has no nn.Linear `{block}.{mod}`",
+                                  "use a model with Llama module names (q/k/v/o_proj, gate/up/down_proj)")
+    cfg = model.config
+    n_heads = cfg.num_attention_heads
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // n_heads
+    return Geometry(len(layers), n_heads, getattr(cfg, "num_key_value_heads", None) or n_heads, head_dim,
+                    cfg.hidden_size)
+
+
+def linear(model: Any, layer: int, module: str) -> Any:
+    block, _ = MODULES[module]
+    return getattr(getattr(decoder_layers(model)[layer], block), module)

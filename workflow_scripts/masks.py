@@ -1,0 +1,97 @@
+"""Mask files: which weights or heads to remove, in a compact, self-describing format.
+
+A mask is one ``.npz`` file (numpy's zip of arrays, compressed):
+
+- ``__meta__``: a JSON string with ``format`` ("prunebias-mask/1"), ``kind``
+  ("neurons" | "heads"), ``model`` (the identity from ``prunebias_model.json``),
+  ``method`` details (direction, p_black, p_white, selection / score, k), ``sources``
+  (the contexts it was learned on), ``combine`` ("single" | "pooled" | "common"),
+  per-module ``counts`` and ``shapes``, and ``n_pruned`` / ``n_total``.
+- neuron masks: one array per linear module, key ``layers.{L}.{module}``
+  (module = q_proj ... down_proj): the boolean mask of the weight matrix (out x in),
+  bit-packed with ``np.packbits`` over the flattened matrix (1 = prune).
+- head masks: ``heads``, a bool array (layers x query heads), and ``scores``, the
+  float32 ranking scores the heads were chosen by.
+
+``read_mask`` returns the meta and the unpacked boolean arrays; ``check_model`` refuses
+a mask made for another model.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from workflow_scripts.errors import ConfigError
+from workflow_scripts.files import atomic_path
+
+FORMAT = "prunebias-mask/1"
+
+
+@dataclass
+class Mask:
+    meta: dict[str, Any]
+    arrays: dict[str, np.ndarray]  # bool arrays (neurons: per module; heads: "heads") + "scores"
+
+    @property
+    def kind(self) -> str:
+        return self.meta["kind"]
+
+
+def write_mask(path: str | Path, kind: str, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+    """Write a mask atomically; fills counts, shapes and totals into the meta."""
+    payload: dict[str, np.ndarray] = {}
+    counts, shapes = {}, {}
+    for key, arr in arrays.items():
+        if arr.dtype == np.bool_:
+            counts[key] = int(arr.sum())
+            shapes[key] = list(arr.shape)
+            payload[key] = np.packbits(arr.reshape(-1)) if kind == "neurons" else arr
+        else:
+            payload[key] = arr.astype(np.float32)
+    full = {**meta, "format": FORMAT, "kind": kind, "counts": counts, "shapes": shapes,
+            "n_pruned": int(sum(counts.values())), "n_total": int(sum(int(np.prod(s)) for s in shapes.values()))}
+    payload["__meta__"] = np.array(json.dumps(full, sort_keys=True))
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, **payload)
+
+
+def read_mask(path: str | Path) -> Mask:
+    """Read a mask file, unpacking bits; errors name the file."""
+    p = Path(path)
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            meta = json.loads(str(z["__meta__"]))
+            if meta.get("format") != FORMAT:
+                raise ValueError(f"format {meta.get('format')!r}")
+            arrays = {}
+            for key, shape in meta["shapes"].items():
+                raw = z[key]
+                if meta["kind"] == "neurons":
+                    n = int(np.prod(shape))
+                    arrays[key] = np.unpackbits(raw, count=n).astype(bool).reshape(shape)
+                else:
+                    arrays[key] = raw.astype(bool)
+            if "scores" in z.files:
+                arrays["scores"] = z["scores"]
+    except FileNotFoundError:
+        raise ConfigError(str(p), "mask file not found", "run snakemake to build it")
+    except Exception as exc:
+        raise ConfigError(str(p), f"not a readable prunebias mask ({exc.__class__.__name__}: {exc})",
+                          "delete the file and rerun snakemake") from exc
+    return Mask(meta, arrays)
+
+
+def check_model(mask: Mask, identity: dict[str, Any], where: str) -> None:
+    """Refuse a mask learned on a different model (name, config hash or shapes)."""
+    m = mask.meta.get("model", {})
+    for key in ("config_sha256", "n_layers", "n_heads"):
+        if m.get(key) != identity.get(key):
+            raise ConfigError(where, f"mask was made for model '{m.get('name')}' ({key} {m.get(key)!r}), "
+                              f"not for '{identity.get('name')}' ({identity.get(key)!r})",
+                              "delete the stale masks (results/masks) and rerun snakemake")

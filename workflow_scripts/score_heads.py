@@ -1,0 +1,83 @@
+"""Stage 4b: attention-head masks for one source -> ``results/masks/heads/{variant}/{source}.npz``.
+
+Each head's score comes from the cached attention mass on the name's tokens, averaged
+over the White and over the Black prompts of the source's contexts: ``sum`` (White +
+Black, the paper) or ``diff`` (|White - Black|). The mask is the top-k heads (one-shot).
+"""
+
+import sys
+from pathlib import Path
+
+if "snakemake" in globals():  # run by Snakemake's script: directive
+    sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # type: ignore[name-defined]  # noqa: F821
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from workflow_scripts.errors import ConfigError
+from workflow_scripts.scoring import head_scores, top_k_heads
+
+VARIANT = re.compile(r"^(?P<score>sum|diff)_k(?P<k>\d+)$")
+
+
+def head_variant(score: str, k: int) -> str:
+    return f"{score}_k{k}"
+
+
+def parse_variant(name: str) -> dict[str, Any]:
+    m = VARIANT.match(name)
+    if not m:
+        raise ValueError(f"not a head mask variant: {name!r}")
+    return {"score": m["score"], "k": int(m["k"])}
+
+
+def group_attention(paths: Iterable[str | Path], n_layers: int, n_heads: int) -> dict[str, torch.Tensor]:
+    """Mean name-attention (layers x heads) per race over the prompts of all files."""
+    from workflow_scripts.files import read_parquet
+
+    frames = [read_parquet(p, ["race", "attn", "n_answer_tokens"]) for p in paths]
+    df = pd.concat(frames, ignore_index=True)
+    df = df[df["n_answer_tokens"] > 0]
+    out = {}
+    for race in ("white", "black"):
+        sub = df[df["race"] == race]
+        if sub.empty:
+            raise ConfigError(", ".join(map(str, paths)), f"no prompts with race '{race}' and a non-empty answer",
+                              "check the names file and the baseline answers")
+        arr = np.stack(sub["attn"].to_numpy())
+        if arr.shape[1] != n_layers * n_heads:
+            raise ConfigError(str(paths), f"attention cache has {arr.shape[1]} heads, model {n_layers * n_heads}",
+                              "delete results/head_attention and rerun")
+        out[race] = torch.from_numpy(arr.mean(0).reshape(n_layers, n_heads))
+    return out
+
+
+def main(smk) -> None:  # pragma: no cover - exercised through snakemake in tests
+    import json
+
+    from workflow_scripts.logs import setup_logging
+    from workflow_scripts.masks import write_mask
+    from workflow_scripts.modeling import IDENTITY_FILE
+
+    log = setup_logging(smk.log[0], "prunebias.score_heads")
+    identity = json.loads((Path(smk.input.model) / IDENTITY_FILE).read_text())
+    att = group_attention(smk.input.attention, identity["n_layers"], identity["n_heads"])
+    for path in smk.output:
+        v = parse_variant(Path(path).parent.name)
+        scores = head_scores(att["white"], att["black"], v["score"])
+        heads = top_k_heads(scores, v["k"])
+        meta = {"model": identity, "method": {"name": "heads", **v}, "source": smk.wildcards.source,
+                "sources": list(smk.params.contexts), "combine": smk.params.combine,
+                "white_mean": att["white"].tolist(), "black_mean": att["black"].tolist()}
+        write_mask(path, "heads", meta, {"heads": heads.numpy(), "scores": scores.numpy()})
+        chosen = [(int(i) // identity["n_heads"], int(i) % identity["n_heads"]) for i in heads.flatten().nonzero()]
+        log.info("%s %s: heads (layer, head) %s", smk.wildcards.source, Path(path).parent.name, chosen)
+
+
+if "snakemake" in globals():
+    main(snakemake)  # type: ignore[name-defined]  # noqa: F821
