@@ -7,6 +7,7 @@ rule cache_activations:
         heads="results/head_attention/{context}.parquet",
     params:
         batch_size=LOC["batch_size"],
+        max_samples_per_name=LOC["max_samples_per_name"],
         dtype=config["model"]["dtype"],
         device=config["model"]["device"],
     threads: RES["model_threads"]

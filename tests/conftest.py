@@ -42,6 +42,9 @@ def tiny_config(model_dir: Path, **changes) -> dict:
     cfg["context_overrides"] = {c: {"range": [0, 1e15]} for c in cfg["contexts"]}
     cfg["resources"] = {"model_threads": 1}
     cfg["analysis"] = {"winsorize": [1, 99], "n_boot": 200}
+    cfg["localization"] = {"batch_size": 8, "neurons": {"directions": ["black", "white"], "p": [[15, 15], [40, 35]]},
+                           "heads": {"scores": ["sum", "diff"], "k": [3]},
+                           "pools": {"both": list(cfg["contexts"])}, "pool_masks": ["common", "pooled"]}
     cfg.update(changes)
     return cfg
 

@@ -39,6 +39,29 @@ def test_tiny_workflow_produces_tables(tiny_run):
     assert (work / "results/model/tiny/prunebias_model.json").exists()
 
 
+def test_tiny_workflow_produces_masks(tiny_run):
+    from workflow_scripts.masks import read_mask
+
+    work = tiny_run
+    acts = pd.read_parquet(work / "results/activations/purchase-bicycle.parquet")
+    assert len(acts) == 80 * 2 * 4  # prompts x layers x sites
+    variants = ["black_b15_w15_global", "black_b40_w35_global", "white_b15_w15_global", "white_b40_w35_global"]
+    for v in variants:
+        per_ctx = [read_mask(work / f"results/masks/neurons/{v}/{c}.npz") for c in ("purchase-bicycle", "hiring-lawyer")]
+        common = read_mask(work / f"results/masks/neurons/{v}/common@both.npz")
+        pooled = read_mask(work / f"results/masks/neurons/{v}/pooled@both.npz")
+        assert common.meta["sources"] == ["purchase-bicycle", "hiring-lawyer"]
+        assert pooled.meta["sources"] == ["purchase-bicycle", "hiring-lawyer"] and pooled.meta["combine"] == "pooled"
+        for key, arr in common.arrays.items():
+            assert (arr == (per_ctx[0].arrays[key] & per_ctx[1].arrays[key])).all()
+        assert per_ctx[0].meta["n_total"] == 2 * (32 * 32 * 2 + 32 * 16 * 2 + 3 * 32 * 64)
+        assert 0 < per_ctx[0].meta["n_pruned"] < per_ctx[0].meta["n_total"]
+    for v in ["sum_k3", "diff_k3"]:
+        for src in ["purchase-bicycle", "hiring-lawyer", "pooled@both", "common@both"]:
+            m = read_mask(work / f"results/masks/heads/{v}/{src}.npz")
+            assert m.arrays["heads"].shape == (2, 4) and m.arrays["heads"].sum() == 3
+
+
 def test_rerun_is_a_no_op(tiny_run, tiny_model_dir):
     proc = run_snakemake(tiny_run, tiny_config(tiny_model_dir), "-n")
     assert "Nothing to be done" in proc.stdout + proc.stderr

@@ -185,6 +185,8 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
     answers = read_parquet(smk.input.answers, ["prompt", "answer_prefix", "response", "name", "race", "sample"])
     answers = answers.reset_index(drop=True)
     answers["row"] = np.arange(len(answers), dtype=np.int64)
+    if smk.params.max_samples_per_name is not None:  # bound the cache for big sampling configs
+        answers = answers[answers["sample"] < smk.params.max_samples_per_name].reset_index(drop=True)
     model, tok = load_model(smk.input.model, smk.params.dtype, smk.params.device, smk.threads,
                             attn_implementation="eager")
     t0 = time.perf_counter()
