@@ -6,6 +6,9 @@ from snakemake.utils import min_version, validate
 min_version("9.0")
 
 
+report: "report/workflow.rst"
+
+
 configfile: "config/config.yaml"
 
 
@@ -17,6 +20,7 @@ include: "rules/model.smk"
 include: "rules/prompts.smk"
 include: "rules/baseline.smk"
 include: "rules/localize.smk"
+include: "rules/evaluate.smk"
 
 
 rule all:
@@ -25,3 +29,4 @@ rule all:
         "results/tables/baseline_bias.csv",
         "results/tables/baseline_bias_by_gender.csv",
         all_masks(),
+        "results/tables/transfer.csv",

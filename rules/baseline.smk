@@ -26,8 +26,16 @@ rule summarize_baseline:
     input:
         answers=expand("results/baseline/{context}.parquet", context=CONTEXTS),
     output:
-        by_context="results/tables/baseline_bias.csv",
-        by_gender="results/tables/baseline_bias_by_gender.csv",
+        by_context=report(
+            "results/tables/baseline_bias.csv",
+            caption="../report/baseline_table.rst",
+            category="Baseline bias",
+        ),
+        by_gender=report(
+            "results/tables/baseline_bias_by_gender.csv",
+            caption="../report/baseline_table.rst",
+            category="Baseline bias",
+        ),
     params:
         winsorize=config["analysis"]["winsorize"],
         n_boot=config["analysis"]["n_boot"],

@@ -41,6 +41,30 @@ def _preflight():
     return contexts, pools
 
 
+def auto_pools(contexts, kinds):
+    """Automatic pools: leave-one-out within a scenario and all-other-scenarios.
+
+    loo_{context}: the other selected variations of its scenario (needs >= 2 of them);
+    others_{scenario}: every selected context of the other scenarios (needs >= 2).
+    """
+    by_scen = {}
+    for c in contexts:
+        by_scen.setdefault(c.split("-")[0], []).append(c)
+    pools = {}
+    if "leave_one_out" in kinds:
+        for scen, members in by_scen.items():
+            for c in members:
+                rest = [m for m in members if m != c]
+                if len(rest) >= 2:
+                    pools[f"loo_{c}"] = {"members": rest, "origin": "leave_one_out", "heldout": c}
+    if "other_scenarios" in kinds:
+        for scen in by_scen:
+            rest = [c for c in contexts if c.split("-")[0] != scen]
+            if len(rest) >= 2:
+                pools[f"others_{scen}"] = {"members": rest, "origin": "other_scenarios", "target_scenario": scen}
+    return pools
+
+
 def resolve_pools(contexts, base):
     """Pool name -> member contexts; every member must be a selected context."""
     from workflow_scripts.contexts import load_yaml
@@ -92,11 +116,35 @@ NEURON_VARIANTS = [
     for d in LOC["neurons"]["directions"]
     for pb, pw in LOC["neurons"]["p"]
 ]
-HEAD_VARIANTS = [f"{s}_k{k}" for s in LOC["heads"]["scores"] for k in LOC["heads"]["k"]]
-# Mask sources: every context, pooled@POOL (scored on the pool's prompts) and
-# common@POOL (combined from the members' masks).
-SCORED_SOURCES = list(CONTEXTS) + [f"pooled@{p}" for p in POOLS if "pooled" in LOC["pool_masks"]]
-COMMON_SOURCES = [f"common@{p}" for p in POOLS if "common" in LOC["pool_masks"]]
+HEAD_VARIANTS = [f"{s}_k{k}" for s in LOC["heads"]["scores"] for k in LOC["heads"]["k"]] + [
+    f"setdiff_k{kb}_{kw}" for kb, kw in LOC["heads"]["setdiff"]
+]
+CONFIGURED_POOLS = POOLS
+AUTO_POOLS = auto_pools(list(CONTEXTS), LOC["auto_pools"])
+POOLS = {**CONFIGURED_POOLS, **{k: v["members"] for k, v in AUTO_POOLS.items()}}
+POOL_INFO = {
+    **{k: {"members": v, "origin": "configured"} for k, v in CONFIGURED_POOLS.items()},
+    **AUTO_POOLS,
+}
+# Mask sources: every context, pooled@POOL (scored on the pool's prompts; configured
+# pools) and common@POOL (combined from the members' masks; configured pools and the
+# automatic leave-one-out / other-scenario pools, as in the paper's levels 2 and 3).
+SCORED_SOURCES = list(CONTEXTS) + [
+    f"pooled@{p}" for p in CONFIGURED_POOLS if "pooled" in LOC["pool_masks"]
+]
+COMMON_SOURCES = [f"common@{p}" for p in CONFIGURED_POOLS if "common" in LOC["pool_masks"]] + [
+    f"common@{p}" for p in AUTO_POOLS
+]
+ALL_SOURCES = SCORED_SOURCES + COMMON_SOURCES
+
+EVAL = config["evaluation"]
+KIND_VARIANTS = {"neurons": NEURON_VARIANTS, "heads": HEAD_VARIANTS}
+METHODS = ["neurons", "heads"] + (["random_neurons", "random_heads"] if EVAL["random_controls"] else [])
+
+
+def mask_kind(method):
+    """neurons / heads for a method name (random controls use the real mask's kind)."""
+    return method.removeprefix("random_")
 
 
 def source_contexts(source):
@@ -107,12 +155,18 @@ def source_contexts(source):
 
 
 def all_masks():
-    return expand(
-        "results/masks/neurons/{variant}/{source}.npz",
-        variant=NEURON_VARIANTS,
-        source=SCORED_SOURCES + COMMON_SOURCES,
-    ) + expand(
-        "results/masks/heads/{variant}/{source}.npz",
-        variant=HEAD_VARIANTS,
-        source=SCORED_SOURCES + COMMON_SOURCES,
-    )
+    return [
+        f"results/masks/{kind}/{variant}/{source}.npz"
+        for kind, variants in KIND_VARIANTS.items()
+        for variant in variants
+        for source in ALL_SOURCES
+    ]
+
+
+def all_evaluations():
+    return [
+        f"results/eval/{method}/{variant}/{source}/info.json"
+        for method in METHODS
+        for variant in KIND_VARIANTS[mask_kind(method)]
+        for source in ALL_SOURCES
+    ]

@@ -78,3 +78,61 @@ def build_tiny_model(out_dir: Path, seed: int = 0, digit_tilt: float = 6.0) -> P
     model.save_pretrained(out_dir, safe_serialization=True)
     tok.save_pretrained(out_dir)
     return out_dir
+
+
+def build_planted_model(out_dir: Path, strength: float = 20.0) -> Path:
+    """A tiny Llama whose answer depends on race through a few known weights.
+
+    Residual dim 31 is set only by the tokens of the Black names' surname "Washington"
+    (embedding). Layer 0 moves it to the answer position through one value channel
+    (v_proj row 0 reads dim 31) and one output column (o_proj[31, 0]); the output head
+    reads dim 31 to favour the digits 2/3, while a constant dim 30 favours 7/8. So Black
+    names get 2 or 3, White names 7 or 8 — unless the pathway is pruned. Digits carry dim
+    29, which makes the next token the end of the answer. Returns ``out_dir``; the
+    planted weights are listed in ``PLANTED``.
+    """
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tok = build_tokenizer(corpus())
+    torch.manual_seed(1)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                      tie_word_embeddings=False, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                      pad_token_id=tok.pad_token_id, initializer_range=0.02)
+    model = LlamaForCausalLM(cfg).eval()
+    wash = set(tok("Washington", add_special_tokens=False).input_ids) | set(
+        tok(" Washington", add_special_tokens=False).input_ids)
+    becker = set(tok("Jake Becker buys a car. $", add_special_tokens=False).input_ids)
+    assert not wash & becker, "surname tokens must not occur in White prompts"
+    digit = {d: tok.convert_tokens_to_ids(str(d)) for d in range(10)}
+    with torch.no_grad():
+        emb = model.model.embed_tokens.weight
+        emb[:, 29:] = 0.0
+        emb[:, 30] = 0.3  # constant: favours 7/8
+        for t in wash:
+            emb[t, 31] = 1.0  # the race signal
+        for d in (2, 3, 7, 8):
+            emb[digit[d], 29] = 1.0  # "an answer digit was just written"
+        for layer in model.model.layers:  # nothing but the planted path writes dims 29-31
+            layer.self_attn.o_proj.weight[29:] = 0.0
+            layer.mlp.down_proj.weight[29:] = 0.0
+        attn0 = model.model.layers[0].self_attn
+        attn0.v_proj.weight[0] = 0.0
+        attn0.v_proj.weight[0, 31] = 1.0
+        attn0.o_proj.weight[31, 0] = strength
+        head = model.lm_head.weight
+        head.normal_(0.0, 0.01)
+        head[:, 29:] = 0.0
+        for d in (2, 3):
+            head[digit[d], 31] = 4.0
+        for d in (7, 8):
+            head[digit[d], 30] = 1.0
+        head[tok.eos_token_id, 29] = 12.0
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir, safe_serialization=True)
+    tok.save_pretrained(out_dir)
+    return out_dir
+
+
+PLANTED = [("layers.0.v_proj", 0, 31), ("layers.0.o_proj", 31, 0)]

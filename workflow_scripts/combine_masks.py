@@ -40,7 +40,7 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
         check_model(m, masks[0].meta["model"], str(p))
     kind = masks[0].kind
     arrays = (intersect_neuron_masks(masks) if kind == "neurons"
-              else common_head_mask(masks, int(masks[0].meta["method"]["k"])))
+              else common_head_mask(masks, int(max(m.arrays["heads"].sum() for m in masks))))
     meta = {"model": masks[0].meta["model"], "method": masks[0].meta["method"], "source": f"common@{smk.wildcards.pool}",
             "sources": [m.meta["source"] for m in masks], "combine": "common"}
     write_mask(smk.output[0], kind, meta, arrays)

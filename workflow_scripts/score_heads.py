@@ -2,7 +2,9 @@
 
 Each head's score comes from the cached attention mass on the name's tokens, averaged
 over the White and over the Black prompts of the source's contexts: ``sum`` (White +
-Black, the paper) or ``diff`` (|White - Black|). The mask is the top-k heads (one-shot).
+Black, the paper) or ``diff`` (|White - Black|), and the mask is the top-k heads
+(one-shot); or ``setdiff``: the top k heads by Black attention minus the top k_white
+by White attention (the paper's final design: top 40 minus top 5).
 """
 
 import sys
@@ -22,10 +24,14 @@ import torch
 from workflow_scripts.errors import ConfigError
 from workflow_scripts.scoring import head_scores, top_k_heads
 
-VARIANT = re.compile(r"^(?P<score>sum|diff)_k(?P<k>\d+)$")
+VARIANT = re.compile(r"^(?P<score>sum|diff)_k(?P<k>\d+)$|^setdiff_k(?P<kb>\d+)_(?P<kw>\d+)$")
 
 
-def head_variant(score: str, k: int) -> str:
+def head_variant(score: str, k: int | list[int]) -> str:
+    """``sum_k10``, ``diff_k10``, or ``setdiff_k40_5`` (top 40 by Black attention minus top 5 by White)."""
+    if score == "setdiff":
+        kb, kw = k
+        return f"setdiff_k{kb}_{kw}"
     return f"{score}_k{k}"
 
 
@@ -33,7 +39,18 @@ def parse_variant(name: str) -> dict[str, Any]:
     m = VARIANT.match(name)
     if not m:
         raise ValueError(f"not a head mask variant: {name!r}")
+    if m["kb"] is not None:
+        return {"score": "setdiff", "k": int(m["kb"]), "k_white": int(m["kw"])}
     return {"score": m["score"], "k": int(m["k"])}
+
+
+def select_heads(white: torch.Tensor, black: torch.Tensor, variant: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(chosen heads, ranking scores) for one variant."""
+    if variant["score"] == "setdiff":
+        chosen = top_k_heads(black, variant["k"]) & ~top_k_heads(white, variant["k_white"])
+        return chosen, black - white
+    scores = head_scores(white, black, variant["score"])
+    return top_k_heads(scores, variant["k"]), scores
 
 
 def group_attention(paths: Iterable[str | Path], n_layers: int, n_heads: int) -> dict[str, torch.Tensor]:
@@ -69,8 +86,7 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
     att = group_attention(smk.input.attention, identity["n_layers"], identity["n_heads"])
     for path in smk.output:
         v = parse_variant(Path(path).parent.name)
-        scores = head_scores(att["white"], att["black"], v["score"])
-        heads = top_k_heads(scores, v["k"])
+        heads, scores = select_heads(att["white"], att["black"], v)
         meta = {"model": identity, "method": {"name": "heads", **v}, "source": smk.wildcards.source,
                 "sources": list(smk.params.contexts), "combine": smk.params.combine,
                 "white_mean": att["white"].tolist(), "black_mean": att["black"].tolist()}

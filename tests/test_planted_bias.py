@@ -1,0 +1,61 @@
+"""A bias planted by hand into a tiny model must be found, pruned, and removed.
+
+tests/tiny_model.py: build_planted_model routes the surname "Washington" through two
+known weights (layer 0 v_proj[0, 31] and o_proj[31, 0]) to make Black names answer 2/3
+and White names 7/8. The whole workflow runs on it through Snakemake.
+"""
+
+import pandas as pd
+import pytest
+
+from conftest import run_snakemake, tiny_config
+from tiny_model import PLANTED, build_planted_model
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def planted_run(tmp_path_factory):
+    model_dir = build_planted_model(tmp_path_factory.mktemp("planted") / "model")
+    work = tmp_path_factory.mktemp("planted_wf")
+    cfg = tiny_config(model_dir, samples_per_name=2)
+    cfg["contexts"] = ["purchase-bicycle", "purchase-car"]
+    cfg["context_overrides"] = {c: {"range": [0, 100]} for c in cfg["contexts"]}
+    cfg["localization"] = {"batch_size": 16, "neurons": {"directions": ["black"], "p": [[15, 15]]},
+                           "heads": {"scores": ["sum"], "k": [2]}, "pools": {}, "auto_pools": []}
+    cfg["evaluation"] = {"samples_per_name": 2, "random_controls": True}
+    run_snakemake(work, cfg)
+    return work
+
+
+def test_baseline_shows_the_planted_bias(planted_run):
+    base = pd.read_csv(planted_run / "results/tables/baseline_bias.csv").set_index("context")
+    for ctx in ("purchase-bicycle", "purchase-car"):
+        assert base.loc[ctx, "mean_white"] > 6.5 and base.loc[ctx, "mean_black"] < 3.5
+        assert base.loc[ctx, "smd"] > 3 and base.loc[ctx, "smd_ci_low"] > 0
+
+
+def test_planted_weights_are_in_the_mask(planted_run):
+    from workflow_scripts.masks import read_mask
+
+    mask = read_mask(planted_run / "results/masks/neurons/black_b15_w15_global/purchase-bicycle.npz")
+    for key, row, col in PLANTED:
+        assert mask.arrays[key][row, col], key
+    assert mask.meta["n_pruned"] < 0.2 * mask.meta["n_total"]
+
+
+def test_pruning_removes_the_bias_and_transfers_within_scenario(planted_run):
+    t = pd.read_csv(planted_run / "results/tables/transfer.csv")
+    neurons = t[t.method == "neurons"].set_index(["source", "target"])
+    same = neurons.loc[("purchase-bicycle", "purchase-bicycle")]
+    assert same.level == "same_context"
+    assert abs(same.smd_pruned) < 0.5 < 3 < same.smd_base
+    assert same.bias_reduction > 0.8
+    other = neurons.loc[("purchase-bicycle", "purchase-car")]
+    assert other.level == "same_scenario" and other.bias_reduction > 0.8
+    # a random mask of the same size leaves the bias: the reduction is specific
+    assert same.reduction_minus_random > 0.5
+    assert set(t.method) == {"neurons", "heads", "random_neurons", "random_heads"}
+    assert len(t) == 4 * 2 * 2  # methods x sources x targets
+    for png in ["transfer_neurons__black_b15_w15_global.png", "reduction_by_level.png", "dose_response.png"]:
+        assert (planted_run / "results/plots" / png).stat().st_size > 5000
