@@ -21,6 +21,7 @@ install: $(STAMP)
 
 run: install
 	$(VENV)/bin/snakemake --cores $(CORES)
+	$(VENV)/bin/snakemake --report results/report.html
 
 dryrun: install
 	$(VENV)/bin/snakemake -n

@@ -10,6 +10,7 @@ rule make_prompts:
         use_surnames=config["use_surnames"],
     log:
         "logs/make_prompts/{context}.log",
+    localrule: True
     conda:
         "../envs/prunebias.yaml"
     script:

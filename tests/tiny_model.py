@@ -136,3 +136,26 @@ def build_planted_model(out_dir: Path, strength: float = 20.0) -> Path:
 
 
 PLANTED = [("layers.0.v_proj", 0, 31), ("layers.0.o_proj", 31, 0)]
+
+
+def build_text_only_model(out_dir: Path) -> Path:
+    """A tiny Llama that never writes a digit (a constant dimension pushes digits down)."""
+    import torch
+    from transformers import LlamaForCausalLM
+
+    build_tiny_model(out_dir, seed=2, digit_tilt=0.0)
+    model = LlamaForCausalLM.from_pretrained(out_dir)
+    tok_dir = out_dir
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tok_dir)
+    with torch.no_grad():
+        model.model.embed_tokens.weight[:, 31] = 1.0
+        for layer in model.model.layers:
+            layer.self_attn.o_proj.weight[31] = 0.0
+            layer.mlp.down_proj.weight[31] = 0.0
+        digits = [i for t, i in tok.get_vocab().items() if any(c.isdigit() for c in t)]
+        model.lm_head.weight[digits, 31] = -50.0
+        model.lm_head.weight[tok.eos_token_id, 31] = -50.0  # answers are text, not empty
+    model.save_pretrained(out_dir, safe_serialization=True)
+    return out_dir

@@ -57,8 +57,21 @@ def write_mask(path: str | Path, kind: str, meta: dict[str, Any], arrays: dict[s
             "n_pruned": int(sum(counts.values())), "n_total": int(sum(int(np.prod(s)) for s in shapes.values()))}
     payload["__meta__"] = np.array(json.dumps(full, sort_keys=True))
     with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, **payload)
+        _write_npz(tmp, payload)
+
+
+def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Like ``np.savez_compressed`` but byte-reproducible (fixed zip timestamps, sorted keys)."""
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for key in sorted(arrays):
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, np.asanyarray(arrays[key]), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, buf.getvalue())
 
 
 def read_mask(path: str | Path) -> Mask:

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# One-node SLURM cluster on this machine, private to this process: run under
+#   unshare -m --propagation private bash cluster_test.sh WORKDIR CONFIG
+# It bind-mounts its own folder onto /etc/slurm (so nothing global changes), starts
+# munged (if none runs), slurmctld and slurmd, runs the workflow through
+# `snakemake --profile slurm`, lists the SLURM jobs, and stops the daemons it started.
+set -euo pipefail
+WORK=$(realpath "$1"); CFG=$(realpath "$2")
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+SNAKEMAKE=${SNAKEMAKE:-$REPO/.venv/bin/snakemake}
+STATE=$WORK/slurm-state
+mkdir -p "$STATE"/spool "$STATE"/state "$STATE"/log /etc/slurm
+NODE_LINE=$(slurmd -C | head -1)
+NODE=$(echo "$NODE_LINE" | sed -E 's/^NodeName=([^ ]+).*/\1/')
+cat > "$STATE/slurm.conf" <<CONF
+ClusterName=prunebiastest
+SlurmctldHost=$(hostname -s)
+SlurmUser=root
+AuthType=auth/munge
+StateSaveLocation=$STATE/state
+SlurmdSpoolDir=$STATE/spool
+SlurmctldPidFile=$STATE/slurmctld.pid
+SlurmdPidFile=$STATE/slurmd.pid
+SlurmctldLogFile=$STATE/log/slurmctld.log
+SlurmdLogFile=$STATE/log/slurmd.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core_Memory
+ReturnToService=2
+MinJobAge=3600
+$NODE_LINE State=UNKNOWN
+PartitionName=debug Nodes=$NODE Default=YES State=UP MaxTime=INFINITE
+CONF
+mount --bind "$STATE" /etc/slurm
+
+STARTED_MUNGE=0
+if ! pgrep -x munged >/dev/null; then
+  mkdir -p /run/munge /var/log/munge /var/lib/munge
+  chown munge:munge /run/munge /var/log/munge /var/lib/munge
+  [ -f /etc/munge/munge.key ] || { dd if=/dev/urandom bs=1 count=1024 of=/etc/munge/munge.key 2>/dev/null; chown munge:munge /etc/munge/munge.key; chmod 400 /etc/munge/munge.key; }
+  runuser -u munge -- munged
+  STARTED_MUNGE=1
+fi
+cleanup() {
+  [ -f "$STATE/slurmd.pid" ] && kill "$(cat "$STATE/slurmd.pid")" 2>/dev/null || true
+  [ -f "$STATE/slurmctld.pid" ] && kill "$(cat "$STATE/slurmctld.pid")" 2>/dev/null || true
+  [ "$STARTED_MUNGE" = 1 ] && pkill -x munged 2>/dev/null || true
+  sleep 1
+}
+trap cleanup EXIT
+slurmctld
+slurmd
+for _ in $(seq 1 60); do
+  state=$(sinfo -h -o %t 2>/dev/null | head -1 || true)
+  [ "$state" = "idle" ] && break
+  sleep 0.5
+done
+echo "node state: $(sinfo -h -o %t | head -1)"
+
+cd "$WORK"
+start=$(date +%s)
+"$SNAKEMAKE" -s "$REPO/Snakefile" --directory "$WORK" --profile "$REPO/slurm" --configfile "$CFG" \
+  --default-resources slurm_partition=debug mem_mb=1500 runtime=30 \
+  --slurm-status-command squeue --slurm-init-seconds-before-status-checks 2 --jobs 2
+echo "workflow through SLURM took $(( $(date +%s) - start )) s"
+squeue --states=all -h -o "%i|%T|%k" > "$WORK/slurm_jobs.txt"
+cat "$WORK/slurm_jobs.txt"

@@ -1,0 +1,70 @@
+"""The workflow on a real one-node SLURM cluster through `snakemake --profile slurm`.
+
+Installs Debian's slurm-wlm and munge when missing, starts the daemons inside a private
+mount namespace (tests/slurm/cluster_test.sh), runs the tiny-model workflow with GPUs
+switched off, and checks that every model job ran as a SLURM job.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import REPO, tiny_config
+
+pytestmark = pytest.mark.slow
+MODEL_RULES = {"prepare_model", "generate_baseline", "cache_activations", "score_neurons", "evaluate_pruned",
+               "perplexity_base"}
+
+
+def _ensure_slurm() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("SLURM cluster test needs root (to install and start slurmctld/slurmd/munged)")
+    if shutil.which("unshare") is None:
+        pytest.skip("SLURM cluster test needs util-linux unshare")
+    if shutil.which("slurmctld") is None or shutil.which("munged") is None:
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        r = subprocess.run("apt-get update -qq && apt-get install -y -qq slurm-wlm munge", shell=True, env=env,
+                           capture_output=True, text=True, timeout=600)
+        if r.returncode != 0:
+            pytest.skip(f"could not install slurm-wlm and munge with apt-get: {r.stderr[-500:]}")
+
+
+def test_workflow_runs_through_slurm(tiny_model_dir, tmp_path):
+    _ensure_slurm()
+    cfg = tiny_config(tiny_model_dir)
+    cfg["localization"] = {"batch_size": 8, "neurons": {"directions": ["black"], "p": [[15, 15]]},
+                           "heads": {"scores": ["sum"], "k": [2]}, "pools": {}, "auto_pools": []}
+    cfg["evaluation"] = {"samples_per_name": 1, "random_controls": False}
+    cfg["resources"] = {"model_threads": 1, "model_mem_mb": 1500, "model_runtime": 30, "gpu": 0}
+    cfg_file = tmp_path / "cluster_config.yaml"
+    cfg_file.write_text(yaml.safe_dump(cfg))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
+           "SNAKEMAKE": str(Path(sys.executable).parent / "snakemake")}
+    start = time.time()
+    proc = subprocess.run(["unshare", "-m", "--propagation", "private", "bash",
+                           str(REPO / "tests/slurm/cluster_test.sh"), str(tmp_path), str(cfg_file)],
+                          capture_output=True, text=True, timeout=900, env=env)
+    elapsed = time.time() - start
+    assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+    print(f"cluster test took {elapsed:.0f} s")
+    assert (tmp_path / "results/tables/transfer.csv").exists()
+    jobs = [line.split("|") for line in (tmp_path / "slurm_jobs.txt").read_text().splitlines() if line]
+    by_rule: dict[str, list[str]] = {}
+    for _, state, comment in jobs:
+        rule = comment.split("_wildcards")[0].removeprefix("rule_")
+        by_rule.setdefault(rule, []).append(state)
+    n_ctx = len(cfg["contexts"])
+    expected = {"prepare_model": 1, "generate_baseline": n_ctx, "cache_activations": n_ctx,
+                "score_neurons": n_ctx, "perplexity_base": 1, "evaluate_pruned": 2 * n_ctx}
+    for rule, count in expected.items():
+        assert by_rule.get(rule, []) == ["COMPLETED"] * count, (rule, by_rule)
+    assert set(by_rule) == MODEL_RULES  # light rules ran locally, not through sbatch
+    table = pd.read_csv(tmp_path / "results/tables/baseline_bias.csv")
+    assert len(table) == n_ctx
