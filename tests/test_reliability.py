@@ -14,7 +14,7 @@ from conftest import REPO, SNAKEMAKE, run_snakemake, tiny_config
 from tiny_model import build_text_only_model
 
 pytestmark = pytest.mark.slow
-UNTIL = ("--until", "summarize_baseline", "score_neurons", "score_heads")
+UNTIL = ("--omit-from", "evaluate_pruned", "perplexity_base")  # baseline + localization only
 
 
 def small_config(model_dir):

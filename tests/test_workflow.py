@@ -15,8 +15,7 @@ TABLE_COLUMNS = ["n_white", "n_black", "mean_white", "mean_black", "diff", "smd"
 def tiny_run(tiny_model_dir, tmp_path_factory):
     work = tmp_path_factory.mktemp("wf")
     # baseline and localization only; evaluation is covered by the planted-bias test
-    run_snakemake(work, tiny_config(tiny_model_dir), "--until", "summarize_baseline", "combine_masks", "score_heads",
-                  "score_neurons")
+    run_snakemake(work, tiny_config(tiny_model_dir), "--omit-from", "evaluate_pruned", "perplexity_base")
     return work
 
 
@@ -65,8 +64,8 @@ def test_tiny_workflow_produces_masks(tiny_run):
 
 
 def test_rerun_is_a_no_op(tiny_run, tiny_model_dir):
-    proc = run_snakemake(tiny_run, tiny_config(tiny_model_dir), "-n", "--until", "summarize_baseline",
-                         "combine_masks", "score_heads", "score_neurons")
+    proc = run_snakemake(tiny_run, tiny_config(tiny_model_dir), "-n", "--omit-from", "evaluate_pruned",
+                         "perplexity_base")
     assert "Nothing to be done" in proc.stdout + proc.stderr
 
 

@@ -1,0 +1,56 @@
+"""Pruned evaluation: apply a mask once and answer a target's prompts in batches, against
+the reference pattern (reload the model, apply the mask, one prompt per generate call).
+
+Uses a real neuron mask from results/masks (run the workflow first).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import torch
+from common import OUT, REPO, machine, peak_rss, prepared_model_dir, prompts
+
+from workflow_scripts.generate_baseline import generate_answers
+from workflow_scripts.masks import read_mask
+from workflow_scripts.modeling import chat_text, load_model
+from workflow_scripts.pruning import pruned
+from workflow_scripts.sampling import Sampling
+
+
+def main() -> dict:
+    masks = sorted((REPO / "results/masks/neurons").glob("*/purchase-*.npz"))
+    if not masks:
+        raise SystemExit("no neuron masks: run `make run` (or snakemake) first")
+    mask = read_mask(masks[0])
+    ctx, df = prompts("purchase-car", samples_per_name=2)
+    res: dict = {"machine": machine(), "mask": str(masks[0].relative_to(REPO)), "n_prompts": len(df)}
+    with peak_rss() as mem:
+        t = time.perf_counter()
+        model, tok = load_model(prepared_model_dir(), "auto", "cpu", 2)
+        with pruned(model, mask):
+            out = generate_answers(model, tok, df, Sampling(batch_size=50), "eval", ctx.spec())
+        sec = time.perf_counter() - t
+    res["ours"] = {"seconds": sec, "answers_per_s": len(df) / sec, "peak_rss_mb": mem["peak_mb"],
+                   "anomaly_rate": float(out.anomaly.mean())}
+    with peak_rss() as mem:
+        t = time.perf_counter()
+        model, tok = load_model(prepared_model_dir(), "auto", "cpu", 2)
+        with pruned(model, mask):
+            torch.manual_seed(0)
+            for p, a in zip(df.prompt, df.answer_prefix):
+                enc = tok(chat_text(tok, p, a), return_tensors="pt", add_special_tokens=False)
+                model.generate(**enc, do_sample=True, temperature=0.6, max_new_tokens=12,
+                               pad_token_id=tok.pad_token_id)
+        ref = time.perf_counter() - t
+    res["reference"] = {"seconds": ref, "answers_per_s": len(df) / ref, "peak_rss_mb": mem["peak_mb"]}
+    res["speedup"] = ref / sec
+    return res
+
+
+if __name__ == "__main__":
+    r = main()
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "eval.json").write_text(json.dumps(r, indent=2))
+    print(json.dumps(r, indent=2))

@@ -1,0 +1,80 @@
+"""Edits rerun exactly what depends on them, and nothing else."""
+
+import re
+
+import pytest
+
+from conftest import REPO, run_snakemake, tiny_config
+
+pytestmark = pytest.mark.slow
+UNTIL = ("--omit-from", "evaluate_pruned", "perplexity_base")  # baseline + localization only
+
+
+def small_config(model_dir):
+    cfg = tiny_config(model_dir)
+    cfg["localization"] = {"batch_size": 8, "neurons": {"directions": ["black"], "p": [[15, 15]]},
+                           "heads": {"scores": ["sum"], "k": [2]}, "pools": {}, "auto_pools": []}
+    return cfg
+
+
+def planned(proc) -> tuple[dict[str, int], set[str]]:
+    """Jobs per rule and the contexts named in wildcards, from a dry-run's output."""
+    out = proc.stdout + proc.stderr
+    counts: dict[str, int] = {}
+    if "Job stats:" in out:
+        table = out.split("Job stats:")[1].split("\n\n")[0]
+        for line in table.splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[1].isdigit() and parts[0] not in ("total",):
+                counts[parts[0]] = int(parts[1])
+    contexts = set(re.findall(r"wildcards: .*?context=([\w-]+)", out)) | set(
+        re.findall(r"wildcards: .*?source=([\w@-]+)", out))
+    return counts, contexts
+
+
+@pytest.fixture()
+def done_run(tiny_model_dir, tmp_path):
+    cfg = small_config(tiny_model_dir)
+    run_snakemake(tmp_path, cfg, *UNTIL)
+    return tmp_path, cfg
+
+
+def test_editing_one_context_reruns_only_that_context(done_run):
+    work, cfg = done_run
+    other = sorted(p for p in (work / "results").rglob("*hiring-lawyer*") if p.is_file())
+    assert len(other) >= 5
+    mtimes = {p: p.stat().st_mtime_ns for p in other}
+    cfg["context_overrides"]["purchase-bicycle"]["answer_prefix"] = "I would offer $"
+    counts, contexts = planned(run_snakemake(work, cfg, "-n", *UNTIL))
+    assert counts == {"make_prompts": 1, "generate_baseline": 1, "cache_activations": 1, "score_neurons": 1,
+                      "score_heads": 1, "summarize_baseline": 1}, counts
+    assert contexts == {"purchase-bicycle"}
+    run_snakemake(work, cfg, *UNTIL)
+    assert {p: p.stat().st_mtime_ns for p in other} == mtimes
+    assert "Nothing to be done" in (lambda p: p.stdout + p.stderr)(run_snakemake(work, cfg, "-n", *UNTIL))
+
+
+def test_edits_rerun_their_dependants_only(done_run):
+    work, cfg = done_run
+    cfg["analysis"]["n_boot"] = 123  # analysis only
+    counts, _ = planned(run_snakemake(work, cfg, "-n", *UNTIL))
+    assert counts == {"summarize_baseline": 1}, counts
+    cfg["analysis"]["n_boot"] = 200
+    cfg["sampling"]["temperature"] = 0.7  # sampling: generation and everything after it
+    counts, _ = planned(run_snakemake(work, cfg, "-n", *UNTIL))
+    assert counts == {"generate_baseline": 2, "cache_activations": 2, "score_neurons": 2, "score_heads": 2,
+                      "summarize_baseline": 1}, counts
+    cfg["sampling"]["temperature"] = 0.6
+    names = work / "names.csv"
+    names.write_text((REPO / "data/names/audit40.csv").read_text().replace("Hunter,Becker", "Hunt,Becker"))
+    cfg["names_file"] = str(names)  # names: every context's prompts and what follows
+    counts, _ = planned(run_snakemake(work, cfg, "-n", *UNTIL))
+    assert counts.get("make_prompts") == 2 and counts.get("generate_baseline") == 2, counts
+
+
+def test_dag_and_rulegraph_render(done_run):
+    work, cfg = done_run
+    dag = run_snakemake(work, cfg, "--dag").stdout
+    assert dag.lstrip().startswith("digraph") and "generate_baseline" in dag
+    rg = run_snakemake(work, cfg, "--rulegraph").stdout
+    assert "aggregate_transfer" in rg and "evaluate_pruned" in rg
