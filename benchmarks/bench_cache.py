@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import OUT, machine, prepared_model_dir, prompts
+from common import OUT, machine, peak_rss, prepared_model_dir, prompts
 
 
 def child(n_prompts: int, batch_size: int, threads: int, one_at_a_time: bool) -> dict:
@@ -32,8 +32,7 @@ def child(n_prompts: int, batch_size: int, threads: int, one_at_a_time: bool) ->
     df = df.iloc[:n_prompts].reset_index(drop=True)
     df["response"] = "450. It is a fair price"
     df["row"] = np.arange(len(df))
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    with tempfile.TemporaryDirectory() as d:
+    with tempfile.TemporaryDirectory() as d, peak_rss() as mem:
         t = time.perf_counter()
         with pq.ParquetWriter(Path(d) / "a.parquet", ACT_SCHEMA) as wa, \
                 pq.ParquetWriter(Path(d) / "h.parquet", HEAD_SCHEMA) as wh:
@@ -42,10 +41,11 @@ def child(n_prompts: int, batch_size: int, threads: int, one_at_a_time: bool) ->
                 wh.write_table(head)
         sec = time.perf_counter() - t
         size = (Path(d) / "a.parquet").stat().st_size
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"n_prompts": n_prompts, "seconds": sec, "prompts_per_s": n_prompts / sec,
-            "peak_rss_mb": peak, "rss_after_load_mb": base, "cache_mb": size / 1e6,
-            "batch_size": 1 if one_at_a_time else batch_size}
+            "rss_before_caching_mb": mem["base_mb"], "peak_rss_mb": mem["peak_mb"],
+            "growth_while_caching_mb": mem["peak_mb"] - mem["base_mb"],
+            "process_max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "cache_mb": size / 1e6, "batch_size": 1 if one_at_a_time else batch_size}
 
 
 def run_child(n: int, bs: int, threads: int, one: bool = False) -> dict:

@@ -9,6 +9,8 @@ rule generate_baseline:
         sampling=config["sampling"],
         dtype=config["model"]["dtype"],
         device=config["model"]["device"],
+    group:
+        "per_context"
     threads: RES["model_threads"]
     resources:
         **model_resources(),

@@ -10,6 +10,8 @@ rule cache_activations:
         max_samples_per_name=LOC["max_samples_per_name"],
         dtype=config["model"]["dtype"],
         device=config["model"]["device"],
+    group:
+        "per_context"
     threads: RES["model_threads"]
     resources:
         **model_resources(),

@@ -40,14 +40,23 @@ def sample_batch(model: Any, tok: Any, texts: Sequence[str], seeds: Sequence[int
                  eos_ids: set[int], is_finished: Callable[[str], bool] | None = None) -> list[tuple[str, int]]:
     """Continue each text; returns (decoded answer, number of generated tokens) per row."""
     device = next(model.parameters()).device
-    enc = tok(list(texts), return_tensors="pt", padding=True, add_special_tokens=False)
+    # Identical texts (the samples of one name) share one prefill: the KV cache of each
+    # distinct text is computed once and then copied to its rows.
+    uniq = list(dict.fromkeys(texts))
+    where = {t: i for i, t in enumerate(uniq)}
+    rows = torch.tensor([where[t] for t in texts], device=device)
+    enc = tok(uniq, return_tensors="pt", padding=True, add_special_tokens=False)
     ids, mask = enc.input_ids.to(device), enc.attention_mask.to(device)
-    n = ids.shape[0]
     pos = (mask.long().cumsum(-1) - 1).clamp_(min=0)
     greedy = settings.temperature <= 0
     gens: list[torch.Generator | None] = [None if greedy else torch.Generator().manual_seed(int(s) % (2**63))
                                           for s in seeds]
     out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1)
+    n = len(texts)
+    if len(uniq) < n:
+        out.cache.reorder_cache(rows)
+        out.logits = out.logits.index_select(0, rows)
+        mask, pos = mask.index_select(0, rows), pos.index_select(0, rows)
     done = torch.zeros(n, dtype=torch.bool)
     generated: list[list[int]] = [[] for _ in range(n)]
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
@@ -81,11 +90,12 @@ def sample_all(model: Any, tok: Any, texts: Sequence[str], seeds: Sequence[int],
                desc: str = "generating") -> list[tuple[str, int]]:
     """Sample every text in batches of ``settings.batch_size``, with a progress bar.
 
-    Rows are processed in order of token length so batches carry little padding; results
-    come back in input order.
+    Rows are processed in order of token length (identical texts adjacent, so a name's
+    samples share one prefill) and batches carry little padding; results come back in
+    input order.
     """
     lengths = [len(tok(t, add_special_tokens=False).input_ids) for t in texts]
-    order = sorted(range(len(texts)), key=lambda i: (lengths[i], i))
+    order = sorted(range(len(texts)), key=lambda i: (lengths[i], texts[i], i))
     results: list[tuple[str, int] | None] = [None] * len(texts)
     bs = max(1, int(settings.batch_size))
     with tqdm(total=len(texts), desc=desc, unit="answer") as bar:
