@@ -57,9 +57,18 @@ def test_workflow_runs_through_slurm(tiny_model_dir, tmp_path):
     assert (tmp_path / "results/tables/transfer.csv").exists()
     jobs = [line.split("|") for line in (tmp_path / "slurm_jobs.txt").read_text().splitlines() if line]
     by_rule: dict[str, list[str]] = {}
+    groups = 0
     for _, state, comment in jobs:
-        rule = comment.split("_wildcards")[0].removeprefix("rule_")
-        by_rule.setdefault(rule, []).append(state)
+        head = comment.split("_wildcards")[0].removeprefix("rule_")
+        if head.startswith("per_context"):  # generate_baseline + cache_activations of a context, one job
+            groups += 1
+            rules = [r for r in ("generate_baseline", "cache_activations") if r in head]
+            assert len(rules) == 2, comment
+        else:
+            rules = [head]
+        for rule in rules:
+            by_rule.setdefault(rule, []).append(state)
+    assert groups == len(cfg["contexts"])
     n_ctx = len(cfg["contexts"])
     expected = {"prepare_model": 1, "generate_baseline": n_ctx, "cache_activations": n_ctx,
                 "score_neurons": n_ctx, "perplexity_base": 1, "evaluate_pruned": 2 * n_ctx}
