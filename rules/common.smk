@@ -116,9 +116,11 @@ NEURON_VARIANTS = [
     for d in LOC["neurons"]["directions"]
     for pb, pw in LOC["neurons"]["p"]
 ]
-HEAD_VARIANTS = [f"{s}_k{k}" for s in LOC["heads"]["scores"] for k in LOC["heads"]["k"]] + [
+ONE_SHOT_HEAD_VARIANTS = [f"{s}_k{k}" for s in LOC["heads"]["scores"] for k in LOC["heads"]["k"]] + [
     f"setdiff_k{kb}_{kw}" for kb, kw in LOC["heads"]["setdiff"]
 ]
+GREEDY_HEAD_VARIANTS = [f"greedy_k{k}" for k in LOC["heads"]["greedy"]]
+HEAD_VARIANTS = ONE_SHOT_HEAD_VARIANTS + GREEDY_HEAD_VARIANTS
 CONFIGURED_POOLS = POOLS
 AUTO_POOLS = auto_pools(list(CONTEXTS), LOC["auto_pools"])
 POOLS = {**CONFIGURED_POOLS, **{k: v["members"] for k, v in AUTO_POOLS.items()}}

@@ -50,24 +50,57 @@ rule score_neurons:
         "../workflow_scripts/score_neurons.py"
 
 
-rule score_heads:
-    input:
-        attention=lambda wc: expand("results/head_attention/{c}.parquet", c=source_contexts(wc.source)),
-        model=MODEL_DIR,
-    output:
-        expand("results/masks/heads/{variant}/{{source}}.npz", variant=HEAD_VARIANTS),
-    params:
-        contexts=lambda wc: source_contexts(wc.source),
-        combine=lambda wc: "pooled" if "@" in wc.source else "single",
-    wildcard_constraints:
-        source="|".join(re.escape(s) for s in SCORED_SOURCES),
-    log:
-        "logs/score_heads/{source}.log",
-    localrule: True
-    conda:
-        "../envs/prunebias.yaml"
-    script:
-        "../workflow_scripts/score_heads.py"
+if ONE_SHOT_HEAD_VARIANTS:
+
+    rule score_heads:
+        input:
+            attention=lambda wc: expand("results/head_attention/{c}.parquet", c=source_contexts(wc.source)),
+            model=MODEL_DIR,
+        output:
+            expand("results/masks/heads/{variant}/{{source}}.npz", variant=ONE_SHOT_HEAD_VARIANTS),
+        params:
+            contexts=lambda wc: source_contexts(wc.source),
+            combine=lambda wc: "pooled" if "@" in wc.source else "single",
+        wildcard_constraints:
+            source="|".join(re.escape(s) for s in SCORED_SOURCES),
+        log:
+            "logs/score_heads/{source}.log",
+        localrule: True
+        conda:
+            "../envs/prunebias.yaml"
+        script:
+            "../workflow_scripts/score_heads.py"
+
+
+if GREEDY_HEAD_VARIANTS:
+
+    rule score_heads_greedy:
+        input:
+            answers=lambda wc: expand("results/baseline/{c}.parquet", c=source_contexts(wc.source)),
+            model=MODEL_DIR,
+        output:
+            expand("results/masks/heads/{variant}/{{source}}.npz", variant=GREEDY_HEAD_VARIANTS),
+        params:
+            contexts=lambda wc: source_contexts(wc.source),
+            combine=lambda wc: "pooled" if "@" in wc.source else "single",
+            batch_size=LOC["batch_size"],
+            max_samples_per_name=LOC["max_samples_per_name"],
+            ablation=EVAL["head_ablation"],
+            dtype=config["model"]["dtype"],
+            device=config["model"]["device"],
+        wildcard_constraints:
+            source="|".join(re.escape(s) for s in SCORED_SOURCES),
+        threads: RES["model_threads"]
+        resources:
+            **model_resources(),
+        log:
+            "logs/score_heads_greedy/{source}.log",
+        benchmark:
+            "results/benchmarks/score_heads_greedy/{source}.tsv"
+        conda:
+            "../envs/prunebias.yaml"
+        script:
+            "../workflow_scripts/score_heads_greedy.py"
 
 
 rule combine_masks:

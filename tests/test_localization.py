@@ -223,3 +223,29 @@ def test_other_architectures_are_refused():
     gpt2 = GPT2LMHeadModel(GPT2Config(n_layer=1, n_head=2, n_embd=8, vocab_size=16, n_positions=16))
     with pytest.raises(ConfigError, match="model.layers"):
         check_architecture(gpt2)
+
+
+def test_greedy_heads_rerun_the_model_after_each_pick(eager_model):
+    from workflow_scripts.pruning import state_checksum
+    from workflow_scripts.score_heads_greedy import greedy_heads, mean_attention
+
+    model, tok = eager_model
+    rows = prompts_frame(6)
+    before = state_checksum(model)
+    att = mean_attention(model, tok, rows, 4)
+    one_shot_first = np.unravel_index(int(torch.argmax(att["white"] + att["black"])), (2, 4))
+    chosen, scores, order = greedy_heads(model, tok, rows, 3, batch_size=4)
+    assert state_checksum(model) == before  # every step's ablation was undone
+    assert chosen.sum() == 3 and len(set(order)) == 3
+    assert order[0] == tuple(int(i) for i in one_shot_first)
+    assert [scores[layer, head] for layer, head in order] == [3, 2, 1]
+    # the second pick is made on the model without the first head
+    first = np.zeros((2, 4), bool)
+    first[order[0]] = True
+    from workflow_scripts.pruning import pruned
+
+    with pruned(model, Mask({"kind": "heads"}, {"heads": first})):
+        att2 = mean_attention(model, tok, rows, 4)
+    s2 = (att2["white"] + att2["black"]).numpy()
+    s2[first] = -np.inf
+    assert order[1] == tuple(int(i) for i in np.unravel_index(int(np.argmax(s2)), s2.shape))

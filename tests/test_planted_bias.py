@@ -22,7 +22,8 @@ def planted_run(tmp_path_factory):
     cfg["contexts"] = ["purchase-bicycle", "purchase-car"]
     cfg["context_overrides"] = {c: {"range": [0, 100]} for c in cfg["contexts"]}
     cfg["localization"] = {"batch_size": 16, "neurons": {"directions": ["black"], "p": [[15, 15]]},
-                           "heads": {"scores": ["sum"], "k": [2]}, "pools": {}, "auto_pools": []}
+                           "heads": {"scores": ["sum"], "k": [2], "greedy": [2]}, "pools": {},
+                           "auto_pools": []}
     cfg["evaluation"] = {"samples_per_name": 2, "random_controls": True}
     run_snakemake(work, cfg)
     return work
@@ -56,6 +57,9 @@ def test_pruning_removes_the_bias_and_transfers_within_scenario(planted_run):
     # a random mask of the same size leaves the bias: the reduction is specific
     assert same.reduction_minus_random > 0.5
     assert set(t.method) == {"neurons", "heads", "random_neurons", "random_heads"}
-    assert len(t) == 4 * 2 * 2  # methods x sources x targets
+    # (neurons, heads sum_k2, heads greedy_k2) x (real, random) x 2 sources x 2 targets
+    assert len(t) == 3 * 2 * 2 * 2
+    greedy = t[(t.method == "heads") & (t.variant == "greedy_k2")]
+    assert len(greedy) == 4 and greedy.pruned_fraction.notna().all()
     for png in ["transfer_neurons__black_b15_w15_global.png", "reduction_by_level.png", "dose_response.png"]:
         assert (planted_run / "results/plots" / png).stat().st_size > 5000

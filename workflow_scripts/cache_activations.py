@@ -76,7 +76,7 @@ def token_masks(offsets: torch.Tensor, spans: list[tuple[int, int]]) -> torch.Te
 class _Recorder:
     """Forward hooks that reduce each batch to per-channel sums and name-attention mass."""
 
-    def __init__(self, model: Any, with_attention: bool) -> None:
+    def __init__(self, model: Any, with_attention: bool, with_sites: bool = True) -> None:
         self.handles = []
         self.sums: dict[tuple[int, str], torch.Tensor] = {}
         self.attn: dict[int, torch.Tensor] = {}
@@ -84,7 +84,7 @@ class _Recorder:
         self.name_mask: torch.Tensor | None = None
         self.answer_mask: torch.Tensor | None = None
         for i, layer in enumerate(decoder_layers(model)):
-            for site, (block, mod) in SITES.items():
+            for site, (block, mod) in SITES.items() if with_sites else ():
                 lin = getattr(getattr(layer, block), mod)
                 self.handles.append(lin.register_forward_pre_hook(self._site_hook(i, site)))
             if with_attention:
@@ -116,15 +116,15 @@ class _Recorder:
 
 
 @torch.inference_mode()
-def cache_batches(model: Any, tok: Any, rows: pd.DataFrame, batch_size: int,
-                  with_attention: bool = True) -> Iterator[tuple[pa.Table, pa.Table | None]]:
+def cache_batches(model: Any, tok: Any, rows: pd.DataFrame, batch_size: int, with_attention: bool = True,
+                  with_sites: bool = True) -> Iterator[tuple[pa.Table | None, pa.Table | None]]:
     """Yield, per batch of prompts, its activation rows and head-attention rows.
 
     ``rows`` needs prompt, answer_prefix, response, name and the META_COLUMNS.
     """
     geo = check_architecture(model)
     device = next(model.parameters()).device
-    rec = _Recorder(model, with_attention)
+    rec = _Recorder(model, with_attention, with_sites)
     try:
         for start in range(0, len(rows), batch_size):
             b = rows.iloc[start:start + batch_size]
@@ -137,7 +137,8 @@ def cache_batches(model: Any, tok: Any, rows: pd.DataFrame, batch_size: int,
             rec.answer_mask = token_masks(enc.offset_mapping, [s[1] for s in spans]) & rec.token_mask
             model(input_ids=enc.input_ids.to(device), attention_mask=enc.attention_mask.to(device),
                   use_cache=False, logits_to_keep=1)
-            yield _act_table(b, rec, geo.n_layers), (_head_table(b, rec, geo.n_layers) if with_attention else None)
+            yield (_act_table(b, rec, geo.n_layers) if with_sites else None,
+                   _head_table(b, rec, geo.n_layers) if with_attention else None)
     finally:
         rec.close()
 

@@ -24,7 +24,7 @@ import torch
 from workflow_scripts.errors import ConfigError
 from workflow_scripts.scoring import head_scores, top_k_heads
 
-VARIANT = re.compile(r"^(?P<score>sum|diff)_k(?P<k>\d+)$|^setdiff_k(?P<kb>\d+)_(?P<kw>\d+)$")
+VARIANT = re.compile(r"^(?P<score>sum|diff|greedy)_k(?P<k>\d+)$|^setdiff_k(?P<kb>\d+)_(?P<kw>\d+)$")
 
 
 def head_variant(score: str, k: int | list[int]) -> str:
