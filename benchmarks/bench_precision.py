@@ -37,7 +37,7 @@ def main() -> dict:
             res["contexts"].setdefault(c, {})[dtype] = {
                 "seconds": sec, "answers_per_s": len(out) / sec, "smd": s["smd"],
                 "smd_ci": [s["smd_ci_low"], s["smd_ci_high"]], "anomaly_rate": s["anomaly_rate"]}
-    for c, d in res["contexts"].items():
+    for d in res["contexts"].values():
         f, b = d["float32"], d["bfloat16"]
         d["bf16_smd_inside_fp32_ci"] = f["smd_ci"][0] <= b["smd"] <= f["smd_ci"][1]
         d["fp32_smd_inside_bf16_ci"] = b["smd_ci"][0] <= f["smd"] <= b["smd_ci"][1]

@@ -49,6 +49,18 @@ def tiny_config(model_dir: Path, **changes) -> dict:
     return cfg
 
 
+# Stop before evaluation: baseline + localization only (keeps workflow tests short).
+UNTIL = ("--omit-from", "evaluate_pruned", "perplexity_base")
+
+
+def small_config(model_dir: Path) -> dict:
+    """tiny_config with one neuron variant, one head variant and no pools."""
+    cfg = tiny_config(model_dir)
+    cfg["localization"] = {"batch_size": 8, "neurons": {"directions": ["black"], "p": [[15, 15]]},
+                           "heads": {"scores": ["sum"], "k": [2]}, "pools": {}, "auto_pools": []}
+    return cfg
+
+
 def run_snakemake(workdir: Path, config: dict | None = None, *args: str, check: bool = True,
                   timeout: int = 900) -> subprocess.CompletedProcess:
     """Run the repository's Snakefile with ``workdir`` as working directory."""

@@ -4,17 +4,9 @@ import re
 
 import pytest
 
-from conftest import REPO, run_snakemake, tiny_config
+from conftest import REPO, UNTIL, run_snakemake, small_config
 
 pytestmark = pytest.mark.slow
-UNTIL = ("--omit-from", "evaluate_pruned", "perplexity_base")  # baseline + localization only
-
-
-def small_config(model_dir):
-    cfg = tiny_config(model_dir)
-    cfg["localization"] = {"batch_size": 8, "neurons": {"directions": ["black"], "p": [[15, 15]]},
-                           "heads": {"scores": ["sum"], "k": [2]}, "pools": {}, "auto_pools": []}
-    return cfg
 
 
 def planned(proc) -> tuple[dict[str, int], set[str]]:

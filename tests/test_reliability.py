@@ -10,18 +10,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO, SNAKEMAKE, run_snakemake, tiny_config
+from conftest import REPO, SNAKEMAKE, UNTIL, run_snakemake, small_config
 from tiny_model import build_text_only_model
 
 pytestmark = pytest.mark.slow
-UNTIL = ("--omit-from", "evaluate_pruned", "perplexity_base")  # baseline + localization only
-
-
-def small_config(model_dir):
-    cfg = tiny_config(model_dir)
-    cfg["localization"] = {"batch_size": 8, "neurons": {"directions": ["black"], "p": [[15, 15]]},
-                           "heads": {"scores": ["sum"], "k": [2]}, "pools": {}, "auto_pools": []}
-    return cfg
 
 
 def outputs(work: Path) -> dict[str, bytes]:

@@ -1,6 +1,5 @@
 """The workflow through Snakemake itself: tiny-model run, dry-run, lint, bad config."""
 
-from pathlib import Path
 
 import pandas as pd
 import pytest

@@ -59,7 +59,7 @@ def read_parquet(path: str | Path, required: list[str] | None = None) -> pd.Data
     try:
         df = pq.read_table(p).to_pandas()
     except FileNotFoundError:
-        raise ConfigError(str(p), "file not found", "run the step that makes it (snakemake builds it for you)")
+        raise ConfigError(str(p), "file not found", "run the step that makes it (snakemake builds it for you)") from None
     except Exception as exc:  # pyarrow raises ArrowInvalid/OSError for truncated or foreign files
         raise ConfigError(str(p), f"not a readable Parquet file ({exc.__class__.__name__}: {exc})",
                           "delete the file and rerun snakemake so the step that makes it runs again") from exc

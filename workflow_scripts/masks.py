@@ -93,7 +93,7 @@ def read_mask(path: str | Path) -> Mask:
             if "scores" in z.files:
                 arrays["scores"] = z["scores"]
     except FileNotFoundError:
-        raise ConfigError(str(p), "mask file not found", "run snakemake to build it")
+        raise ConfigError(str(p), "mask file not found", "run snakemake to build it") from None
     except Exception as exc:
         raise ConfigError(str(p), f"not a readable prunebias mask ({exc.__class__.__name__}: {exc})",
                           "delete the file and rerun snakemake") from exc
