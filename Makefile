@@ -29,8 +29,10 @@ dryrun: install
 lint: install
 	$(VENV)/bin/snakemake --lint
 
+# pytest exits 5 when it collects no test: report it instead of failing CI on it
 test: install
-	$(VENV)/bin/python -m pytest -q -rs tests
+	$(VENV)/bin/python -m pytest -q -rs tests; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "no tests were collected"; exit 0; fi; exit $$rc
 
 clean:
 	rm -rf results logs .snakemake
