@@ -28,7 +28,7 @@ def main() -> dict:
     res: dict = {"machine": machine(), "mask": str(masks[0].relative_to(REPO)), "n_prompts": len(df)}
     with peak_rss() as mem:
         t = time.perf_counter()
-        model, tok = load_model(prepared_model_dir(), "auto", "cpu", 2)
+        model, tok = load_model(prepared_model_dir(), "auto", "auto", 2)
         with pruned(model, mask):
             out = generate_answers(model, tok, df, Sampling(batch_size=50), "eval", ctx.spec())
         sec = time.perf_counter() - t
@@ -36,7 +36,7 @@ def main() -> dict:
                    "anomaly_rate": float(out.anomaly.mean())}
     with peak_rss() as mem:
         t = time.perf_counter()
-        model, tok = load_model(prepared_model_dir(), "auto", "cpu", 2)
+        model, tok = load_model(prepared_model_dir(), "auto", "auto", 2)
         with pruned(model, mask):
             torch.manual_seed(0)
             for p, a in zip(df.prompt, df.answer_prefix):

@@ -44,7 +44,7 @@ def main() -> dict:
     caches = sorted((REPO / "results/activations").glob("*.parquet"))
     if not caches:
         raise SystemExit("no activation caches: run `make run` (or snakemake) first")
-    model, _ = load_model(prepared_model_dir(), "float32", "cpu", 2)
+    model, _ = load_model(prepared_model_dir(), "float32", "auto", 2)
     n_weights = sum(linear(model, i, m).weight.numel() for i in range(check_architecture(model).n_layers)
                     for m in MODULES)
     variants = [{"direction": "black", "p_black": 15, "p_white": 15, "selection": "global"}]
