@@ -24,6 +24,12 @@ from workflow_scripts.parsing import KINDS, find_numbers, number_complete, parse
     ("$200 to $300", 250.0),
     ("1,500. That leaves room to negotiate to 1,800.", 1500.0),
     ("I would offer 500 dollars\nor 600 if pressed", 500.0),
+    ("200 - 300", 250.0),
+    ("Around 5 - 10 years", 7.5),
+    ("$200-$300", 250.0),
+    ("-$300", -300.0),
+    ("-5 degrees", -5.0),
+    ("$1,000,000,000,000", 1e12),
 ])
 def test_parses_numbers(text, value):
     p = parse_answer(text)
@@ -42,6 +48,7 @@ def test_parses_numbers(text, value):
     ("3.25, but I'm currently offering 1", "multiple_numbers"),
     ("the the the the bike", "repetition"),
     ("100 100 100 100 100", "repetition"),
+    ("I would offer 2.5e3", "no_number"),
 ])
 def test_anomaly_kinds(text, kind):
     assert parse_answer(text).kind == kind
@@ -73,6 +80,18 @@ def test_find_numbers_positions():
 ])
 def test_number_complete(text, done):
     assert number_complete(text) is done
+
+
+@pytest.mark.parametrize("text", [
+    "$200 to $300 for the car.", "between $200 and $300. ", "$50,000 or $60,000. ", "Around 5 - 10 years",
+    "200 or so.", "1.5 million dollars", "42,000. To be fair", "1200 USD", "$3.5B for it", "65% chance",
+    "I would offer 2.5e3 dollars", "1,200 dollars",
+])
+def test_early_stop_never_changes_the_parse(text):
+    """Stopping generation at the first prefix where the number looks complete (character by
+    character, the worst case of tokenization) must parse like the whole answer."""
+    stop = next((text[:i] for i in range(1, len(text) + 1) if number_complete(text[:i])), text)
+    assert parse_answer(stop) == parse_answer(text) or parse_answer(stop).value == parse_answer(text).value
 
 
 @settings(max_examples=400, deadline=None)

@@ -12,7 +12,8 @@ Pure functions, no I/O. ``parse_answer`` never raises: every string maps to a
 - ``out_of_range``: a number outside the context's plausible range (value kept).
 
 Accepted forms: "$1,200", "1200.", "1.2k", "$1.5 million", "around 300 dollars",
-"65%", "2.5e3" is *not* accepted (models do not write offers that way).
+"65%", ranges "200-300" / "200 to 300" (midpoint); exponent notation such as "2.5e3"
+is *not* accepted (``no_number``: models do not write offers that way).
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ _MULT = {
     "b": 1e9, "bn": 1e9, "billion": 1e9, "billions": 1e9,
 }
 _NUM = re.compile(
-    r"(?<![\w.])(?P<sign>-)?\$?\s?"
-    r"(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)"
+    r"(?<![\w.])(?:(?P<sign>-)(?=\$?\d))?\$?\s?"
+    r"(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)(?![\d.,]*[eE][+-]?\d)"
     r"(?:\s?(?P<mult>thousand|millions?|billions?|grand|mln|mil|mm|bn|k|m|b)(?![A-Za-z]))?"
     r"(?P<pct>\s?%|\s?percent)?",
     re.IGNORECASE,
@@ -44,7 +45,10 @@ _REFUSAL = re.compile(
     r"i'?m sorry|i apologi[sz]e|as an ai|not appropriate|unable to (?:provide|determine|estimate))",
     re.IGNORECASE,
 )
-_REPEAT = re.compile(r"\b(\w+)(?:\W+\1\b){3,}", re.IGNORECASE)
+# a word repeated 4+ times in a row; "1,000,000,000,000" (comma-grouped digits) is not
+_REPEAT = re.compile(r"\b(\w+)(?:(?!,\d)\W+\1\b){3,}", re.IGNORECASE)
+_WAIT_WORDS = tuple(_MULT) + ("percent", "to", "or", "and")
+_RANGE_WORD = re.compile(r"^\s*(?:-|–|—|to|or|and)\s*", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"[.!?](?=\s|\Z)|\n")
 
 
@@ -121,7 +125,8 @@ def number_complete(text: str) -> bool:
     """True once an answer's first number can no longer grow (for early stopping).
 
     The number is complete when a sentence end, a newline or a word that is not a
-    multiplier ("k", "million", ...) follows it.
+    multiplier ("k", "million", ...) follows it; after "to" / "or" / "and" / "-" it waits
+    for a possible second number, so a range is not cut to its lower bound.
     """
     m = _NUM.search(text)
     if not m:
@@ -131,7 +136,22 @@ def number_complete(text: str) -> bool:
         return False
     if re.match(r"^\.\s", rest) or rest.startswith("\n") or re.match(r"^[!?;)]", rest):
         return True
-    word = re.match(r"^\s*([A-Za-z]+)", rest)
-    if word and word.group(1).lower() not in _MULT and word.group(1).lower() != "percent":
-        return True
+    joiner = _RANGE_WORD.match(rest)
+    if joiner:  # "200 to", "200 -", "between 200 and": maybe a range, whose midpoint is the answer
+        tail = rest[joiner.end():]
+        if re.fullmatch(r"\$?\s*", tail):
+            return False  # the second number may still come
+        if re.match(r"^\$?\s?[\d.]", tail):
+            return number_complete(tail)  # decide after the range's second number
+        return True  # "200 or so": not a range
+    word = re.match(r"^(\s*)([A-Za-z]+)", rest)
+    if word:
+        w = word.group(2).lower()
+        if word.end() == len(rest):  # the word may still grow ("mi" -> "million", "t" -> "to")
+            if not word.group(1) and w == "e":
+                return False  # maybe exponent notation, which is rejected once complete
+            if any(x.startswith(w) for x in _WAIT_WORDS):
+                return False
+        if w not in _MULT and w != "percent":
+            return True
     return bool(re.match(r"^\s+\S+\s", rest)) and not word
