@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import OUT, machine, peak_rss, prepared_model_dir, prompts
+from common import machine, peak_rss, prepared_model_dir, prompts, save
 
 
 def child(n_prompts: int, batch_size: int, threads: int, one_at_a_time: bool) -> dict:
@@ -75,7 +75,4 @@ def main() -> dict:
 
 
 if __name__ == "__main__":
-    r = main()
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "cache.json").write_text(json.dumps(r, indent=2))
-    print(json.dumps(r, indent=2))
+    save("cache", main())

@@ -6,15 +6,15 @@ Uses a real neuron mask from results/masks (run the workflow first).
 
 from __future__ import annotations
 
-import json
 import time
 
-import torch
-from common import OUT, REPO, machine, peak_rss, prepared_model_dir, prompts
+from common import REPO, machine, peak_rss, prepared_model_dir, prompts, save
 
 from workflow_scripts.generate_baseline import generate_answers
 from workflow_scripts.masks import read_mask
-from workflow_scripts.modeling import chat_text, load_model
+from bench_generation import reference_loop
+
+from workflow_scripts.modeling import load_model
 from workflow_scripts.pruning import pruned
 from workflow_scripts.sampling import Sampling
 
@@ -38,11 +38,7 @@ def main() -> dict:
         t = time.perf_counter()
         model, tok = load_model(prepared_model_dir(), "auto", "auto", 2)
         with pruned(model, mask):
-            torch.manual_seed(0)
-            for p, a in zip(df.prompt, df.answer_prefix):
-                enc = tok(chat_text(tok, p, a), return_tensors="pt", add_special_tokens=False)
-                model.generate(**enc, do_sample=True, temperature=0.6, max_new_tokens=12,
-                               pad_token_id=tok.pad_token_id)
+            reference_loop(model, tok, df, max_new_tokens=12, temperature=0.6)
         ref = time.perf_counter() - t
     res["reference"] = {"seconds": ref, "answers_per_s": len(df) / ref, "peak_rss_mb": mem["peak_mb"]}
     res["speedup"] = ref / sec
@@ -50,7 +46,4 @@ def main() -> dict:
 
 
 if __name__ == "__main__":
-    r = main()
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "eval.json").write_text(json.dumps(r, indent=2))
-    print(json.dumps(r, indent=2))
+    save("eval", main())

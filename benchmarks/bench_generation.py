@@ -9,12 +9,11 @@ the configured batch: identical answers) and a distribution check across seeds.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import numpy as np
 import torch
-from common import OUT, machine, peak_rss, prepared_model_dir, prompts
+from common import machine, peak_rss, prepared_model_dir, prompts, save
 
 from workflow_scripts.generate_baseline import generate_answers
 from workflow_scripts.modeling import chat_text, load_model
@@ -83,7 +82,4 @@ def main() -> dict:
 
 
 if __name__ == "__main__":
-    r = main()
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "generation.json").write_text(json.dumps(r, indent=2))
-    print(json.dumps(r, indent=2))
+    save("generation", main())

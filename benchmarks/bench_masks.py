@@ -10,11 +10,10 @@ a small fraction of that.
 
 from __future__ import annotations
 
-import json
 import time
 
 import torch
-from common import OUT, REPO, machine, prepared_model_dir
+from common import REPO, machine, prepared_model_dir, save
 
 from workflow_scripts.architecture import MODULES, check_architecture, linear
 from workflow_scripts.modeling import load_model
@@ -70,7 +69,4 @@ def main() -> dict:
 
 
 if __name__ == "__main__":
-    r = main()
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "masks.json").write_text(json.dumps(r, indent=2))
-    print(json.dumps(r, indent=2))
+    save("masks", main())

@@ -7,10 +7,9 @@ compares the SMD with its bootstrap CI.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
-from common import OUT, machine, prepared_model_dir, prompts
+from common import machine, prepared_model_dir, prompts, save
 
 from workflow_scripts.generate_baseline import generate_answers
 from workflow_scripts.metrics import bias_summary
@@ -46,7 +45,4 @@ def main() -> dict:
 
 
 if __name__ == "__main__":
-    r = main()
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "precision.json").write_text(json.dumps(r, indent=2))
-    print(json.dumps(r, indent=2))
+    save("precision", main())

@@ -66,6 +66,15 @@ def peak_rss() -> Iterator[dict]:
         out["peak_mb"] = max(out["peak_mb"], proc.memory_info().rss / 2**20)
 
 
+def save(name: str, result: dict) -> None:
+    """Write ``benchmarks/out/{name}.json`` and print the result."""
+    import json
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / f"{name}.json").write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+
+
 def machine() -> str:
     import torch
 

@@ -13,6 +13,8 @@ from workflow_scripts.contexts import resolve_all
 from workflow_scripts.errors import ConfigError
 from workflow_scripts.modeling import check_hub_cached, resolve_source
 from workflow_scripts.names import load_names
+from workflow_scripts.score_heads import head_variant
+from workflow_scripts.score_neurons import neuron_variant
 
 
 def data_path(p):
@@ -112,14 +114,14 @@ def model_resources():
 
 LOC = config["localization"]
 NEURON_VARIANTS = [
-    f"{d}_b{pb:g}_w{pw:g}_{LOC['neurons']['selection']}"
+    neuron_variant(d, pb, pw, LOC["neurons"]["selection"])
     for d in LOC["neurons"]["directions"]
     for pb, pw in LOC["neurons"]["p"]
 ]
-ONE_SHOT_HEAD_VARIANTS = [f"{s}_k{k}" for s in LOC["heads"]["scores"] for k in LOC["heads"]["k"]] + [
-    f"setdiff_k{kb}_{kw}" for kb, kw in LOC["heads"]["setdiff"]
+ONE_SHOT_HEAD_VARIANTS = [head_variant(s, k) for s in LOC["heads"]["scores"] for k in LOC["heads"]["k"]] + [
+    head_variant("setdiff", pair) for pair in LOC["heads"]["setdiff"]
 ]
-GREEDY_HEAD_VARIANTS = [f"greedy_k{k}" for k in LOC["heads"]["greedy"]]
+GREEDY_HEAD_VARIANTS = [head_variant("greedy", k) for k in LOC["heads"]["greedy"]]
 HEAD_VARIANTS = ONE_SHOT_HEAD_VARIANTS + GREEDY_HEAD_VARIANTS
 CONFIGURED_POOLS = POOLS
 AUTO_POOLS = auto_pools(list(CONTEXTS), LOC["auto_pools"])

@@ -93,19 +93,19 @@ def test_resolve_all_rejects_override_of_unselected_context():
         resolve_all(cfg, REPO)
 
 
-def test_names_file_problems(tmp_path):
+HEADER = "first_name,surname,race,gender,source\n"
+
+
+@pytest.mark.parametrize("text,message", [
+    (HEADER + "Ann,,white,woman,x\n", "no names with race 'black'"),
+    (HEADER + "Ann,,white,woman,x\nBo,,purple,man,x\n", "race 'purple'"),
+    ("first_name,race\nAnn,white\n", "missing column"),
+    (HEADER + "Ann,,white,woman,x\nAnna,,black,woman,x\n", "part of name"),
+])
+def test_names_file_problems(tmp_path, text, message):
     f = tmp_path / "n.csv"
-    f.write_text("first_name,surname,race,gender,source\nAnn,,white,woman,x\n")
-    with pytest.raises(ConfigError, match="no names with race 'black'"):
-        load_names(f)
-    f.write_text("first_name,surname,race,gender,source\nAnn,,white,woman,x\nBo,,purple,man,x\n")
-    with pytest.raises(ConfigError, match="race 'purple'"):
-        load_names(f)
-    f.write_text("first_name,race\nAnn,white\n")
-    with pytest.raises(ConfigError, match="missing column"):
-        load_names(f)
-    f.write_text("first_name,surname,race,gender,source\nAnn,,white,woman,x\nAnna,,black,woman,x\n")
-    with pytest.raises(ConfigError, match="part of name"):
+    f.write_text(text)
+    with pytest.raises(ConfigError, match=message):
         load_names(f)
 
 

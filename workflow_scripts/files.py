@@ -70,13 +70,6 @@ def read_parquet(path: str | Path, required: list[str] | None = None) -> pd.Data
     return df
 
 
-def read_parquet_metadata(path: str | Path) -> dict[str, Any]:
-    """The ``prunebias`` metadata dict stored by :func:`write_parquet` (empty if none)."""
-    meta = pq.read_schema(path).metadata or {}
-    raw = meta.get(b"prunebias")
-    return json.loads(raw) if raw else {}
-
-
 def write_csv(df: pd.DataFrame, path: str | Path) -> None:
     """Write a CSV atomically with a fixed float format so reruns give identical bytes."""
     with atomic_path(path) as tmp:

@@ -94,7 +94,7 @@ def sample_all(model: Any, tok: Any, texts: Sequence[str], seeds: Sequence[int],
     samples share one prefill) and batches carry little padding; results come back in
     input order.
     """
-    lengths = [len(tok(t, add_special_tokens=False).input_ids) for t in texts]
+    lengths = [len(ids) for ids in tok(list(texts), add_special_tokens=False).input_ids]
     order = sorted(range(len(texts)), key=lambda i: (lengths[i], texts[i], i))
     results: list[tuple[str, int] | None] = [None] * len(texts)
     bs = max(1, int(settings.batch_size))

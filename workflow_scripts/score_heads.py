@@ -53,25 +53,29 @@ def select_heads(white: torch.Tensor, black: torch.Tensor, variant: dict[str, An
     return top_k_heads(scores, variant["k"]), scores
 
 
-def group_attention(paths: Iterable[str | Path], n_layers: int, n_heads: int) -> dict[str, torch.Tensor]:
-    """Mean name-attention (layers x heads) per race over the prompts of all files."""
-    from workflow_scripts.files import read_parquet
-
-    frames = [read_parquet(p, ["race", "attn", "n_answer_tokens"]) for p in paths]
-    df = pd.concat(frames, ignore_index=True)
+def race_means(df: pd.DataFrame, n_layers: int, n_heads: int, where: str) -> dict[str, torch.Tensor]:
+    """Mean name-attention (layers x heads) per race over head-attention rows with an answer."""
     df = df[df["n_answer_tokens"] > 0]
     out = {}
     for race in ("white", "black"):
         sub = df[df["race"] == race]
         if sub.empty:
-            raise ConfigError(", ".join(map(str, paths)), f"no prompts with race '{race}' and a non-empty answer",
+            raise ConfigError(where, f"no prompts with race '{race}' and a non-empty answer",
                               "check the names file and the baseline answers")
         arr = np.stack(sub["attn"].to_numpy())
         if arr.shape[1] != n_layers * n_heads:
-            raise ConfigError(str(paths), f"attention cache has {arr.shape[1]} heads, model {n_layers * n_heads}",
+            raise ConfigError(where, f"attention cache has {arr.shape[1]} heads, model {n_layers * n_heads}",
                               "delete results/head_attention and rerun")
         out[race] = torch.from_numpy(arr.mean(0).reshape(n_layers, n_heads))
     return out
+
+
+def group_attention(paths: Iterable[str | Path], n_layers: int, n_heads: int) -> dict[str, torch.Tensor]:
+    """Mean name-attention (layers x heads) per race over the prompts of all files."""
+    from workflow_scripts.files import read_parquet
+
+    frames = [read_parquet(p, ["race", "attn", "n_answer_tokens"]) for p in paths]
+    return race_means(pd.concat(frames, ignore_index=True), n_layers, n_heads, ", ".join(map(str, paths)))
 
 
 def main(smk) -> None:  # pragma: no cover - exercised through snakemake in tests

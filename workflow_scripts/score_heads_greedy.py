@@ -24,16 +24,14 @@ from workflow_scripts.architecture import check_architecture
 from workflow_scripts.cache_activations import cache_batches
 from workflow_scripts.masks import Mask
 from workflow_scripts.pruning import pruned
+from workflow_scripts.score_heads import race_means
 
 
 def mean_attention(model: Any, tok: Any, rows: pd.DataFrame, batch_size: int) -> dict[str, torch.Tensor]:
-    """Mean name-attention (layers x heads) per race, prompts with a non-empty answer."""
+    """Mean name-attention (layers x heads) per race, from one attention-only pass over ``rows``."""
     geo = check_architecture(model)
     tables = [h.to_pandas() for _, h in cache_batches(model, tok, rows, batch_size, with_sites=False)]
-    df = pd.concat(tables, ignore_index=True)
-    df = df[df["n_answer_tokens"] > 0]
-    return {race: torch.from_numpy(np.stack(df.loc[df.race == race, "attn"].to_numpy()).mean(0)
-                                   .reshape(geo.n_layers, geo.n_heads)) for race in ("white", "black")}
+    return race_means(pd.concat(tables, ignore_index=True), geo.n_layers, geo.n_heads, "greedy head selection")
 
 
 def greedy_heads(model: Any, tok: Any, rows: pd.DataFrame, k: int, batch_size: int,
