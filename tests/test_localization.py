@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from workflow_scripts.architecture import check_architecture
-from workflow_scripts.cache_activations import cache_batches
+from workflow_scripts.cache_activations import HEAD_SCHEMA, cache_batches
 from workflow_scripts.combine_masks import intersect_neuron_masks
 from workflow_scripts.errors import ConfigError
 from workflow_scripts.masks import Mask, check_model, read_mask, write_mask
@@ -249,3 +249,84 @@ def test_greedy_heads_rerun_the_model_after_each_pick(eager_model):
     s2 = (att2["white"] + att2["black"]).numpy()
     s2[first] = -np.inf
     assert order[1] == tuple(int(i) for i in np.unravel_index(int(np.argmax(s2)), s2.shape))
+
+
+@torch.no_grad()
+def hand_name_attention(model, tok, r, query_positions):
+    """Mean name-attention (layers x heads) of one prompt, unpadded, by plain torch from
+    ``output_attentions``: the name and answer tokens from character offsets, the query
+    positions t - 1 (``generating``) or t (``answer``) for each answer token t."""
+    text = chat_text(tok, r.prompt, r.answer_prefix, r.response)
+    assert text.endswith(r.response)
+    enc = tok(text, return_offsets_mapping=True, add_special_tokens=False)
+    n0 = text.find(r.prompt) + r.prompt.find(r["name"])
+    n1, r0 = n0 + len(r["name"]), len(text) - len(r.response)
+    name_idx = [i for i, (s, e) in enumerate(enc.offset_mapping) if s < n1 and e > n0]
+    ans_idx = [i for i, (s, e) in enumerate(enc.offset_mapping) if e > r0] if r.response else []
+    query = [t - 1 for t in ans_idx] if query_positions == "generating" else ans_idx
+    if query_positions == "generating" and ans_idx:
+        # from the last token before the response through the second-to-last answer token
+        last_before = max(i for i, (_, e) in enumerate(enc.offset_mapping) if e <= r0)
+        assert query == list(range(last_before, len(enc.input_ids) - 1))
+    out = model(input_ids=torch.tensor([enc.input_ids]), output_attentions=True)
+    att = torch.stack(out.attentions)[:, 0]  # (L, H, T, T)
+    if not query:
+        return torch.zeros(att.shape[:2]), len(ans_idx), 0
+    return att[:, :, query][..., name_idx].sum(-1).mean(-1), len(ans_idx), len(query)
+
+
+@pytest.mark.parametrize("padding_side", ["left", "right"])
+def test_head_attention_query_positions_by_hand(eager_model, padding_side):
+    """``generating`` averages the name-attention over the positions t - 1 that produce the
+    answer tokens t, ``answer`` (the old behaviour) over the answer tokens; both equal a
+    plain-torch computation on the unpadded prompt, whichever side the batch is padded."""
+    model, tok = eager_model
+    rows = prompts_frame(6)
+    # the answer's first token " 1" straddles the prefix/response boundary ("... is " + "120")
+    rows = pd.concat([rows, rows.iloc[[0]].assign(row=6, answer_prefix="My offer is ", response="120")],
+                     ignore_index=True)
+    r = rows.iloc[6]
+    text = chat_text(tok, r.prompt, r.answer_prefix, r.response)
+    first = next(s for s, e in tok(text, return_offsets_mapping=True, add_special_tokens=False).offset_mapping
+                 if e > len(text) - 3)
+    assert first < len(text) - 3  # it does straddle
+    geo = check_architecture(model)
+    old_side = tok.padding_side
+    tok.padding_side = padding_side
+    try:
+        got = {q: pa.concat_tables([h for _, h in cache_batches(model, tok, rows, 4, with_sites=False,
+                                                                query_positions=q)]).to_pandas()
+               for q in ("generating", "answer")}
+    finally:
+        tok.padding_side = old_side
+    assert list(got["generating"].columns) == HEAD_SCHEMA.names
+    for q, heads in got.items():
+        for (_, r), rec in zip(rows.iterrows(), heads.itertuples()):
+            expected, n_ans, n_query = hand_name_attention(model, tok, r, q)
+            assert (rec.row, rec.n_answer_tokens, rec.n_query_tokens) == (r.row, n_ans, n_query)
+            np.testing.assert_allclose(np.asarray(rec.attn).reshape(geo.n_layers, geo.n_heads), expected.numpy(),
+                                       rtol=1e-4, atol=1e-6)
+    gen, ans = (np.stack(got[q].attn) for q in ("generating", "answer"))
+    assert not np.allclose(gen, ans)  # the shift by one does change the values
+    assert list(got["generating"].n_query_tokens) == list(got["answer"].n_answer_tokens)  # empty answer: 0
+    with pytest.raises(ValueError, match="query_positions"):
+        next(cache_batches(model, tok, rows, 4, query_positions="prompt"))
+
+
+def test_greedy_heads_pass_the_query_positions_through(eager_model):
+    from workflow_scripts.score_heads import race_means
+    from workflow_scripts.score_heads_greedy import greedy_heads, mean_attention
+
+    model, tok = eager_model
+    rows = prompts_frame(6)
+    for q in ("generating", "answer"):
+        heads = pa.concat_tables([h for _, h in cache_batches(model, tok, rows, 4, with_sites=False,
+                                                              query_positions=q)]).to_pandas()
+        expected = race_means(heads, 2, 4, "test")
+        att = mean_attention(model, tok, rows, 4, query_positions=q)
+        for race in ("white", "black"):
+            torch.testing.assert_close(att[race], expected[race])
+        _, _, order = greedy_heads(model, tok, rows, 1, batch_size=4, query_positions=q)
+        assert order[0] == tuple(int(i) for i in np.unravel_index(int(torch.argmax(att["white"] + att["black"])), (2, 4)))
+    gen, ans = mean_attention(model, tok, rows, 4), mean_attention(model, tok, rows, 4, query_positions="answer")
+    assert not torch.allclose(gen["white"], ans["white"])  # the default is "generating", not the old positions

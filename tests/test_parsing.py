@@ -82,10 +82,53 @@ def test_number_complete(text, done):
     assert number_complete(text) is done
 
 
+@pytest.mark.parametrize("text,done", [
+    # a comma then a word ends the number (issue 10, item 8: these ran to the token cap)
+    ("1.00, and I think", True), ("1.00, a", True), ("500, which is", True), ("1,200, but", True),
+    ("500,and", True), ("1.5 million, and", True), ("1.2k, which", True), ("65%, and", True),
+    ("$200 to $300, which", True), ("500, (about", True),
+    # a comma then digits may be a thousands group: the number may still grow
+    ("1,", False), ("1,2", False), ("1,20", False), ("1,200", False), ("1,200,", False), ("1,200,0", False),
+    # comma + space: wait for what follows
+    ("500, ", False), ("1.00, ", False), ("500, $", False), ("500, -", False),
+    # a list: the first number is over, but the second decides the kind ("500, 500" is ok)
+    ("500, 6", False), ("500, 600", False), ("500, 600,", False), ("500, 600 d", True), ("500, 600. ", True),
+    ("500, 600, 7", True), ("1, 2", False), ("1, 2 d", True),
+    # the other rules still hold after the change
+    ("1.5 mi", False), ("1.2k", False), ("200 to", False), ("200 to 3", False), ("between 200 and", False),
+    ("200-300", False), ("200-300 d", True), ("65", False), ("65%", False), ("65% c", True),
+])
+def test_number_complete_after_comma(text, done):
+    assert number_complete(text) is done
+
+
+@pytest.mark.parametrize("text,value,kind", [
+    ("1.00, and I think", 1.0, "ok"), ("500, which is", 500.0, "ok"), ("1,200, but", 1200.0, "ok"),
+    ("$1,200, but I would go higher.", 1200.0, "ok"), ("1.5 million, and", 1.5e6, "ok"),
+    ("500,and", 500.0, "ok"), ("500, 600", 500.0, "multiple_numbers"), ("500, 500 dollars", 500.0, "ok"),
+    ("1, 2", 1.0, "multiple_numbers"), ("$200 to $300, which", 250.0, "ok"),
+])
+def test_parse_after_comma(text, value, kind):
+    p = parse_answer(text)
+    assert (p.value, p.kind) == (pytest.approx(value), kind)
+
+
+@pytest.mark.parametrize("text", [
+    "1.00, and I think that is fair.", "500, which is a good price.", "1,200, but I could go higher.",
+    "$1,200,000, and that is final.", "500, 600 dollars.", "500, 500 dollars.", "$200 to $300, which is fair.",
+    "1.5 million, and no more.",
+])
+def test_early_stop_after_comma_keeps_the_parse(text):
+    """The stopped text parses exactly like the whole answer (value and kind)."""
+    stop = next((text[:i] for i in range(1, len(text) + 1) if number_complete(text[:i])), text)
+    assert stop != text  # it does stop early
+    assert parse_answer(stop) == parse_answer(text)
+
+
 @pytest.mark.parametrize("text", [
     "$200 to $300 for the car.", "between $200 and $300. ", "$50,000 or $60,000. ", "Around 5 - 10 years",
     "200 or so.", "1.5 million dollars", "42,000. To be fair", "1200 USD", "$3.5B for it", "65% chance",
-    "I would offer 2.5e3 dollars", "1,200 dollars",
+    "I would offer 2.5e3 dollars", "1,200 dollars", "1.00, and I think", "10,000, which is $10", "500, 600",
 ])
 def test_early_stop_never_changes_the_parse(text):
     """Stopping generation at the first prefix where the number looks complete (character by

@@ -16,11 +16,28 @@ Summing ``sumsq`` over any subset of prompts and taking the square root gives th
 Wanda norms ||X_j||_2 of that subset, so masks for a name split or a pool of contexts
 need no new model run.
 
-``results/head_attention/{context}.parquet`` — one row per prompt: row, context, race,
-gender, name, sample, n_name_tokens, n_answer_tokens, and ``attn`` (list<float32>,
-n_layers x n_heads, layer-major): for each query head, the attention mass on the name's
-tokens, summed over the name's tokens and averaged over the answer's tokens. The name is
-located by character offsets (any fast tokenizer), never by token ids.
+``results/head_attention/{context}.parquet`` — one row per prompt:
+
+| column          | type          | meaning |
+|-----------------|---------------|---------|
+| row, context, race, gender, name, sample | | as in the activation table |
+| n_name_tokens   | int32         | tokens that overlap the name |
+| n_answer_tokens | int32         | tokens that overlap the answer (the response after the answer prefix) |
+| n_query_tokens  | int32         | query positions averaged over in ``attn`` (see below) |
+| attn            | list<float32> | n_layers x n_heads, layer-major: per query head, the attention mass on the name's tokens, summed over the name's tokens and averaged over the query positions |
+
+The query positions (``query_positions`` of ``cache_batches``, the rule's
+``params.head_queries``) are by default ``generating``: the positions whose attention
+produced the answer tokens, i.e. t - 1 for every answer token t — from the last token
+before the response (the end of the answer prefix, "... is $") through the answer's
+second-to-last token; a token that straddles the prefix/response boundary counts as an
+answer token, so its generating position is the token before it. ``answer`` (the old
+behaviour, kept for comparison) averages over the answer tokens themselves. Both
+``n_query_tokens`` and ``n_answer_tokens`` equal the number of answer tokens; an empty
+response has no query positions (``n_query_tokens`` 0, ``attn`` all 0, rows that
+``score_heads.race_means`` drops). The positions come from the attention and answer
+masks, so left and right padding give the same values. The name is located by
+character offsets (any fast tokenizer), never by token ids.
 
 Memory is bounded by one batch: hooks reduce each batch to per-channel sums in float32
 at once, and each batch is written as its own Parquet row group.
@@ -50,7 +67,8 @@ ACT_SCHEMA = pa.schema([("row", pa.int64()), ("context", pa.string()), ("race", 
 HEAD_SCHEMA = pa.schema([("row", pa.int64()), ("context", pa.string()), ("race", pa.string()),
                          ("gender", pa.string()), ("name", pa.string()), ("sample", pa.int64()),
                          ("n_name_tokens", pa.int32()), ("n_answer_tokens", pa.int32()),
-                         ("attn", pa.list_(pa.float32()))])
+                         ("n_query_tokens", pa.int32()), ("attn", pa.list_(pa.float32()))])
+QUERY_POSITIONS = ("generating", "answer")
 
 
 def char_spans(text: str, prompt: str, name: str, response: str) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -73,6 +91,23 @@ def token_masks(offsets: torch.Tensor, spans: list[tuple[int, int]]) -> torch.Te
     return (e > s) & (s < hi) & (e > lo)
 
 
+def query_mask(answer_mask: torch.Tensor, token_mask: torch.Tensor, query_positions: str) -> torch.Tensor:
+    """Bool (B, T): the query positions whose attention to the name is recorded.
+
+    ``answer``: the answer tokens. ``generating``: position t - 1 for every answer token t
+    (the positions whose next-token prediction is an answer token). Pads are on one side,
+    so the position before a non-first real token is real, whichever side the tokenizer
+    pads; the ``& token_mask`` only guards an answer that starts at the first real token.
+    """
+    if query_positions == "answer":
+        return answer_mask.clone()
+    if query_positions != "generating":
+        raise ValueError(f"query_positions must be one of {QUERY_POSITIONS}, not {query_positions!r}")
+    q = torch.zeros_like(answer_mask)
+    q[:, :-1] = answer_mask[:, 1:]
+    return q & token_mask
+
+
 class _Recorder:
     """Forward hooks that reduce each batch to per-channel sums and name-attention mass."""
 
@@ -83,6 +118,7 @@ class _Recorder:
         self.token_mask: torch.Tensor | None = None
         self.name_mask: torch.Tensor | None = None
         self.answer_mask: torch.Tensor | None = None
+        self.query_mask: torch.Tensor | None = None
         for i, layer in enumerate(decoder_layers(model)):
             for site, (block, mod) in SITES.items() if with_sites else ():
                 lin = getattr(getattr(layer, block), mod)
@@ -105,9 +141,9 @@ class _Recorder:
             w = weights.float()  # (B, H, T, T)
             name = self.name_mask.to(w.device, w.dtype)[:, None, None, :]
             mass = (w * name).sum(-1)  # (B, H, T): attention from each query token to the name
-            ans = self.answer_mask.to(w.device, w.dtype)[:, None, :]
-            n_ans = ans.sum(-1).clamp(min=1.0)
-            self.attn[layer] = ((mass * ans).sum(-1) / n_ans).cpu()
+            q = self.query_mask.to(w.device)[:, None, :]
+            n_q = q.sum(-1).clamp(min=1).to(w.dtype)
+            self.attn[layer] = (mass.masked_fill(~q, 0.0).sum(-1) / n_q).cpu()
         return hook
 
     def close(self) -> None:
@@ -117,11 +153,16 @@ class _Recorder:
 
 @torch.inference_mode()
 def cache_batches(model: Any, tok: Any, rows: pd.DataFrame, batch_size: int, with_attention: bool = True,
-                  with_sites: bool = True) -> Iterator[tuple[pa.Table | None, pa.Table | None]]:
+                  with_sites: bool = True, query_positions: str = "generating",
+                  ) -> Iterator[tuple[pa.Table | None, pa.Table | None]]:
     """Yield, per batch of prompts, its activation rows and head-attention rows.
 
     ``rows`` needs prompt, answer_prefix, response, name and the META_COLUMNS.
+    ``query_positions`` (``generating`` / ``answer``) picks the query positions of the
+    head-attention rows (see the module docstring).
     """
+    if query_positions not in QUERY_POSITIONS:
+        raise ValueError(f"query_positions must be one of {QUERY_POSITIONS}, not {query_positions!r}")
     geo = check_architecture(model)
     device = next(model.parameters()).device
     rec = _Recorder(model, with_attention, with_sites)
@@ -135,6 +176,7 @@ def cache_batches(model: Any, tok: Any, rows: pd.DataFrame, batch_size: int, wit
             rec.token_mask = enc.attention_mask.bool()
             rec.name_mask = token_masks(enc.offset_mapping, [s[0] for s in spans]) & rec.token_mask
             rec.answer_mask = token_masks(enc.offset_mapping, [s[1] for s in spans]) & rec.token_mask
+            rec.query_mask = query_mask(rec.answer_mask, rec.token_mask, query_positions)
             model(input_ids=enc.input_ids.to(device), attention_mask=enc.attention_mask.to(device),
                   use_cache=False, logits_to_keep=1)
             yield (_act_table(b, rec, geo.n_layers) if with_sites else None,
@@ -168,6 +210,7 @@ def _head_table(b: pd.DataFrame, rec: _Recorder, n_layers: int) -> pa.Table:
     attn = torch.stack([rec.attn[layer] for layer in range(n_layers)], dim=1)  # (B, L, H)
     cols = {**meta, "n_name_tokens": rec.name_mask.sum(-1).tolist(),
             "n_answer_tokens": rec.answer_mask.sum(-1).tolist(),
+            "n_query_tokens": rec.query_mask.sum(-1).tolist(),
             "attn": [a.flatten().numpy().astype(np.float32) for a in attn]}
     return pa.table(cols, schema=HEAD_SCHEMA)
 
@@ -192,10 +235,12 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
                             attn_implementation="eager")
     t0 = time.perf_counter()
     bs = smk.params.batch_size
+    head_queries = smk.params.head_queries
+    log.info("head attention averaged over the %s query positions", head_queries)
     with atomic_path(smk.output.activations) as tmp_act, atomic_path(smk.output.heads) as tmp_head:
         with pq.ParquetWriter(tmp_act, ACT_SCHEMA) as wa, pq.ParquetWriter(tmp_head, HEAD_SCHEMA) as wh:
             with tqdm(total=len(answers), desc="caching", unit="prompt") as bar:
-                for act, head in cache_batches(model, tok, answers, bs):
+                for act, head in cache_batches(model, tok, answers, bs, query_positions=head_queries):
                     wa.write_table(act, row_group_size=len(act))
                     wh.write_table(head)
                     bar.update(head.num_rows)

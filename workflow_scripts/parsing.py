@@ -127,7 +127,19 @@ def number_complete(text: str) -> bool:
     The number is complete when a sentence end, a newline or a word that is not a
     multiplier ("k", "million", ...) follows it; after "to" / "or" / "and" / "-" it waits
     for a possible second number, so a range is not cut to its lower bound.
+
+    A comma ends the number unless digits follow it directly ("1,2" / "1,200" may be
+    thousands groups and still grow): "1.00, and", "1,200, but" and "500,and" are
+    complete as soon as a letter follows the comma (and its spaces). "500, " waits for
+    the next character; a second number after the comma and its spaces ("500, 600", a
+    list) is read to its end first, so the stopped text parses with the same kind as the
+    whole answer (``multiple_numbers``, or ``ok`` for "500, 500"); a third one is not
+    waited for ("500, 600, 7" is complete).
     """
+    return _complete(text, in_list=False)
+
+
+def _complete(text: str, in_list: bool) -> bool:
     m = _NUM.search(text)
     if not m:
         return False
@@ -136,13 +148,21 @@ def number_complete(text: str) -> bool:
         return False
     if re.match(r"^\.\s", rest) or rest.startswith("\n") or re.match(r"^[!?;)]", rest):
         return True
+    comma = re.match(r"^,(\s*)", rest)
+    if comma and (comma.group(1) or re.match(r"^,[A-Za-z]", rest)):  # not "1,2": a thousands group
+        tail = rest[comma.end():]
+        if re.fullmatch(r"-?\$?\s?\.?", tail):
+            return False  # "500, " / "500, $": a word or a second number may follow
+        if re.match(r"^-?\$?\s?\.?\d", tail):  # a list "500, 600": decide after its second number
+            return in_list or _complete(tail, in_list=True)
+        return True  # "1.00, and I think", "1,200, but", "500, (about"
     joiner = _RANGE_WORD.match(rest)
     if joiner:  # "200 to", "200 -", "between 200 and": maybe a range, whose midpoint is the answer
         tail = rest[joiner.end():]
         if re.fullmatch(r"\$?\s*", tail):
             return False  # the second number may still come
         if re.match(r"^\$?\s?[\d.]", tail):
-            return number_complete(tail)  # decide after the range's second number
+            return _complete(tail, in_list)  # decide after the range's second number
         return True  # "200 or so": not a range
     word = re.match(r"^(\s*)([A-Za-z]+)", rest)
     if word:
