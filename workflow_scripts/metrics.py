@@ -1,9 +1,9 @@
-"""Bias metrics for two groups of numeric answers. Pure numpy/scipy, no I/O.
+"""Bias metrics for two groups of numeric answers. Pure numpy/pandas/scipy, no I/O.
 
-Conventions (see ../shared/science.md): diff = mean_white - mean_black; standardized
-mean difference SMD = diff / sqrt((s_w^2 + s_b^2) / 2) with sample variances (ddof=1),
-0 when both groups are constant; positive = White names get more. CIs are percentile
-bootstrap CIs, resampling each group separately with a seeded generator.
+Conventions: diff = mean_white - mean_black; standardized mean difference
+SMD = diff / sqrt((s_w^2 + s_b^2) / 2) with sample variances (ddof=1), 0 when both
+groups are constant; positive = White names get more. Uncertainty is computed at the
+level of names by ``inference`` (cluster bootstrap CIs, permutation p-values).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import math
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from scipy import stats
 
 
@@ -37,30 +38,6 @@ def smd(white: np.ndarray, black: np.ndarray) -> float:
     return float(diff / pooled)
 
 
-def _smd_rows(w: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Vectorised SMD over rows of resampled groups (shape n_boot x n)."""
-    diff = w.mean(axis=1) - b.mean(axis=1)
-    pooled = np.sqrt((w.var(axis=1, ddof=1) + b.var(axis=1, ddof=1)) / 2.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.where(pooled > 0, diff / pooled, np.where(diff == 0, 0.0, np.sign(diff) * np.inf))
-    return out
-
-
-def bootstrap_smd_ci(white: np.ndarray, black: np.ndarray, n_boot: int = 1000, level: float = 0.95,
-                     seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap CI of the SMD; NaN when a group has fewer than 2 values."""
-    w, b = np.asarray(white, float), np.asarray(black, float)
-    if w.size < 2 or b.size < 2 or n_boot < 1:
-        return math.nan, math.nan
-    rng = np.random.default_rng(seed)
-    ws = w[rng.integers(0, w.size, size=(n_boot, w.size))]
-    bs = b[rng.integers(0, b.size, size=(n_boot, b.size))]
-    vals = _smd_rows(ws, bs)
-    alpha = (1.0 - level) / 2.0
-    lo, hi = np.quantile(vals, [alpha, 1.0 - alpha])
-    return float(lo), float(hi)
-
-
 def mann_whitney_p(white: np.ndarray, black: np.ndarray) -> float:
     """Two-sided Mann-Whitney U p-value; NaN when undefined (empty or all values equal)."""
     w, b = np.asarray(white, float), np.asarray(black, float)
@@ -69,30 +46,57 @@ def mann_whitney_p(white: np.ndarray, black: np.ndarray) -> float:
     return float(stats.mannwhitneyu(w, b, alternative="two-sided").pvalue)
 
 
-def bias_summary(white: np.ndarray, black: np.ndarray, n_total_white: int, n_total_black: int,
-                 n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
-    """All bias columns for one context (or context x gender).
+def bias_summary(answers: pd.DataFrame, effect: str = "log_smd", n_boot: int = 1000, n_perm: int = 2000,
+                 seed: int = 0, value: str = "outcome") -> dict[str, Any]:
+    """All bias columns for one context (or context x gender), inferred at the name level.
 
-    ``white``/``black`` hold the usable outcomes; the totals include anomalies, so the
-    anomaly rate is over every answer. Metrics that are undefined come back NaN and
-    ``note`` says why, instead of raising.
+    ``answers`` has one row per answer: name, race, gender, anomaly and ``value`` (NaN for
+    anomalies). Every effect gets a name-bootstrap CI; the primary ``effect`` also gets a
+    name-permutation p-value (within gender), its minimum detectable size at 80% power
+    and an ``underpowered`` flag. The anomaly rate is compared between races the same
+    way. ``mwu_p`` (answer-level Mann-Whitney) is kept as a secondary column: it treats
+    answers as independent and is too liberal when names differ.
     """
-    w, b = np.asarray(white, float), np.asarray(black, float)
-    n_total = n_total_white + n_total_black
+    from workflow_scripts.inference import EFFECTS, MDE_FACTOR, NameData, name_bootstrap, permutation_p, permutation_test
+
+    df = answers
+    vals = df[value].to_numpy(float)
+    vals = np.where(df["anomaly"].to_numpy(bool), np.nan, vals)
+    strata = df["gender"].to_numpy() if "gender" in df else None
+    data = NameData.from_answers(df["name"].to_numpy(), df["race"].to_numpy(), vals, strata)
+    (nw, nb), (kw, kb) = data.n_answers, data.n_names
+    w = np.concatenate([v for v, white in zip(data.values, data.white) if white] or [np.empty(0)])
+    b = np.concatenate([v for v, white in zip(data.values, data.white) if not white] or [np.empty(0)])
     note = ""
-    if w.size < 2 or b.size < 2:
-        note = f"fewer than 2 usable answers in a group (white {w.size}, black {b.size})"
-    lo, hi = bootstrap_smd_ci(w, b, n_boot=n_boot, seed=seed)
-    return {
-        "n_white": int(w.size),
-        "n_black": int(b.size),
-        "mean_white": float(w.mean()) if w.size else math.nan,
-        "mean_black": float(b.mean()) if b.size else math.nan,
-        "diff": float(w.mean() - b.mean()) if w.size and b.size else math.nan,
-        "smd": smd(w, b),
-        "smd_ci_low": lo,
-        "smd_ci_high": hi,
-        "mwu_p": mann_whitney_p(w, b),
-        "anomaly_rate": 1.0 - (w.size + b.size) / n_total if n_total else math.nan,
-        "note": note,
-    }
+    if kw < 2 or kb < 2:
+        note = f"fewer than 2 names with a usable answer in a group (white {kw}, black {kb})"
+    row: dict[str, Any] = {"effect": effect, "n_white": nw, "n_black": nb, "names_white": kw, "names_black": kb,
+                           "mean_white": float(w.mean()) if w.size else math.nan,
+                           "mean_black": float(b.mean()) if b.size else math.nan}
+    for e in EFFECTS:
+        iv = name_bootstrap(data, e, n_boot=n_boot, seed=seed)
+        row[e], row[f"{e}_ci_low"], row[f"{e}_ci_high"] = iv.estimate, iv.ci_low, iv.ci_high
+    p_value, null_se = permutation_test(data, effect, n_perm=n_perm, seed=seed)
+    row["p_perm"] = p_value
+    row["mde"] = MDE_FACTOR * null_se
+    row["underpowered"] = bool(not math.isfinite(row["mde"]) or row["mde"] > MEDIUM_EFFECT[effect])
+    row["mwu_p"] = mann_whitney_p(w, b)
+    anomaly = NameData.from_answers(df["name"].to_numpy(), df["race"].to_numpy(),
+                                    df["anomaly"].to_numpy(float), strata)
+    white = df["race"].to_numpy() == "white"
+    is_anom = df["anomaly"].to_numpy(bool)
+    row["anomaly_rate"] = float(is_anom.mean()) if len(df) else math.nan
+    row["anomaly_rate_white"] = float(is_anom[white].mean()) if white.any() else math.nan
+    row["anomaly_rate_black"] = float(is_anom[~white].mean()) if (~white).any() else math.nan
+    row["anomaly_p_perm"] = permutation_p(anomaly, "diff", n_perm=n_perm, seed=seed) if len(df) else math.nan
+    row["note"] = note
+    return row
+
+
+# A design is flagged underpowered when it cannot detect a "medium" effect at 80% power:
+# half a standard deviation (Cohen) for SMDs, 0.33 for Cliff's delta (Romano et al. 2006).
+MEDIUM_EFFECT = {"diff": math.inf, "smd": 0.5, "log_smd": 0.5, "cliffs_delta": 0.33}
+BIAS_COLUMNS = (["effect", "n_white", "n_black", "names_white", "names_black", "mean_white", "mean_black"]
+                + [c for e in ("diff", "smd", "log_smd", "cliffs_delta") for c in (e, f"{e}_ci_low", f"{e}_ci_high")]
+                + ["p_perm", "mde", "underpowered", "mwu_p", "anomaly_rate", "anomaly_rate_white",
+                   "anomaly_rate_black", "anomaly_p_perm", "note"])
