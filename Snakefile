@@ -30,3 +30,4 @@ rule all:
         "results/tables/baseline_bias_by_gender.csv",
         all_masks(),
         "results/tables/transfer.csv",
+        "results/tables/mask_stability.csv",

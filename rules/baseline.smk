@@ -38,9 +38,16 @@ rule summarize_baseline:
             caption="../report/baseline_table.rst",
             category="Baseline bias",
         ),
+        forest=report(
+            "results/plots/baseline_forest.png",
+            caption="../report/forest.rst",
+            category="Baseline bias",
+        ),
     params:
         winsorize=config["analysis"]["winsorize"],
         n_boot=config["analysis"]["n_boot"],
+        n_perm=config["analysis"]["n_perm"],
+        effect=config["analysis"]["effect"],
         seed=config["seed"],
     log:
         "logs/summarize_baseline.log",

@@ -12,7 +12,7 @@ from snakemake.exceptions import WorkflowError
 from workflow_scripts.contexts import resolve_all
 from workflow_scripts.errors import ConfigError
 from workflow_scripts.modeling import check_hub_cached, resolve_source
-from workflow_scripts.names import load_names
+from workflow_scripts.names import load_names, split_names
 from workflow_scripts.score_heads import head_variant
 from workflow_scripts.score_neurons import neuron_variant
 
@@ -30,7 +30,7 @@ def _preflight():
     try:
         base = Path(".") if Path(config["scenarios_file"]).exists() else Path(workflow.basedir)
         contexts = resolve_all(config, base)
-        load_names(data_path(config["names_file"]), config["use_surnames"])
+        names = load_names(data_path(config["names_file"]), config["use_surnames"])
         win = config["analysis"]["winsorize"]
         if win is not None and not win[0] < win[1]:
             raise ConfigError("config: analysis.winsorize", f"{win} is not [lower, upper] with lower < upper",
@@ -40,7 +40,7 @@ def _preflight():
         check_hub_cached(src, config["model"]["allow_download"])
     except ConfigError as exc:
         raise WorkflowError(f"Invalid input: {exc}") from None
-    return contexts, pools
+    return contexts, pools, names
 
 
 def auto_pools(contexts, kinds):
@@ -88,7 +88,7 @@ def resolve_pools(contexts, base):
     return pools
 
 
-CONTEXTS, POOLS = _preflight()
+CONTEXTS, POOLS, NAMES = _preflight()
 MODEL_DIR = f"results/model/{config['model']['name']}"
 RES = config["resources"]
 
@@ -144,6 +144,20 @@ ALL_SOURCES = SCORED_SOURCES + COMMON_SOURCES
 EVAL = config["evaluation"]
 KIND_VARIANTS = {"neurons": NEURON_VARIANTS, "heads": HEAD_VARIANTS}
 METHODS = ["neurons", "heads"] + (["random_neurons", "random_heads"] if EVAL["random_controls"] else [])
+DRAWS = list(range(EVAL["random_draws"]))
+# Name hold-out: masks learn on one seeded, race x gender balanced half of the names and
+# are evaluated on the other half (None = every name on both sides).
+NAME_SPLIT = split_names(NAMES, config["seed"])
+LEARN_NAMES = NAME_SPLIT["learn"] if LOC["name_split"] else None
+EVAL_NAMES = NAME_SPLIT["holdout"] if LOC["name_split"] else None
+
+
+def eval_masks(wc):
+    """The mask files one evaluation job applies: the real mask, or its control draws."""
+    kind = mask_kind(wc.method)
+    if wc.method.startswith("random_"):
+        return [f"results/masks/random_{kind}/{wc.variant}/{wc.source}/draw{d}.npz" for d in DRAWS]
+    return [f"results/masks/{kind}/{wc.variant}/{wc.source}.npz"]
 
 
 def mask_kind(method):

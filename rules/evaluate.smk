@@ -1,27 +1,45 @@
-rule perplexity_base:
+EVAL_PARAMS = dict(
+    contexts={c: CONTEXTS[c].spec() for c in CONTEXTS},
+    samples_per_name=EVAL["samples_per_name"],
+    eval_names=EVAL_NAMES,
+    ablation=EVAL["head_ablation"],
+    sampling=config["sampling"],
+    dtype=config["model"]["dtype"],
+    device=config["model"]["device"],
+    perplexity_max_tokens=EVAL["perplexity_max_tokens"],
+)
+
+
+rule evaluate_reference:
     input:
+        masks=[],
         model=MODEL_DIR,
+        prompts=expand("results/prompts/{context}.parquet", context=CONTEXTS),
         text=data_path(EVAL["perplexity_text"]),
     output:
-        "results/eval/base_perplexity.json",
+        answers=expand("results/eval/reference/{target}.parquet", target=CONTEXTS),
+        info="results/eval/reference/info.json",
     params:
-        dtype=config["model"]["dtype"],
-        device=config["model"]["device"],
-        max_tokens=EVAL["perplexity_max_tokens"],
+        method="reference",
+        setting="none",
+        source="none",
+        **EVAL_PARAMS,
     threads: RES["model_threads"]
     resources:
         **model_resources(),
     log:
-        "logs/perplexity_base.log",
+        "logs/evaluate_reference.log",
+    benchmark:
+        "results/benchmarks/evaluate_reference.tsv"
     conda:
         "../envs/prunebias.yaml"
     script:
-        "../workflow_scripts/perplexity_base.py"
+        "../workflow_scripts/evaluate_pruned.py"
 
 
 rule evaluate_pruned:
     input:
-        mask=lambda wc: f"results/masks/{mask_kind(wc.method)}/{wc.variant}/{wc.source}.npz",
+        masks=eval_masks,
         model=MODEL_DIR,
         prompts=expand("results/prompts/{context}.parquet", context=CONTEXTS),
         text=data_path(EVAL["perplexity_text"]),
@@ -29,14 +47,10 @@ rule evaluate_pruned:
         answers=expand("results/eval/{{method}}/{{variant}}/{{source}}/{target}.parquet", target=CONTEXTS),
         info="results/eval/{method}/{variant}/{source}/info.json",
     params:
-        contexts=lambda wc: {c: CONTEXTS[c].spec() for c in CONTEXTS},
-        samples_per_name=EVAL["samples_per_name"],
-        ablation=EVAL["head_ablation"],
-        sampling=config["sampling"],
-        seed=config["seed"],
-        dtype=config["model"]["dtype"],
-        device=config["model"]["device"],
-        perplexity_max_tokens=EVAL["perplexity_max_tokens"],
+        method=lambda wc: wc.method,
+        setting=lambda wc: wc.variant,
+        source=lambda wc: wc.source,
+        **EVAL_PARAMS,
     wildcard_constraints:
         method="|".join(METHODS),
         source="|".join(re.escape(s) for s in ALL_SOURCES),
@@ -56,19 +70,24 @@ rule evaluate_pruned:
 rule aggregate_transfer:
     input:
         info=all_evaluations(),
+        reference="results/eval/reference/info.json",
         baseline=expand("results/baseline/{context}.parquet", context=CONTEXTS),
-        base_perplexity="results/eval/base_perplexity.json",
     output:
         table=report(
             "results/tables/transfer.csv",
             caption="../report/transfer_table.rst",
             category="Transfer",
         ),
+        controls=report(
+            "results/tables/transfer_controls.csv",
+            caption="../report/controls_table.rst",
+            category="Transfer",
+        ),
         heatmaps=report(
             [
-                f"results/plots/transfer_{method}__{variant}.png"
-                for method in METHODS
-                for variant in KIND_VARIANTS[mask_kind(method)]
+                f"results/plots/transfer_{kind}__{variant}.png"
+                for kind, variants in KIND_VARIANTS.items()
+                for variant in variants
             ],
             caption="../report/heatmap.rst",
             category="Transfer",
@@ -89,8 +108,10 @@ rule aggregate_transfer:
         pools=POOL_INFO,
         winsorize=config["analysis"]["winsorize"],
         n_boot=config["analysis"]["n_boot"],
+        effect=config["analysis"]["effect"],
         seed=config["seed"],
         inlier_percentiles=EVAL["inlier_percentiles"],
+        eval_names=EVAL_NAMES,
     log:
         "logs/aggregate_transfer.log",
     localrule: True

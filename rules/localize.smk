@@ -8,6 +8,7 @@ rule cache_activations:
     params:
         batch_size=LOC["batch_size"],
         max_samples_per_name=LOC["max_samples_per_name"],
+        head_queries=LOC["head_queries"],
         dtype=config["model"]["dtype"],
         device=config["model"]["device"],
     group:
@@ -34,6 +35,7 @@ rule score_neurons:
     params:
         contexts=lambda wc: source_contexts(wc.source),
         combine=lambda wc: "pooled" if "@" in wc.source else "single",
+        learn_names=LEARN_NAMES,
         device=config["model"]["device"],
     wildcard_constraints:
         source="|".join(re.escape(s) for s in SCORED_SOURCES),
@@ -61,6 +63,7 @@ if ONE_SHOT_HEAD_VARIANTS:
         params:
             contexts=lambda wc: source_contexts(wc.source),
             combine=lambda wc: "pooled" if "@" in wc.source else "single",
+            learn_names=LEARN_NAMES,
         wildcard_constraints:
             source="|".join(re.escape(s) for s in SCORED_SOURCES),
         log:
@@ -85,6 +88,8 @@ if GREEDY_HEAD_VARIANTS:
             combine=lambda wc: "pooled" if "@" in wc.source else "single",
             batch_size=LOC["batch_size"],
             max_samples_per_name=LOC["max_samples_per_name"],
+            learn_names=LEARN_NAMES,
+            head_queries=LOC["head_queries"],
             ablation=EVAL["head_ablation"],
             dtype=config["model"]["dtype"],
             device=config["model"]["device"],
@@ -123,3 +128,61 @@ rule combine_masks:
         "../envs/prunebias.yaml"
     script:
         "../workflow_scripts/combine_masks.py"
+
+
+rule draw_controls:
+    input:
+        mask="results/masks/{kind}/{variant}/{source}.npz",
+        activations=lambda wc: (
+            expand("results/activations/{c}.parquet", c=source_contexts(wc.source))
+            if wc.kind == "neurons"
+            else []
+        ),
+        model=MODEL_DIR,
+    output:
+        [f"results/masks/random_{{kind}}/{{variant}}/{{source}}/draw{d}.npz" for d in DRAWS],
+    params:
+        seed=config["seed"],
+        learn_names=LEARN_NAMES,
+        device=config["model"]["device"],
+    wildcard_constraints:
+        kind="neurons|heads",
+        source="|".join(re.escape(s) for s in ALL_SOURCES),
+    threads: RES["model_threads"]
+    resources:
+        **model_resources(),
+    log:
+        "logs/draw_controls/{kind}/{variant}/{source}.log",
+    conda:
+        "../envs/prunebias.yaml"
+    script:
+        "../workflow_scripts/draw_controls.py"
+
+
+rule measure_mask_stability:
+    input:
+        activations=expand("results/activations/{c}.parquet", c=CONTEXTS),
+        attention=expand("results/head_attention/{c}.parquet", c=CONTEXTS),
+        model=MODEL_DIR,
+    output:
+        report(
+            "results/tables/mask_stability.csv",
+            caption="../report/stability_table.rst",
+            category="Localization",
+        ),
+    params:
+        halves=NAME_SPLIT,
+        neuron_settings=NEURON_VARIANTS,
+        head_settings=ONE_SHOT_HEAD_VARIANTS,
+        device=config["model"]["device"],
+    threads: RES["model_threads"]
+    resources:
+        **model_resources(),
+    log:
+        "logs/measure_mask_stability.log",
+    benchmark:
+        "results/benchmarks/measure_mask_stability.tsv"
+    conda:
+        "../envs/prunebias.yaml"
+    script:
+        "../workflow_scripts/measure_mask_stability.py"

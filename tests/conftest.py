@@ -39,6 +39,7 @@ def tiny_config(model_dir: Path, **changes) -> dict:
     cfg["model"] = {"name": "tiny", "source": str(model_dir), "dtype": "float32", "device": "cpu"}
     cfg["contexts"] = ["purchase-bicycle", "hiring-lawyer"]
     cfg["samples_per_name"] = 2
+    cfg["names_file"] = "data/names/audit40.csv"  # 40 names keep the tiny runs short
     cfg["context_overrides"] = {c: {"range": [0, 1e15]} for c in cfg["contexts"]}
     cfg["resources"] = {"model_threads": 1}
     cfg["analysis"] = {"winsorize": [1, 99], "n_boot": 200}
@@ -50,7 +51,7 @@ def tiny_config(model_dir: Path, **changes) -> dict:
 
 
 # Stop before evaluation: baseline + localization only (keeps workflow tests short).
-UNTIL = ("--omit-from", "evaluate_pruned", "perplexity_base")
+UNTIL = ("--omit-from", "evaluate_pruned", "evaluate_reference")
 
 
 def small_config(model_dir: Path) -> dict:

@@ -114,3 +114,17 @@ def test_context_spec_roundtrip():
     assert ctx.outcome == "reverse_rank" and ctx.level == "numeric" and ctx.range == (1.0, 100.0)
     spec = ctx.spec()
     assert pd.Series(spec).notna().all() and spec["range"] == [1.0, 100.0]
+
+
+def test_name_split_is_seeded_and_balanced():
+    from workflow_scripts.names import split_names
+
+    names = load_names(REPO / "data" / "names" / "paper64.csv", use_surnames=False)
+    a = split_names(names, 7)
+    assert a == split_names(names.sample(frac=1, random_state=1), 7)  # row order does not matter
+    assert a != split_names(names, 8)
+    assert sorted(a["learn"] + a["holdout"]) == sorted(names["name"]) and not set(a["learn"]) & set(a["holdout"])
+    groups = names.set_index("name")[["race", "gender"]]
+    for half in a.values():
+        counts = groups.loc[half].value_counts()
+        assert len(counts) == 4 and (counts == 8).all()  # 16 per race x gender: 8 on each side

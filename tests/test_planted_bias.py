@@ -18,13 +18,13 @@ pytestmark = pytest.mark.slow
 def planted_run(tmp_path_factory):
     model_dir = build_planted_model(tmp_path_factory.mktemp("planted") / "model")
     work = tmp_path_factory.mktemp("planted_wf")
-    cfg = tiny_config(model_dir, samples_per_name=2)
+    cfg = tiny_config(model_dir, samples_per_name=2, names_file="data/names/audit40.csv", use_surnames=True)
     cfg["contexts"] = ["purchase-bicycle", "purchase-car"]
     cfg["context_overrides"] = {c: {"range": [0, 100]} for c in cfg["contexts"]}
     cfg["localization"] = {"batch_size": 16, "neurons": {"directions": ["black"], "p": [[15, 15]]},
                            "heads": {"scores": ["sum"], "k": [2], "greedy": [2]}, "pools": {},
                            "auto_pools": []}
-    cfg["evaluation"] = {"samples_per_name": 2, "random_controls": True}
+    cfg["evaluation"] = {"samples_per_name": 2, "random_controls": True, "random_draws": 2}
     run_snakemake(work, cfg)
     return work
 
@@ -34,6 +34,7 @@ def test_baseline_shows_the_planted_bias(planted_run):
     for ctx in ("purchase-bicycle", "purchase-car"):
         assert base.loc[ctx, "mean_white"] > 6.5 and base.loc[ctx, "mean_black"] < 3.5
         assert base.loc[ctx, "smd"] > 3 and base.loc[ctx, "smd_ci_low"] > 0
+        assert base.loc[ctx, "p_perm"] < 0.01 and base.loc[ctx, "names_white"] == 20
 
 
 def test_planted_weights_are_in_the_mask(planted_run):
@@ -47,19 +48,27 @@ def test_planted_weights_are_in_the_mask(planted_run):
 
 def test_pruning_removes_the_bias_and_transfers_within_scenario(planted_run):
     t = pd.read_csv(planted_run / "results/tables/transfer.csv")
-    neurons = t[t.method == "neurons"].set_index(["source", "target"])
+    neurons = t[t.kind == "neurons"].set_index(["source", "target"])
     same = neurons.loc[("purchase-bicycle", "purchase-bicycle")]
     assert same.level == "same_context"
-    assert abs(same.smd_pruned) < 0.5 < 3 < same.smd_base
-    assert same.bias_reduction > 0.8
+    # paired against the unpruned reference on the held-out names, same prompts and seeds
+    assert same.ref_significant and same.names_eval == 20
+    assert same.effect_ref_ci_low > 3 and abs(same.smd_pruned) < 0.5 < 3 < same.smd_ref
+    assert same.delta_abs_ci_high < 0 and same.bias_reduction > 0.8 and same.bias_reduction_ci_low > 0.5
     other = neurons.loc[("purchase-bicycle", "purchase-car")]
     assert other.level == "same_scenario" and other.bias_reduction > 0.8
-    # a random mask of the same size leaves the bias: the reduction is specific
-    assert same.reduction_minus_random > 0.5
-    assert set(t.method) == {"neurons", "heads", "random_neurons", "random_heads"}
-    # (neurons, heads sum_k2, heads greedy_k2) x (real, random) x 2 sources x 2 targets
-    assert len(t) == 3 * 2 * 2 * 2
-    greedy = t[(t.method == "heads") & (t.variant == "greedy_k2")]
+    # matched random masks of the same size leave the bias: the reduction is specific
+    assert same.delta_vs_random_ci_high < 0 and same.control_draws == 2
+    controls = pd.read_csv(planted_run / "results/tables/transfer_controls.csv")
+    assert len(controls) == len(t) * 2 and (controls.effect_pruned > 3).all()
+    assert set(t.kind) == {"neurons", "heads"}
+    # (neurons, heads sum_k2, heads greedy_k2) x 2 sources x 2 targets
+    assert len(t) == 3 * 2 * 2
+    greedy = t[(t.kind == "heads") & (t.variant == "greedy_k2")]
     assert len(greedy) == 4 and greedy.pruned_fraction.notna().all()
-    for png in ["transfer_neurons__black_b15_w15_global.png", "reduction_by_level.png", "dose_response.png"]:
+    stability = pd.read_csv(planted_run / "results/tables/mask_stability.csv")
+    neuron_stability = stability[stability.kind == "neurons"]
+    assert (neuron_stability.jaccard > neuron_stability.jaccard_chance).all()
+    for png in ["transfer_neurons__black_b15_w15_global.png", "reduction_by_level.png", "dose_response.png",
+                "baseline_forest.png"]:
         assert (planted_run / "results/plots" / png).stat().st_size > 5000

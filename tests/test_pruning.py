@@ -6,7 +6,7 @@ import torch
 
 from workflow_scripts.architecture import check_architecture
 from workflow_scripts.masks import Mask
-from workflow_scripts.pruning import pruned, random_like, state_checksum
+from workflow_scripts.pruning import pruned, state_checksum
 
 
 def neuron_mask(model, density=0.1, seed=0):
@@ -76,18 +76,50 @@ def test_head_ablations(fresh_model):
             pass
 
 
-def test_random_control_matches_counts(fresh_model):
+def test_matched_neuron_control_keeps_count_and_band(fresh_model):
+    """Controls: same count per matrix (per row for row selection), from the source group's
+    top-p band, never the real weights; a hand check of the band on one matrix."""
+    import torch
+
+    from workflow_scripts.architecture import linear
+    from workflow_scripts.controls import matched_neuron_control, neuron_band, neuron_controls
+    from workflow_scripts.scoring import set_difference_mask
+
     model, _ = fresh_model
-    mask = neuron_mask(model, density=0.05)
-    ctrl = random_like(mask, seed=3)
-    for k, a in mask.arrays.items():
-        assert ctrl.arrays[k].sum() == a.sum() and ctrl.arrays[k].shape == a.shape
-        assert not np.array_equal(ctrl.arrays[k], a)
-    again = random_like(mask, seed=3)
-    assert all(np.array_equal(again.arrays[k], ctrl.arrays[k]) for k in ctrl.arrays)
-    heads = Mask({"kind": "heads"}, {"heads": np.eye(2, 4, dtype=bool), "scores": np.ones((2, 4))})
-    h = random_like(heads, seed=1)
-    assert h.arrays["heads"].sum() == 2 and "scores" not in h.arrays
+    g = torch.Generator().manual_seed(0)
+    w = linear(model, 0, "q_proj").weight.detach()
+    sb, sw = torch.rand(w.shape[1], generator=g) * 4, torch.rand(w.shape[1], generator=g) * 4
+    real = set_difference_mask(w, sb, sw, 15, 15).numpy()
+    band = neuron_band(w, sb, 15, per_row=False)
+    scores = (w.abs() * sb.sqrt()[None, :]).numpy()
+    thresh = np.sort(scores.ravel())[::-1][int(np.ceil(0.15 * scores.size)) - 1]
+    assert (band == (scores >= thresh)).all()  # the band by hand: top 15% of Black scores
+    ctrl = matched_neuron_control(real, band, False, np.random.default_rng(1))
+    assert ctrl.sum() == real.sum() and not (ctrl & real).any() and (band[ctrl]).all()
+    real_row = set_difference_mask(w, sb, sw, 15, 15, per_row=True).numpy()
+    band_row = neuron_band(w, sb, 15, per_row=True)
+    ctrl_row = matched_neuron_control(real_row, band_row, True, np.random.default_rng(1))
+    assert (ctrl_row.sum(1) == real_row.sum(1)).all() and not (ctrl_row & real_row).any()
+    roomy = (band_row & ~real_row).sum(1) >= real_row.sum(1)  # elsewhere the band is too small: filled outside
+    assert roomy.sum() > 10 and (band_row[roomy] | ~ctrl_row[roomy]).all()
+    sums = {"black": {(0, "attn_in"): sb}, "white": {(0, "attn_in"): sw}}
+    method = {"direction": "black", "p_black": 15, "p_white": 15, "selection": "global"}
+    a, b = neuron_controls(model, {"layers.0.q_proj": real}, sums, method, [5, 6])
+    again = neuron_controls(model, {"layers.0.q_proj": real}, sums, method, [5])[0]
+    assert np.array_equal(a["layers.0.q_proj"], again["layers.0.q_proj"])  # seeded
+    assert not np.array_equal(a["layers.0.q_proj"], b["layers.0.q_proj"])  # draws differ
+
+
+def test_matched_head_control_keeps_layers():
+    from workflow_scripts.controls import matched_head_control
+
+    heads = np.zeros((4, 6), dtype=bool)
+    heads[2, [0, 3]] = True
+    heads[3, :] = True  # a full layer: the control can only take the same heads
+    for seed in range(5):
+        ctrl = matched_head_control(heads, np.random.default_rng(seed))
+        assert (ctrl.sum(1) == heads.sum(1)).all()
+        assert not (ctrl[2] & heads[2]).any() and ctrl[3].all()
 
 
 def test_mask_shape_mismatch_is_refused(fresh_model):

@@ -20,7 +20,7 @@ from conftest import REPO, tiny_config
 
 pytestmark = pytest.mark.slow
 MODEL_RULES = {"prepare_model", "generate_baseline", "cache_activations", "score_neurons", "evaluate_pruned",
-               "perplexity_base"}
+               "evaluate_reference", "measure_mask_stability"}
 
 
 def _ensure_slurm() -> None:
@@ -71,7 +71,8 @@ def test_workflow_runs_through_slurm(tiny_model_dir, tmp_path):
     assert groups == len(cfg["contexts"])
     n_ctx = len(cfg["contexts"])
     expected = {"prepare_model": 1, "generate_baseline": n_ctx, "cache_activations": n_ctx,
-                "score_neurons": n_ctx, "perplexity_base": 1, "evaluate_pruned": 2 * n_ctx}
+                "score_neurons": n_ctx, "evaluate_reference": 1, "measure_mask_stability": 1,
+                "evaluate_pruned": 2 * n_ctx}
     for rule, count in expected.items():
         assert by_rule.get(rule, []) == ["COMPLETED"] * count, (rule, by_rule)
     assert set(by_rule) == MODEL_RULES  # light rules ran locally, not through sbatch

@@ -4,17 +4,18 @@
 import pandas as pd
 import pytest
 
-from conftest import REPO, default_config, run_snakemake, tiny_config
+from conftest import REPO, UNTIL, default_config, run_snakemake, tiny_config
 
-TABLE_COLUMNS = ["n_white", "n_black", "mean_white", "mean_black", "diff", "smd", "smd_ci_low", "smd_ci_high",
-                 "mwu_p", "anomaly_rate"]
+TABLE_COLUMNS = ["effect", "n_white", "n_black", "names_white", "names_black", "mean_white", "mean_black", "diff",
+                 "smd", "smd_ci_low", "smd_ci_high", "log_smd", "cliffs_delta", "p_perm", "mde", "underpowered",
+                 "mwu_p", "anomaly_rate", "anomaly_rate_white", "anomaly_rate_black", "anomaly_p_perm"]
 
 
 @pytest.fixture(scope="module")
 def tiny_run(tiny_model_dir, tmp_path_factory):
     work = tmp_path_factory.mktemp("wf")
     # baseline and localization only; evaluation is covered by the planted-bias test
-    run_snakemake(work, tiny_config(tiny_model_dir), "--omit-from", "evaluate_pruned", "perplexity_base")
+    run_snakemake(work, tiny_config(tiny_model_dir), *UNTIL)
     return work
 
 
@@ -63,8 +64,7 @@ def test_tiny_workflow_produces_masks(tiny_run):
 
 
 def test_rerun_is_a_no_op(tiny_run, tiny_model_dir):
-    proc = run_snakemake(tiny_run, tiny_config(tiny_model_dir), "-n", "--omit-from", "evaluate_pruned",
-                         "perplexity_base")
+    proc = run_snakemake(tiny_run, tiny_config(tiny_model_dir), "-n", *UNTIL)
     assert "Nothing to be done" in proc.stdout + proc.stderr
 
 

@@ -1,13 +1,17 @@
-"""Turn raw answers into analysable outcomes for a context (pure, no I/O)."""
+"""Sample the model's answers to prompts and turn them into analysable outcomes."""
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from workflow_scripts.parsing import parse_answer
+from workflow_scripts.modeling import chat_text, eos_token_ids
+from workflow_scripts.parsing import number_complete, parse_answer
+from workflow_scripts.sampling import Sampling, sample_all
+from workflow_scripts.seeds import derive_seed
 
 
 def outcome_of(value: float, outcome: str) -> float:
@@ -26,3 +30,21 @@ def parse_responses(responses: pd.Series, low: float, high: float, percent: str,
     outcomes = np.array([outcome_of(v, outcome) if not a else math.nan for v, a in zip(values, anomaly)])
     return pd.DataFrame({"value": values, "kind": kinds, "anomaly": anomaly, "outcome": outcomes},
                         index=responses.index)
+
+
+PROMPT_COLUMNS = ["context", "race", "gender", "name", "sample", "seed", "prompt", "answer_prefix"]
+
+
+def generate_answers(model: Any, tok: Any, prompts: pd.DataFrame, settings: Sampling, purpose: str,
+                     context: dict[str, Any]) -> pd.DataFrame:
+    """Sample one answer per prompt row and parse it; ``purpose`` salts the seeds."""
+    texts = [chat_text(tok, p, a) for p, a in zip(prompts["prompt"], prompts["answer_prefix"])]
+    seeds = [derive_seed(s, purpose) for s in prompts["seed"]]
+    got = sample_all(model, tok, texts, seeds, settings, eos_token_ids(model, tok),
+                     number_complete if settings.stop_after_number else None, desc=f"{context['name']}")
+    out = prompts.copy()
+    out["response"] = [r for r, _ in got]
+    out["n_tokens"] = pd.array([n for _, n in got], dtype="int64")
+    lo, hi = context["range"]
+    parsed = parse_responses(out["response"], lo, hi, context["percent"], context["outcome"])
+    return pd.concat([out, parsed], axis=1)

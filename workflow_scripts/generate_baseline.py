@@ -15,32 +15,10 @@ from pathlib import Path
 if "snakemake" in globals():  # run by Snakemake's script: directive
     sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # type: ignore[name-defined]  # noqa: F821
 
-from typing import Any
+from workflow_scripts.answers import PROMPT_COLUMNS, generate_answers
+from workflow_scripts.sampling import Sampling
 
-import pandas as pd
-
-from workflow_scripts.answers import parse_responses
-from workflow_scripts.modeling import chat_text, eos_token_ids
-from workflow_scripts.parsing import number_complete
-from workflow_scripts.sampling import Sampling, sample_all
-from workflow_scripts.seeds import derive_seed
-
-PROMPT_COLUMNS = ["context", "race", "gender", "name", "sample", "seed", "prompt", "answer_prefix"]
-
-
-def generate_answers(model: Any, tok: Any, prompts: pd.DataFrame, settings: Sampling, purpose: str,
-                     context: dict[str, Any]) -> pd.DataFrame:
-    """Sample one answer per prompt row and parse it; ``purpose`` salts the seeds."""
-    texts = [chat_text(tok, p, a) for p, a in zip(prompts["prompt"], prompts["answer_prefix"])]
-    seeds = [derive_seed(s, purpose) for s in prompts["seed"]]
-    got = sample_all(model, tok, texts, seeds, settings, eos_token_ids(model, tok),
-                     number_complete if settings.stop_after_number else None, desc=f"{context['name']}")
-    out = prompts.copy()
-    out["response"] = [r for r, _ in got]
-    out["n_tokens"] = pd.array([n for _, n in got], dtype="int64")
-    lo, hi = context["range"]
-    parsed = parse_responses(out["response"], lo, hi, context["percent"], context["outcome"])
-    return pd.concat([out, parsed], axis=1)
+__all__ = ["PROMPT_COLUMNS", "generate_answers"]  # library functions live in workflow_scripts.answers
 
 
 def main(smk) -> None:  # pragma: no cover - exercised through snakemake in tests

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from workflow_scripts.errors import ConfigError
@@ -53,3 +54,24 @@ def load_names(path: str | Path, use_surnames: bool = True) -> pd.DataFrame:
                 raise ConfigError(str(p), f"name '{a}' is part of name '{b}'",
                                   "names must not contain one another, so each prompt holds exactly one name")
     return df.reset_index(drop=True)
+
+
+def split_names(names: pd.DataFrame, seed: int) -> dict[str, list[str]]:
+    """A seeded half split of the names, balanced by race x gender: ``learn`` and ``holdout``.
+
+    Within each (race, gender) group the names are shuffled with the seed and the first
+    half (rounded down) learns masks; the rest is held out for evaluation. The split
+    depends on the seed and the group's names only, not on row order.
+    """
+    from workflow_scripts.seeds import derive_seed
+
+    learn: list[str] = []
+    holdout: list[str] = []
+    for (race, gender), g in names.groupby(["race", "gender"], sort=True):
+        members = sorted(g["name"])
+        rng = np.random.default_rng(derive_seed(seed, "name_split", race, gender))
+        members = [members[i] for i in rng.permutation(len(members))]
+        half = len(members) // 2
+        learn += members[:half]
+        holdout += members[half:]
+    return {"learn": sorted(learn), "holdout": sorted(holdout)}

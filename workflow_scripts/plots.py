@@ -1,18 +1,28 @@
-"""Figures of the transfer table (seaborn, PNG, headless)."""
+"""Figures of the baseline and transfer tables (matplotlib/seaborn, PNG, headless).
+
+Every figure shows uncertainty: CIs come from the tables (name-level bootstrap), and
+summaries across targets treat the target as the unit (no pseudo-replication over the
+sources evaluated on one target).
+"""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+from typing import Sequence
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from workflow_scripts.files import atomic_path  # noqa: E402
 from workflow_scripts.transfer import LEVELS  # noqa: E402
+
+EFFECT_LABEL = {"smd": "SMD", "log_smd": "SMD of log(1 + value)", "cliffs_delta": "Cliff's delta", "diff": "difference"}
 
 
 def _save(fig, path: str | Path) -> None:
@@ -21,56 +31,134 @@ def _save(fig, path: str | Path) -> None:
     plt.close(fig)
 
 
-def heatmap(table: pd.DataFrame, method: str, variant: str, path: str | Path) -> None:
-    """Sources x targets, colour = bias reduction (1 = bias gone, 0 = unchanged)."""
-    sub = table[(table["method"] == method) & (table["variant"] == variant)]
-    grid = sub.pivot_table(index="source", columns="target", values="bias_reduction", aggfunc="first")
-    order = [s for s in dict.fromkeys(sub["source"]) if s in grid.index]
-    grid = grid.reindex(order)
-    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * max(1, grid.shape[1]), 1.0 + 0.42 * max(1, grid.shape[0])))
-    sns.heatmap(grid, ax=ax, cmap="RdBu", vmin=-1, vmax=1, center=0, annot=grid.shape[1] <= 12, fmt=".2f",
-                cbar_kws={"label": "bias reduction 1 - |SMD pruned| / |SMD base|"})
-    ax.set_title(f"{method} {variant}: transfer of bias reduction")
+def ordered_sources(sources: Sequence[str], contexts: Sequence[str]) -> list[str]:
+    """Context sources in the context order (so the diagonal is the same-context case), then pools."""
+    present = list(dict.fromkeys(sources))
+    return [c for c in contexts if c in present] + sorted(s for s in present if s not in contexts)
+
+
+def heatmap(table: pd.DataFrame, kind: str, variant: str, contexts: Sequence[str], path: str | Path) -> None:
+    """Sources x targets, colour = delta |effect| (pruned - reference); * where its CI excludes 0."""
+    sub = table[(table["kind"] == kind) & (table["variant"] == variant)]
+    targets = [c for c in contexts if c in set(sub["target"])]
+    rows = ordered_sources(sub["source"], contexts)
+    grid = sub.pivot_table(index="source", columns="target", values="delta_abs", aggfunc="first")
+    grid = grid.reindex(index=rows, columns=targets)
+    sig = sub.assign(sig=(sub["delta_abs_ci_low"] > 0) | (sub["delta_abs_ci_high"] < 0))
+    sig = sig.pivot_table(index="source", columns="target", values="sig", aggfunc="first").reindex(
+        index=rows, columns=targets)
+    under = sub.pivot_table(index="source", columns="target", values="underpowered", aggfunc="first").reindex(
+        index=rows, columns=targets)
+    finite = np.abs(grid.to_numpy(float))
+    vmax = float(np.nanmax(finite)) if np.isfinite(finite).any() else 1.0
+    vmax = vmax if vmax > 0 else 1.0  # the scale always spans every value: nothing is clipped
+    labels = grid.copy().astype(object)
+    for r in grid.index:
+        for c in grid.columns:
+            v = grid.loc[r, c]
+            mark = "*" if bool(sig.loc[r, c]) is True else ""
+            mark += " (u)" if bool(under.loc[r, c]) is True else ""
+            labels.loc[r, c] = "" if pd.isna(v) else f"{v:.2f}{mark}"
+    effect = str(sub["effect"].iloc[0]) if len(sub) else "smd"
+    fig, ax = plt.subplots(figsize=(1.6 + 1.1 * max(1, grid.shape[1]), 1.2 + 0.45 * max(1, grid.shape[0])))
+    sns.heatmap(grid.astype(float), ax=ax, cmap="RdBu_r", vmin=-vmax, vmax=vmax, center=0,
+                annot=labels.to_numpy() if grid.shape[1] <= 12 else False, fmt="",
+                cbar_kws={"label": f"|{EFFECT_LABEL.get(effect, effect)}| pruned - reference"})
+    ax.set_title(f"{kind} {variant}: change of |bias| (blue: smaller)\n* paired 95% CI excludes 0; "
+                 "(u) underpowered", fontsize=9)
     ax.set_xlabel("target context (evaluated on)")
     ax.set_ylabel("mask source (learned on)")
     _save(fig, path)
 
 
+def per_target_levels(table: pd.DataFrame, value: str) -> pd.DataFrame:
+    """Mean of ``value`` over the sources at each (kind, level, target): one point per target."""
+    return (table.groupby(["kind", "level", "target"], sort=False)[value].mean().reset_index())
+
+
 def reduction_by_level(table: pd.DataFrame, path: str | Path) -> None:
-    """Mean bias reduction per generalization level, neurons vs heads vs random controls."""
+    """Per level: change of |bias| (left) and real minus matched random (right), one point per target."""
     order = [lv for lv in LEVELS if lv in set(table["level"])]
-    fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(order)), 4))
-    sns.pointplot(data=table, x="level", y="bias_reduction", hue="method", order=order, errorbar=("ci", 95),
-                  dodge=0.4, linestyle="none", ax=ax)
-    ax.axhline(0, color="grey", lw=0.8)
-    ax.set_ylabel("bias reduction")
-    ax.set_xlabel("generalization level (near -> far)")
-    ax.tick_params(axis="x", rotation=20)
+    fig, axes = plt.subplots(1, 2, figsize=(max(9, 2.4 * len(order)), 4), sharey=False)
+    for ax, value, title in [(axes[0], "delta_abs", "|bias| pruned - reference"),
+                             (axes[1], "delta_vs_random", "|bias| real mask - matched random")]:
+        pts = per_target_levels(table, value)
+        if pts[value].notna().any():
+            sns.pointplot(data=pts, x="level", y=value, hue="kind", order=order, errorbar=("ci", 95),
+                          dodge=0.4, linestyle="none", ax=ax, n_boot=1000, seed=0)
+            sns.stripplot(data=pts, x="level", y=value, hue="kind", order=order, dodge=True, alpha=0.4, ax=ax,
+                          legend=False)
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set_title(title + "\n(points: targets; bars: 95% CI across targets)", fontsize=9)
+        ax.set_xlabel("generalization level (near -> far)")
+        ax.set_ylabel(value.replace("_", " "))
+        ax.tick_params(axis="x", rotation=20)
     _save(fig, path)
 
 
 def dose_response(table: pd.DataFrame, path: str | Path) -> None:
-    """Reduction and perplexity against p (neurons) or k (heads), same-context rows."""
+    """Change of |bias| and perplexity against p (neurons) or k (heads), same-context rows.
+
+    Drawn only for a kind with at least two doses; otherwise the panel says so.
+    """
     sub = table[table["level"] == "same_context"].copy()
     sub["dose"] = sub["p_black"].where(sub["kind"] == "neurons", sub["k"])
     fig, axes = plt.subplots(2, 2, figsize=(10, 7), sharex="col")
     for col, kind, label in [(0, "neurons", "p_black (%)"), (1, "heads", "k (heads)")]:
         part = sub[sub["kind"] == kind]
-        for row, y in [(0, "bias_reduction"), (1, "perplexity_pruned")]:
+        for row, y in [(0, "delta_abs"), (1, "perplexity_pruned")]:
             ax = axes[row, col]
-            if not part.empty:
-                sns.lineplot(data=part, x="dose", y=y, hue="method", marker="o", errorbar=("ci", 95), ax=ax)
             ax.set_xlabel(label)
             ax.set_ylabel(y.replace("_", " "))
-            if row == 1 and not part.empty:
-                ax.axhline(part["perplexity_base"].iloc[0], color="grey", ls="--", lw=0.8, label="unpruned")
+            if part["dose"].nunique() < 2:
+                ax.text(0.5, 0.5, f"one dose only for {kind}", ha="center", va="center", transform=ax.transAxes)
+                continue
+            sns.lineplot(data=part, x="dose", y=y, marker="o", errorbar=("ci", 95), ax=ax, label=kind)
+            if row == 1:
+                ax.axhline(part["perplexity_ref"].iloc[0], color="grey", ls="--", lw=0.8, label="unpruned")
+            ax.legend()
     fig.suptitle("Dose-response (mask learned and evaluated on the same context)")
     _save(fig, path)
 
 
-def make_plots(table: pd.DataFrame, heatmaps: list[str], levels: str, dose: str) -> None:
+def baseline_forest(by_context: pd.DataFrame, by_gender: pd.DataFrame, effect: str, path: str | Path) -> None:
+    """Baseline effect per context (and per gender) with its name-bootstrap 95% CI."""
+    rows = []
+    for _, r in by_context.iterrows():
+        rows.append((r["context"], "all", r[effect], r[f"{effect}_ci_low"], r[f"{effect}_ci_high"], r["p_perm"]))
+    for _, r in by_gender.iterrows():
+        rows.append((r["context"], r["gender"], r[effect], r[f"{effect}_ci_low"], r[f"{effect}_ci_high"], r["p_perm"]))
+    df = pd.DataFrame(rows, columns=["context", "group", "est", "lo", "hi", "p"])
+    groups = list(dict.fromkeys(df["group"]))
+    contexts = list(dict.fromkeys(df["context"]))
+    fig, ax = plt.subplots(figsize=(7, 1.0 + 0.55 * len(contexts) * len(groups) / 1.5))
+    colors = dict(zip(groups, sns.color_palette("deep", len(groups))))
+    y = 0.0
+    ticks, names = [], []
+    for c in contexts:
+        for g in groups:
+            r = df[(df["context"] == c) & (df["group"] == g)]
+            if r.empty:
+                continue
+            r = r.iloc[0]
+            if math.isfinite(r["lo"]) and math.isfinite(r["hi"]):
+                ax.plot([r["lo"], r["hi"]], [y, y], color=colors[g], lw=2)
+            ax.plot([r["est"]], [y], "o", color=colors[g], label=g if c == contexts[0] else None)
+            ticks.append(y)
+            names.append(f"{c} ({g}) p={r['p']:.3f}" if math.isfinite(r["p"]) else f"{c} ({g})")
+            y -= 1
+        y -= 0.6
+    ax.axvline(0, color="grey", lw=0.8)
+    ax.set_yticks(ticks, names, fontsize=8)
+    ax.set_xlabel(f"{EFFECT_LABEL.get(effect, effect)}, White - Black (95% name-bootstrap CI)")
+    ax.set_title("Baseline bias per context; p: name-permutation test", fontsize=9)
+    ax.legend(fontsize=8, loc="best")
+    _save(fig, path)
+
+
+def make_plots(table: pd.DataFrame, contexts: Sequence[str], heatmaps: list[str], levels: str, dose: str) -> None:
     for path in heatmaps:
-        method, variant = Path(path).stem.removeprefix("transfer_").split("__")
-        heatmap(table, method, variant, path)
+        kind, variant = Path(path).stem.removeprefix("transfer_").split("__")
+        heatmap(table, kind, variant, contexts, path)
     reduction_by_level(table, levels)
     dose_response(table, dose)

@@ -78,20 +78,6 @@ def pruned(model: Any, mask: Mask, ablation: str = "q_rows") -> Iterator[int]:
             param.data[m] = values
 
 
-def random_like(mask: Mask, seed: int) -> Mask:
-    """A control mask: the same number of pruned weights per module (or heads), at random."""
-    rng = np.random.default_rng(seed)
-    arrays: dict[str, np.ndarray] = {}
-    for key, arr in mask.arrays.items():
-        if key == "scores":
-            continue
-        flat = np.zeros(arr.size, dtype=bool)
-        flat[rng.choice(arr.size, size=int(arr.sum()), replace=False)] = True
-        arrays[key] = flat.reshape(arr.shape)
-    meta = {**mask.meta, "control": "random", "control_seed": seed}
-    return Mask(meta, arrays)
-
-
 def state_checksum(model: Any) -> str:
     """SHA-256 over every parameter's bytes (to prove a restore is exact)."""
     h = hashlib.sha256()

@@ -70,12 +70,16 @@ def race_means(df: pd.DataFrame, n_layers: int, n_heads: int, where: str) -> dic
     return out
 
 
-def group_attention(paths: Iterable[str | Path], n_layers: int, n_heads: int) -> dict[str, torch.Tensor]:
-    """Mean name-attention (layers x heads) per race over the prompts of all files."""
+def group_attention(paths: Iterable[str | Path], n_layers: int, n_heads: int,
+                    names: list[str] | None = None) -> dict[str, torch.Tensor]:
+    """Mean name-attention (layers x heads) per race over the prompts of all files (of ``names`` only if given)."""
     from workflow_scripts.files import read_parquet
 
-    frames = [read_parquet(p, ["race", "attn", "n_answer_tokens"]) for p in paths]
-    return race_means(pd.concat(frames, ignore_index=True), n_layers, n_heads, ", ".join(map(str, paths)))
+    frames = [read_parquet(p, ["name", "race", "attn", "n_answer_tokens"]) for p in paths]
+    df = pd.concat(frames, ignore_index=True)
+    if names is not None:
+        df = df[df["name"].isin(set(names))]
+    return race_means(df, n_layers, n_heads, ", ".join(map(str, paths)))
 
 
 def main(smk) -> None:  # pragma: no cover - exercised through snakemake in tests
@@ -87,13 +91,13 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
 
     log = setup_logging(smk.log[0], "prunebias.score_heads")
     identity = json.loads((Path(smk.input.model) / IDENTITY_FILE).read_text())
-    att = group_attention(smk.input.attention, identity["n_layers"], identity["n_heads"])
+    att = group_attention(smk.input.attention, identity["n_layers"], identity["n_heads"], smk.params.learn_names)
     for path in smk.output:
         v = parse_variant(Path(path).parent.name)
         heads, scores = select_heads(att["white"], att["black"], v)
         meta = {"model": identity, "method": {"name": "heads", **v}, "source": smk.wildcards.source,
                 "sources": list(smk.params.contexts), "combine": smk.params.combine,
-                "white_mean": att["white"].tolist(), "black_mean": att["black"].tolist()}
+                "learn_names": smk.params.learn_names, "white_mean": att["white"].tolist(), "black_mean": att["black"].tolist()}
         write_mask(path, "heads", meta, {"heads": heads.numpy(), "scores": scores.numpy()})
         chosen = [(int(i) // identity["n_heads"], int(i) % identity["n_heads"]) for i in heads.flatten().nonzero()]
         log.info("%s %s: heads (layer, head) %s", smk.wildcards.source, Path(path).parent.name, chosen)

@@ -74,6 +74,14 @@ def group_sumsq(paths: Iterable[str | Path], keep: Callable[[Any], Any] | None =
     return out
 
 
+def names_filter(names: list[str] | None) -> Callable[[Any], Any] | None:
+    """A ``keep`` for ``group_sumsq`` that keeps only the prompts of ``names`` (None: all)."""
+    if names is None:
+        return None
+    allowed = set(names)
+    return lambda df: df["name"].isin(allowed).to_numpy()
+
+
 def neuron_masks(model: Any, sums: dict[str, dict[tuple[int, str], torch.Tensor]],
                  variants: list[dict[str, Any]]) -> list[dict[str, np.ndarray]]:
     """One {``layers.L.module``: bool mask} dict per variant; norms are shared across variants."""
@@ -106,14 +114,15 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
 
     log = setup_logging(smk.log[0], "prunebias.score_neurons")
     t0 = time.perf_counter()
-    sums = group_sumsq(smk.input.activations)
+    sums = group_sumsq(smk.input.activations, names_filter(smk.params.learn_names))
     model, _ = load_model(smk.input.model, "float32", smk.params.device, smk.threads)
     identity = json.loads((Path(smk.input.model) / IDENTITY_FILE).read_text())
     variants = [parse_variant(Path(p).parent.name) for p in smk.output]
     masks = neuron_masks(model, sums, variants)
     for path, v, arrays in zip(smk.output, variants, masks):
         meta = {"model": identity, "method": {"name": "neurons", **v}, "source": smk.wildcards.source,
-                "sources": list(smk.params.contexts), "combine": smk.params.combine}
+                "sources": list(smk.params.contexts), "combine": smk.params.combine,
+                "learn_names": smk.params.learn_names}
         write_mask(path, "neurons", meta, arrays)
         n = sum(int(a.sum()) for a in arrays.values())
         tot = sum(a.size for a in arrays.values())

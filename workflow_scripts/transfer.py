@@ -1,5 +1,5 @@
 """Transfer metrics (pure): generalization level of a (source, target) pair, bias
-reduction with a bootstrap CI, inlier ratio.
+reduction, answers grouped by name for paired inference, inlier ratio.
 
 Levels, from near to far (the paper's 1-3):
 
@@ -17,11 +17,12 @@ Levels, from near to far (the paper's 1-3):
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 
-from workflow_scripts.metrics import _smd_rows
+from workflow_scripts.inference import NameData
 
 LEVELS = {"same_context": 1, "pool_member": 1, "same_scenario": 2, "pool_heldout": 2, "mixed_pool_heldout": 2,
           "other_scenario": 3, "other_scenario_pool": 3}
@@ -48,30 +49,20 @@ def transfer_level(source: str, target: str, pools: Mapping[str, Mapping[str, An
     return "mixed_pool_heldout"
 
 
-def bias_reduction(smd_base: float, smd_pruned: float) -> float:
-    """1 - |SMD_pruned| / |SMD_base|: 1 = bias gone, 0 = unchanged, < 0 = worse."""
-    if not (math.isfinite(smd_base) and math.isfinite(smd_pruned)) or smd_base == 0:
+def bias_reduction(effect_ref: float, effect_pruned: float) -> float:
+    """1 - |pruned| / |ref|: 1 = bias gone, 0 = unchanged, < 0 = worse (NaN if ref is 0)."""
+    if not (math.isfinite(effect_ref) and math.isfinite(effect_pruned)) or effect_ref == 0:
         return math.nan
-    return 1.0 - abs(smd_pruned) / abs(smd_base)
+    return 1.0 - abs(effect_pruned) / abs(effect_ref)
 
 
-def bias_reduction_ci(base_w: np.ndarray, base_b: np.ndarray, pr_w: np.ndarray, pr_b: np.ndarray,
-                      n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap CI, resampling each of the four groups independently."""
-    arrays = [np.asarray(a, float) for a in (base_w, base_b, pr_w, pr_b)]
-    if any(a.size < 2 for a in arrays) or n_boot < 1:
-        return math.nan, math.nan
-    rng = np.random.default_rng(seed)
-    bw, bb, pw, pb = (a[rng.integers(0, a.size, size=(n_boot, a.size))] for a in arrays)
-    sb, sp = _smd_rows(bw, bb), _smd_rows(pw, pb)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        red = 1.0 - np.abs(sp) / np.abs(sb)
-    red = red[np.isfinite(red)]
-    if red.size < max(10, n_boot // 10):
-        return math.nan, math.nan
-    alpha = (1.0 - level) / 2.0
-    lo, hi = np.quantile(red, [alpha, 1.0 - alpha])
-    return float(lo), float(hi)
+def name_data(df: pd.DataFrame, clip: tuple[float, float] | None, order: Sequence[str]) -> NameData:
+    """Answers of one evaluation grouped by name (anomalies dropped, values clipped), in ``order``."""
+    vals = df["outcome"].to_numpy(float)
+    if clip is not None:
+        vals = np.clip(vals, clip[0], clip[1])
+    vals = np.where(df["anomaly"].to_numpy(bool), np.nan, vals)
+    return NameData.from_answers(df["name"].to_numpy(), df["race"].to_numpy(), vals, df["gender"].to_numpy(), order)
 
 
 def inlier_ratio(base_values: np.ndarray, pruned_values: np.ndarray, anomalies: np.ndarray,

@@ -1,0 +1,85 @@
+"""Matched random controls: masks of the same size and shape as a real mask, drawn at random
+from where the real mask could have come from.
+
+Why matched: a real neuron mask sits in the top of its score distribution (large
+weights on active channels) and name heads sit in a few layers. A uniform random mask
+of the same count removes mostly tiny weights, or heads of any layer, and is not the
+right null. A matched control keeps
+
+- neurons: the count per weight matrix (per output row for ``row`` selection), drawn
+  from the same score band as the real mask: the top p% of the *source group's* Wanda
+  scores (the Black scores for direction ``black``), without the real mask's weights;
+- heads: the count per layer, drawn from the other heads of the same layer.
+
+Pure functions: arrays in, arrays out; the scores come from ``scoring``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from workflow_scripts.scoring import top_fraction, wanda_scores
+
+
+def neuron_band(weight: torch.Tensor, sumsq_source: torch.Tensor, percent: float, per_row: bool) -> np.ndarray:
+    """The score band a set-difference mask is drawn from: top ``percent``% of the source group's scores."""
+    return top_fraction(wanda_scores(weight, sumsq_source), percent, per_row).cpu().numpy()
+
+
+def _draw(candidates: np.ndarray, fallback: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+    """``count`` indices from ``candidates`` (then from ``fallback`` if there are too few)."""
+    if count <= candidates.size:
+        return rng.choice(candidates, size=count, replace=False)
+    extra = np.setdiff1d(fallback, candidates)
+    return np.concatenate([candidates, rng.choice(extra, size=min(count - candidates.size, extra.size),
+                                                  replace=False)])
+
+
+def matched_neuron_control(real: np.ndarray, band: np.ndarray, per_row: bool, rng: np.random.Generator) -> np.ndarray:
+    """A random mask with the real mask's count (per matrix, or per row) from ``band`` minus ``real``.
+
+    If the band holds too few other weights, the rest comes from anywhere in the matrix
+    outside the real mask (so the count always matches).
+    """
+    out = np.zeros_like(real, dtype=bool)
+    if per_row:
+        for r in np.flatnonzero(real.any(axis=1)):
+            cand = np.flatnonzero(band[r] & ~real[r])
+            out[r, _draw(cand, np.flatnonzero(~real[r]), int(real[r].sum()), rng)] = True
+        return out
+    flat_real, flat_band = real.reshape(-1), band.reshape(-1)
+    cand = np.flatnonzero(flat_band & ~flat_real)
+    out.reshape(-1)[_draw(cand, np.flatnonzero(~flat_real), int(flat_real.sum()), rng)] = True
+    return out
+
+
+def matched_head_control(heads: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A random head mask with the real mask's count in every layer, from that layer's other heads."""
+    out = np.zeros_like(heads, dtype=bool)
+    for layer in np.flatnonzero(heads.any(axis=1)):
+        cand = np.flatnonzero(~heads[layer])
+        out[layer, _draw(cand, np.arange(heads.shape[1]), int(heads[layer].sum()), rng)] = True
+    return out
+
+
+def neuron_controls(model: Any, real: dict[str, np.ndarray], sums: dict[str, dict[tuple[int, str], torch.Tensor]],
+                    method: dict[str, Any], seeds: list[int]) -> list[dict[str, np.ndarray]]:
+    """One matched control per seed for a neuron mask ({``layers.L.module``: bool})."""
+    from workflow_scripts.architecture import MODULES, linear
+
+    source = method["direction"]  # the group whose top scores the mask is drawn from
+    percent = method["p_black"] if source == "black" else method["p_white"]
+    per_row = method["selection"] == "row"
+    rngs = [np.random.default_rng(s) for s in seeds]
+    out: list[dict[str, np.ndarray]] = [{} for _ in seeds]
+    for key in sorted(k for k in real if k != "scores"):
+        _, layer, module = key.split(".")
+        site = MODULES[module][1]
+        w = linear(model, int(layer), module).weight.detach().float()
+        band = neuron_band(w, sums[source][(int(layer), site)].to(w.device), percent, per_row)
+        for i, rng in enumerate(rngs):
+            out[i][key] = matched_neuron_control(real[key], band, per_row, rng)
+    return out
