@@ -31,3 +31,4 @@ rule all:
         all_masks(),
         "results/tables/transfer.csv",
         "results/tables/mask_stability.csv",
+        planted_outputs(),

@@ -36,6 +36,11 @@ def _preflight():
             raise ConfigError("config: analysis.winsorize", f"{win} is not [lower, upper] with lower < upper",
                               "write e.g. [1, 99], or null to switch winsorizing off")
         pools = resolve_pools(contexts, base)
+        planted = config["controls"]["planted_bias"]
+        for c in planted["contexts"]:
+            if c not in contexts:
+                raise ConfigError("config: controls.planted_bias.contexts", f"'{c}' is not a selected context",
+                                  "list contexts that are under contexts/context_sets, or leave it empty")
         src = resolve_source(config["model"]["source"])
         check_hub_cached(src, config["model"]["allow_download"])
     except ConfigError as exc:
@@ -89,6 +94,9 @@ def resolve_pools(contexts, base):
 
 
 CONTEXTS, POOLS, NAMES = _preflight()
+SCENARIOS_FILE = data_path(config["scenarios_file"])
+PLANTED = {**config["controls"]["planted_bias"]}
+PLANTED["contexts"] = PLANTED["contexts"] or list(CONTEXTS)[:1]
 MODEL_DIR = f"results/model/{config['model']['name']}"
 RES = config["resources"]
 
@@ -188,3 +196,10 @@ def all_evaluations():
         for variant in KIND_VARIANTS[mask_kind(method)]
         for source in ALL_SOURCES
     ]
+
+
+def planted_outputs():
+    """The positive control's tables, when it is switched on."""
+    if not PLANTED["enabled"]:
+        return []
+    return ["results/tables/planted_control.csv", "results/tables/planted_baseline.csv"]

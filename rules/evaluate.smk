@@ -119,3 +119,60 @@ rule aggregate_transfer:
         "../envs/prunebias.yaml"
     script:
         "../workflow_scripts/aggregate_transfer.py"
+
+
+if PLANTED["enabled"]:
+
+    rule measure_planted_control:
+        input:
+            model=MODEL_DIR,
+            prompts=expand("results/prompts/{c}.parquet", c=PLANTED["contexts"]),
+            baseline=expand("results/baseline/{c}.parquet", c=PLANTED["contexts"]),
+            names=data_path(config["names_file"]),
+            scenarios=SCENARIOS_FILE,
+            text=data_path(EVAL["perplexity_text"]),
+        output:
+            table=report(
+                "results/tables/planted_control.csv",
+                caption="../report/planted_control.rst",
+                category="Positive control",
+            ),
+            baseline=report(
+                "results/tables/planted_baseline.csv",
+                caption="../report/planted_control.rst",
+                category="Positive control",
+            ),
+            plot=report(
+                "results/plots/planted_control.png",
+                caption="../report/planted_control.rst",
+                category="Positive control",
+            ),
+            record="results/controls/planted_bias.json",
+        params:
+            planted=PLANTED,
+            halves=NAME_SPLIT,
+            use_surnames=config["use_surnames"],
+            neuron_settings=NEURON_VARIANTS,
+            head_settings=ONE_SHOT_HEAD_VARIANTS,
+            draws=EVAL["random_draws"],
+            batch_size=LOC["batch_size"],
+            head_queries=LOC["head_queries"],
+            winsorize=config["analysis"]["winsorize"],
+            n_boot=config["analysis"]["n_boot"],
+            n_perm=config["analysis"]["n_perm"],
+            effect=config["analysis"]["effect"],
+            seed=config["seed"],
+            inlier_percentiles=EVAL["inlier_percentiles"],
+            max_tokens=EVAL["perplexity_max_tokens"],
+            **{k: v for k, v in EVAL_PARAMS.items() if k not in ("eval_names", "perplexity_max_tokens")},
+        threads: RES["model_threads"]
+        resources:
+            **model_resources(),
+        log:
+            "logs/measure_planted_control.log",
+        benchmark:
+            "results/benchmarks/measure_planted_control.tsv"
+        conda:
+            "../envs/prunebias.yaml"
+        script:
+            "../workflow_scripts/measure_planted_control.py"

@@ -40,6 +40,7 @@ def tiny_config(model_dir: Path, **changes) -> dict:
     cfg["contexts"] = ["purchase-bicycle", "hiring-lawyer"]
     cfg["samples_per_name"] = 2
     cfg["names_file"] = "data/names/audit40.csv"  # 40 names keep the tiny runs short
+    cfg["controls"] = {"planted_bias": {"enabled": False}}  # tested on its own (test_planted_control.py)
     cfg["context_overrides"] = {c: {"range": [0, 1e15]} for c in cfg["contexts"]}
     cfg["resources"] = {"model_threads": 1}
     cfg["analysis"] = {"winsorize": [1, 99], "n_boot": 200}

@@ -73,7 +73,7 @@ def test_name_data_clips_drops_anomalies_and_keeps_order():
 
 def test_transfer_row_is_paired_against_the_reference():
     """A mask that removes a planted gap: delta by hand, and controls that leave it."""
-    from workflow_scripts.aggregate_transfer import transfer_row
+    from workflow_scripts.transfer import transfer_row
 
     rng = np.random.default_rng(0)
     names = [f"w{i}" for i in range(10)] + [f"b{i}" for i in range(10)]

@@ -38,13 +38,35 @@ PROMPT_COLUMNS = ["context", "race", "gender", "name", "sample", "seed", "prompt
 def generate_answers(model: Any, tok: Any, prompts: pd.DataFrame, settings: Sampling, purpose: str,
                      context: dict[str, Any]) -> pd.DataFrame:
     """Sample one answer per prompt row and parse it; ``purpose`` salts the seeds."""
-    texts = [chat_text(tok, p, a) for p, a in zip(prompts["prompt"], prompts["answer_prefix"])]
-    seeds = [derive_seed(s, purpose) for s in prompts["seed"]]
+    return generate_for_contexts(model, tok, {context["name"]: prompts}, settings, purpose,
+                                 {context["name"]: context})[context["name"]]
+
+
+def generate_for_contexts(model: Any, tok: Any, prompts: dict[str, pd.DataFrame], settings: Sampling, purpose: str,
+                          contexts: dict[str, dict[str, Any]]) -> dict[str, pd.DataFrame]:
+    """Answers for several contexts' prompts in one sampling pass (fuller batches).
+
+    Every answer depends on its own seed only, so pooling contexts into one pass gives
+    the same answers as one pass per context; each context's answers are parsed with its
+    own range and outcome.
+    """
+    keys = list(prompts)
+    texts, seeds = [], []
+    for k in keys:
+        df = prompts[k]
+        texts += [chat_text(tok, p, a) for p, a in zip(df["prompt"], df["answer_prefix"])]
+        seeds += [derive_seed(s, purpose) for s in df["seed"]]
     got = sample_all(model, tok, texts, seeds, settings, eos_token_ids(model, tok),
-                     number_complete if settings.stop_after_number else None, desc=f"{context['name']}")
-    out = prompts.copy()
-    out["response"] = [r for r, _ in got]
-    out["n_tokens"] = pd.array([n for _, n in got], dtype="int64")
-    lo, hi = context["range"]
-    parsed = parse_responses(out["response"], lo, hi, context["percent"], context["outcome"])
-    return pd.concat([out, parsed], axis=1)
+                     number_complete if settings.stop_after_number else None, desc=",".join(keys))
+    out, start = {}, 0
+    for k in keys:
+        df = prompts[k].copy()
+        part = got[start:start + len(df)]
+        start += len(df)
+        df["response"] = [r for r, _ in part]
+        df["n_tokens"] = pd.array([n for _, n in part], dtype="int64")
+        ctx = contexts[k]
+        lo, hi = ctx["range"]
+        parsed = parse_responses(df["response"], lo, hi, ctx["percent"], ctx["outcome"])
+        out[k] = pd.concat([df, parsed], axis=1)
+    return out

@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from workflow_scripts.answers import generate_answers
+from workflow_scripts.answers import generate_for_contexts
 from workflow_scripts.masks import Mask
 from workflow_scripts.perplexity import perplexity
 from workflow_scripts.pruning import pruned
@@ -43,9 +43,9 @@ def evaluate(model: Any, tok: Any, masks: Sequence[Mask | None], ablation: str, 
             ctx = pruned(model, mask, ablation)
         with ctx as n_zeroed:
             ppl = perplexity(model, tok, text, max_tokens=max_tokens)
-            for target, prompts in targets.items():
-                frames[target].append(generate_answers(model, tok, prompts, settings, "eval", contexts[target])
-                                      .assign(draw=draw))
+            got = generate_for_contexts(model, tok, targets, settings, "eval", contexts)
+            for target in targets:
+                frames[target].append(got[target].assign(draw=draw))
         meta = mask.meta if mask is not None else {}
         infos.append({"draw": draw, "perplexity": ppl, "n_zeroed": int(n_zeroed),
                       "n_pruned": int(meta.get("n_pruned", 0)), "n_total": int(meta.get("n_total", 0))})

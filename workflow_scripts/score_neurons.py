@@ -41,6 +41,15 @@ def parse_variant(name: str) -> dict[str, Any]:
             "selection": m["sel"]}
 
 
+def add_sumsq(out: dict[str, dict[tuple[int, str], torch.Tensor]], df: Any) -> None:
+    """Add the ``sumsq`` of activation-cache rows (a data frame) to per-race running sums."""
+    for (race, layer, site), g in df.groupby(["race", "layer", "site"], sort=False):
+        s = torch.from_numpy(np.stack(g["sumsq"].to_numpy()).astype(np.float64).sum(0))
+        acc = out.setdefault(race, {})
+        key = (int(layer), site)
+        acc[key] = acc[key] + s if key in acc else s
+
+
 def group_sumsq(paths: Iterable[str | Path], keep: Callable[[Any], Any] | None = None
                 ) -> dict[str, dict[tuple[int, str], torch.Tensor]]:
     """Sum ``sumsq`` per race and (layer, site) over cached prompts, streaming row groups.
@@ -57,11 +66,7 @@ def group_sumsq(paths: Iterable[str | Path], keep: Callable[[Any], Any] | None =
                 df = batch.to_pandas()
                 if keep is not None:
                     df = df[np.asarray(keep(df), dtype=bool)]
-                for (race, layer, site), g in df.groupby(["race", "layer", "site"], sort=False):
-                    s = torch.from_numpy(np.stack(g["sumsq"].to_numpy()).astype(np.float64).sum(0))
-                    acc = out.setdefault(race, {})
-                    key = (int(layer), site)
-                    acc[key] = acc[key] + s if key in acc else s
+                add_sumsq(out, df)
         except ConfigError:
             raise
         except Exception as exc:

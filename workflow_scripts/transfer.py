@@ -22,7 +22,10 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from workflow_scripts.inference import NameData
+from workflow_scripts.inference import Interval, NameData, paired_bootstrap, versus_controls
+from workflow_scripts.seeds import derive_seed
+
+SETTING_COLUMNS = ["direction", "p_black", "p_white", "selection", "score", "k", "k_white"]
 
 LEVELS = {"same_context": 1, "pool_member": 1, "same_scenario": 2, "pool_heldout": 2, "mixed_pool_heldout": 2,
           "other_scenario": 3, "other_scenario_pool": 3}
@@ -80,3 +83,79 @@ def inlier_ratio(base_values: np.ndarray, pruned_values: np.ndarray, anomalies: 
     ok = ~np.asarray(anomalies, bool) & np.isfinite(vals) & (vals >= lo) & (vals <= hi)
     return float(ok.mean())
 
+
+def _ci(prefix: str, iv: Interval) -> dict[str, float]:
+    return {prefix: iv.estimate, f"{prefix}_ci_low": iv.ci_low, f"{prefix}_ci_high": iv.ci_high}
+
+
+COLUMNS = (["method", "kind", "variant"] + SETTING_COLUMNS
+           + ["ablation", "source", "target", "level", "level_number", "effect", "names_eval", "n_ref", "n_pruned"]
+           + [c for p in ("effect_ref", "effect_pruned", "delta", "delta_abs") for c in (p, f"{p}_ci_low", f"{p}_ci_high")]
+           + ["ref_significant", "mde_delta", "underpowered", "bias_reduction", "bias_reduction_ci_low",
+              "bias_reduction_ci_high", "smd_ref", "smd_pruned"]
+           + [c for p in ("delta_smd", "delta_abs_smd") for c in (p, f"{p}_ci_low", f"{p}_ci_high")]
+           + ["control_abs_effect", "delta_vs_random", "delta_vs_random_ci_low", "delta_vs_random_ci_high",
+              "control_draws", "anomaly_rate_ref", "anomaly_rate_pruned", "anomaly_rate_control",
+              "inlier_ratio_ref", "inlier_ratio_pruned", "inlier_ratio_control", "perplexity_ref",
+              "perplexity_pruned", "perplexity_control", "pruned_fraction"])
+CONTROL_COLUMNS = (["kind", "variant", "source", "target", "draw", "effect"]
+                   + [c for p in ("effect_pruned", "delta_abs") for c in (p, f"{p}_ci_low", f"{p}_ci_high")]
+                   + ["anomaly_rate", "inlier_ratio", "perplexity"])
+
+
+def _inliers(base_ok: np.ndarray, df: pd.DataFrame, pct: tuple[float, float]) -> float:
+    return inlier_ratio(base_ok, df["outcome"].to_numpy(float), df["anomaly"].to_numpy(), pct)
+
+
+def transfer_row(kind: str, setting: str, source: str, target: str, baseline: pd.DataFrame, ref: pd.DataFrame,
+                 real: pd.DataFrame, controls: Sequence[pd.DataFrame], infos: Mapping[str, Any],
+                 pools: Mapping[str, Any], winsor: Any, effect: str, n_boot: int, seed: int,
+                 inlier_pct: tuple[float, float], params: Mapping[str, Any] | None = None
+                 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The transfer row of one real mask on one target, and one row per control draw.
+
+    ``params`` are the setting's parameters (direction, p_black, ... or score, k) for the
+    table; ``infos`` holds per-mask info dicts under "reference", "real" and "control".
+    """
+    base_ok = baseline.loc[~baseline["anomaly"], "outcome"].to_numpy(float)
+    clip = tuple(np.percentile(base_ok, winsor)) if winsor is not None and base_ok.size else None
+    order = list(dict.fromkeys(ref["name"]))
+    d_ref, d_real = name_data(ref, clip, order), name_data(real, clip, order)
+    d_ctrl = [name_data(c, clip, order) for c in controls]
+    seed_t = derive_seed(seed, "transfer", target)
+    main = paired_bootstrap(d_ref, d_real, effect, n_boot=n_boot, seed=seed_t)
+    raw = main if effect == "smd" else paired_bootstrap(d_ref, d_real, "smd", n_boot=n_boot, seed=seed_t)
+    vs = versus_controls(d_ref, d_real, d_ctrl, effect, n_boot=n_boot, seed=seed_t)
+    ctrl_rows = []
+    for draw, (c, d) in enumerate(zip(controls, d_ctrl)):
+        res = paired_bootstrap(d_ref, d, effect, n_boot=n_boot, seed=seed_t)
+        ctrl_rows.append({"kind": kind, "variant": setting, "source": source, "target": target, "draw": draw,
+                          "effect": effect, **_ci("effect_pruned", res.pruned), **_ci("delta_abs", res.delta_abs),
+                          "anomaly_rate": float(c["anomaly"].mean()), "inlier_ratio": _inliers(base_ok, c, inlier_pct),
+                          "perplexity": infos["control"][draw]["perplexity"] if infos.get("control") else math.nan})
+    level = transfer_level(source, target, pools)
+    real_info = infos["real"][0]
+    n_total = real_info.get("n_total") or 0
+    nw, nb = d_ref.n_names
+    row = {
+        "method": kind, "kind": kind, "variant": setting, **(params or {}),
+        "ablation": real["ablation"].iloc[0], "source": source, "target": target, "level": level,
+        "level_number": LEVELS[level], "effect": effect, "names_eval": len(order),
+        "n_ref": sum(d_ref.n_answers), "n_pruned": sum(d_real.n_answers),
+        **_ci("effect_ref", main.ref), **_ci("effect_pruned", main.pruned), **_ci("delta", main.delta),
+        **_ci("delta_abs", main.delta_abs), "ref_significant": main.ref_significant, "mde_delta": main.delta.mde,
+        "underpowered": bool(not math.isfinite(main.delta.mde) or main.delta.mde > abs(main.ref.estimate)),
+        **_ci("bias_reduction", main.reduction), "smd_ref": raw.ref.estimate, "smd_pruned": raw.pruned.estimate,
+        **_ci("delta_smd", raw.delta), **_ci("delta_abs_smd", raw.delta_abs),
+        "control_abs_effect": float(np.mean([abs(r["effect_pruned"]) for r in ctrl_rows])) if ctrl_rows else math.nan,
+        **_ci("delta_vs_random", vs), "control_draws": len(ctrl_rows),
+        "anomaly_rate_ref": float(ref["anomaly"].mean()), "anomaly_rate_pruned": float(real["anomaly"].mean()),
+        "anomaly_rate_control": float(np.mean([c["anomaly"].mean() for c in controls])) if controls else math.nan,
+        "inlier_ratio_ref": _inliers(base_ok, ref, inlier_pct), "inlier_ratio_pruned": _inliers(base_ok, real, inlier_pct),
+        "inlier_ratio_control": float(np.mean([r["inlier_ratio"] for r in ctrl_rows])) if ctrl_rows else math.nan,
+        "perplexity_ref": infos["reference"][0]["perplexity"], "perplexity_pruned": real_info["perplexity"],
+        "perplexity_control": (float(np.mean([i["perplexity"] for i in infos["control"]]))
+                               if infos.get("control") else math.nan),
+        "pruned_fraction": (real_info.get("n_pruned", 0) / n_total) if n_total else math.nan,
+    }
+    return row, ctrl_rows

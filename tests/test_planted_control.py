@@ -1,0 +1,46 @@
+"""The positive control of the pipeline (controls.planted_bias) runs on the tiny model.
+
+The tiny random model has no sense of magnitude, so the planted bias itself is not
+expected to show here (the default run shows it on SmolLM2; tests/test_planted_bias.py
+shows a hand-planted bias found and removed through the whole workflow). This test
+checks the job: what was planted is recorded, every mask gets its recall and paired
+statistics, the planted model's baseline is summarized, and nothing else runs.
+"""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import run_snakemake, small_config
+
+pytestmark = pytest.mark.slow
+
+
+def test_planted_control_job(tiny_model_dir, tmp_path):
+    cfg = small_config(tiny_model_dir)
+    cfg["contexts"] = ["purchase-bicycle", "purchase-car"]
+    cfg["context_overrides"] = {c: {"range": [0, 1e15]} for c in cfg["contexts"]}
+    cfg["controls"] = {"planted_bias": {"enabled": True, "contexts": ["purchase-bicycle", "purchase-car"],
+                                        "layer": 1, "n_neurons": 2, "strength": 2.0, "seed": 3}}
+    cfg["evaluation"] = {"samples_per_name": 1, "random_draws": 2}
+    proc = run_snakemake(tmp_path, cfg, "-p", "results/tables/planted_control.csv")
+    assert "evaluate_pruned" not in proc.stdout + proc.stderr  # its own job, no other evaluation
+    record = json.loads((tmp_path / "results/controls/planted_bias.json").read_text())
+    assert record["layer"] == 1 and len(record["neurons"]) == 2 and record["seed"] == 3
+    assert set(record["edited"]) == {"layers.1.gate_proj", "layers.1.up_proj", "layers.1.down_proj"}
+    # calibrated on the learning half of the names only
+    prompts = pd.read_parquet(tmp_path / "results/prompts/purchase-bicycle.parquet")
+    assert 0 < len(record["learn_names"]) < prompts["name"].nunique()
+    table = pd.read_csv(tmp_path / "results/tables/planted_control.csv")
+    # (1 neuron setting + 1 head setting) x 2 sources x 2 targets
+    assert len(table) == 8 and set(table.kind) == {"neurons", "heads"}
+    neurons = table[table.kind == "neurons"]
+    assert neurons.recall_planted.between(0, 1).all() and table[table.kind == "heads"].recall_planted.isna().all()
+    assert (table.names_eval == prompts["name"].nunique() - len(record["learn_names"])).all()
+    assert table.control_draws.eq(2).all() and np.isfinite(table.effect_ref).all()
+    assert set(table.level) == {"same_context", "same_scenario"}
+    base = pd.read_csv(tmp_path / "results/tables/planted_baseline.csv")
+    assert list(base.context) == ["purchase-bicycle", "purchase-car"] and (base.n_white > 0).all()
+    assert (tmp_path / "results/plots/planted_control.png").stat().st_size > 5000
