@@ -39,7 +39,7 @@ from workflow_scripts.make_prompts import build_prompts
 from workflow_scripts.masks import Mask
 from workflow_scripts.modeling import load_model
 from workflow_scripts.names import load_names
-from workflow_scripts.planting import anchor_prompts, auc, neuron_activation, plant_bias
+from workflow_scripts.planting import anchor_prompts, auc, neuron_activation, plant_bias, save_planted
 from workflow_scripts.pruning import pruned
 from workflow_scripts.sampling import Sampling
 from workflow_scripts.score_neurons import group_sumsq, neuron_masks, parse_variant
@@ -119,6 +119,7 @@ def main() -> None:
     ap.add_argument("--variant", default="black_b15_w15_global")
     ap.add_argument("--prune-samples", type=int, default=2, help="0: skip the pruned evaluation")
     ap.add_argument("--tag", default="")
+    ap.add_argument("--write-model", default=None, help="also save the planted model there (usable as model.source)")
     args = ap.parse_args()
 
     torch.set_num_threads(1)
@@ -151,6 +152,8 @@ def main() -> None:
                          ridge=None if args.ridge < 0 else args.ridge, silent_weight=args.silent_weight)
     timing["plant_s"] = time.perf_counter() - t
     res["planted"] = planted.to_json()
+    if args.write_model:
+        save_planted(model, tok, planted, args.write_model, str(Path(args.model).resolve()))
     print(json.dumps(res["planted"], indent=1))
 
     # Does the planted neuron fire by race in every context, incl. ones not calibrated on?
@@ -203,7 +206,7 @@ def main() -> None:
         planted_down = planted.weight_masks({k: arrays[k].shape for k in planted.edited})
         layer_keys = [k for k in arrays if k.startswith(pre + ".")]
         res["masks"][src] = {
-            "calibrated_on": src in args.calibration, "n_prompts": int(len(rows)),
+            "calibrated_on": src in args.calibration, "n_prompts": len(rows),
             "recall": planted.recall(arrays, model),
             "n_pruned_total": int(sum(int(a.sum()) for a in arrays.values())),
             "n_total": int(sum(a.size for a in arrays.values())),
@@ -243,15 +246,15 @@ def markdown(res: dict) -> str:
     p = res["planted"]
     s = p["stats"]
     lines = [f"# Planted-bias pilot ({res['model']}, {res['dtype']})", "",
-             f"Layer {p['layer']}, neurons {p['neurons']} (seed {p['seed']}), strength {p['strength']}, "
-             f"sharpness {p['sharpness']}, sign {p['sign']:+d}; calibration {s['calibration_contexts']} "
-             f"({s['n_calibration_prompts']} prompts, {s['n_positions']} positions).", "",
-             f"Read direction: AUC over names {s['auc_names']:.3f}, over positions {s['auc_positions']:.3f} "
+             (f"Layer {p['layer']}, neurons {p['neurons']} (seed {p['seed']}), strength {p['strength']}, "
+             f"sharpness {p['sharpness']}, threshold {p['threshold']}, sign {p['sign']:+d}; calibration {s['calibration_contexts']} "
+             f"({s['n_calibration_prompts']} prompts, {s['n_positions']} positions)."), "",
+             (f"Read direction: AUC over names {s['auc_names']:.3f}, over positions {s['auc_positions']:.3f} "
              f"(last prefix token {s['auc_last_token']:.3f}), over names unseen by the reader (2-fold) "
-             f"{s['auc_names_cv']:.3f}; value direction corr {s['value_corr']:.3f}.", "",
+             f"{s['auc_names_cv']:.3f}; value direction corr {s['value_corr']:.3f}."), "",
              "Planted neuron (sample 0 of each name, answer positions = last prefix token + 4 answer tokens):", "",
-             "| context | calibrated | AUC names | AUC positions | act Black | act White | act prompt B/W | "
-             "sum act^2 Black/White (all tokens) |", "|---|---|---|---|---|---|---|---|"]
+             ("| context | calibrated | AUC names | AUC positions | act Black | act White | act prompt B/W | "
+             "sum act^2 Black/White (all tokens) |"), "|---|---|---|---|---|---|---|---|"]
     for c, f in res["firing"].items():
         lines.append(f"| {c} | {f['calibrated_on']} | {f['auc_names']:.3f} | {f['auc_positions']:.3f} | "
                      f"{f['act_black']:.2f} | {f['act_white']:.2f} | {f['act_prompt_black']:.3f} / "
@@ -264,12 +267,12 @@ def markdown(res: dict) -> str:
                      f"{f['smd']:.2f} [{f['smd_ci_low']:.2f}, {f['smd_ci_high']:.2f}] (n {f['n_white']}+{f['n_black']}) | "
                      f"{b['mean_white']:.4g} / {b['mean_black']:.4g} | {f['mean_white']:.4g} / {f['mean_black']:.4g} | "
                      f"{b['anomaly_rate']:.3f} / {f['anomaly_rate']:.3f} |")
-    lines += ["", f"Mask `{a['variant']}` (from the planted model's answers, 64 names x {a['mask_samples']} "
+    lines += ["", (f"Mask `{a['variant']}` (from the planted model's answers, 64 names x {a['mask_samples']} "
               "sample) against the planted weights: recall = share of planted entries in the mask, mass = "
               "share of their squared magnitude, units = columns with >= half their entries; top B/W = share of "
-              "planted entries in the Black / White top set; ratio = Black/White input norm of the planted columns:",
-              "", "| source | calibrated | gate rows | up rows | down recall | down mass | down units | down top B/W | "
-              "down norm ratio | down precision | pruned in layer (gate/up/down) | pruned total |",
+              "planted entries in the Black / White top set; ratio = Black/White input norm of the planted columns:"),
+              "", ("| source | calibrated | gate rows | up rows | down recall | down mass | down units | down top B/W | "
+              "down norm ratio | down precision | pruned in layer (gate/up/down) | pruned total |"),
               "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     pre = f"layers.{p['layer']}"
     for src, m in res["masks"].items():

@@ -9,17 +9,29 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 import yaml
-
 from conftest import REPO
 from tiny_model import build_planted_model
+
 from workflow_scripts.cache_activations import ACT_SCHEMA, cache_batches
 from workflow_scripts.contexts import resolve_context
 from workflow_scripts.make_prompts import build_prompts
 from workflow_scripts.modeling import load_model
 from workflow_scripts.names import load_names
-from workflow_scripts.planting import (PLANTED_FILE, PlantedBias, anchor_prompts, auc, choose_neurons,
-                                       collect_inputs, neuron_activation, plant_bias, planted_weights, race_reader,
-                                       read_planted, value_direction, write_planted_model)
+from workflow_scripts.planting import (
+    PLANTED_FILE,
+    PlantedBias,
+    anchor_prompts,
+    auc,
+    choose_neurons,
+    collect_inputs,
+    neuron_activation,
+    plant_bias,
+    planted_weights,
+    race_reader,
+    read_planted,
+    value_direction,
+    write_planted_model,
+)
 from workflow_scripts.score_neurons import group_sumsq, neuron_masks, parse_variant
 
 LAYER = 1
@@ -212,7 +224,8 @@ def test_planted_neurons_fire_for_black_names_and_push_the_write_direction(race_
     assert rec.stats["z_mean_black"] == pytest.approx(1.0) and rec.stats["z_mean_white"] == pytest.approx(-1.0)
     act = neuron_activation(model, tok, cal, rec)
     black = (cal["race"].to_numpy() == "black")[act["row"]]
-    assert act["act"][black].mean() > 1.0 > 0.1 > act["act"][~black].mean()
+    assert act["act"][black].mean() > 1.0
+    assert act["act"][~black].mean() < 0.1
     # the layer's output moves along the write direction for Black names only (planted minus unplanted)
     base, _ = load_model(race_coded_dir, dtype="float32", device="cpu", threads=1)
     shift = collect_inputs(model, tok, cal, LAYER).h @ rec.write - collect_inputs(base, tok, cal, LAYER).h @ rec.write

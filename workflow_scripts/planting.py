@@ -39,9 +39,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -97,6 +98,8 @@ class PlantedBias:
         """Bool arrays (out x in) of the planted entries, for the edited keys in ``shapes``."""
         out = {}
         for key, where in self.edited.items():
+            if key not in shapes:
+                continue
             m = np.zeros(shapes[key], dtype=bool)
             if "rows" in where:
                 m[where["rows"], :] = True
@@ -422,8 +425,8 @@ def plant_bias(model: Any, tok: Any, calibration: pd.DataFrame, layer: int, n_ne
     sq_b, sq_w = float((act[black_all] ** 2).sum()), float((act[~black_all] ** 2).sum())
     stats = {
         "calibration_contexts": sorted(set(ctx.tolist())),
-        "n_calibration_prompts": int(len(cal)),
-        "n_positions": int(len(z)),
+        "n_calibration_prompts": len(cal),
+        "n_positions": len(z),
         "n_prompt_tokens": int((~ans).sum()),
         "max_answer_tokens": max_answer_tokens,
         "ridge": ridge,
@@ -442,7 +445,7 @@ def plant_bias(model: Any, tok: Any, calibration: pd.DataFrame, layer: int, n_ne
         "act_sumsq_share_prompt_tokens": float((act[~ans] ** 2).sum() / (act ** 2).sum()),
         "unit_mean": float((x @ unit).mean()),
         "unit_sd": float((x @ unit).std()),
-        "value_prompts": int(len(value_prompts)),
+        "value_prompts": len(value_prompts),
         "value_corr": value_corr,
         "resid_norm": resid_norm,
         "norm_gate_row": float(np.linalg.norm(gate)),
@@ -474,23 +477,29 @@ def neuron_activation(model: Any, tok: Any, rows: pd.DataFrame, planted: Planted
     return pd.DataFrame({"row": got.row, "pos": got.pos, "z": got.x @ planted.read, "act": act})
 
 
+def save_planted(model: Any, tok: Any, planted: PlantedBias, out_dir: str | Path, source: str = "") -> None:
+    """Save a planted model (weights, config, tokenizer) with ``planted_bias.json`` beside it, atomically."""
+    from workflow_scripts.files import atomic_path
+
+    record = {**planted.to_json(), "source": source}
+    with atomic_path(out_dir, is_dir=True) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tok.save_pretrained(tmp)
+        (tmp / PLANTED_FILE).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+
+
 def write_planted_model(src_dir: str | Path, out_dir: str | Path, calibration: pd.DataFrame,
                         value_prompts: pd.DataFrame, layer: int, n_neurons: int, strength: float, seed: int,
                         device: str = "cpu", **kwargs: Any) -> PlantedBias:
     """Copy the model in ``src_dir`` to ``out_dir`` with the bias planted (float32), and
     ``planted_bias.json`` beside the weights (the record: layer, neurons, edited rows and
     columns, strength, separation statistics). ``out_dir`` can be used as model.source."""
-    from workflow_scripts.files import atomic_path
     from workflow_scripts.modeling import load_model
 
     model, tok = load_model(src_dir, dtype="float32", device=device)
     planted = plant_bias(model, tok, calibration, layer, n_neurons, strength, seed, value_prompts=value_prompts,
                          **kwargs)
-    record = {**planted.to_json(), "source": str(Path(src_dir).resolve())}
-    with atomic_path(out_dir, is_dir=True) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
-        tok.save_pretrained(tmp)
-        (tmp / PLANTED_FILE).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    save_planted(model, tok, planted, out_dir, str(Path(src_dir).resolve()))
     return planted
 
 
