@@ -127,7 +127,7 @@ if PLANTED["enabled"]:
         input:
             model=MODEL_DIR,
             prompts=expand("results/prompts/{c}.parquet", c=PLANTED["contexts"]),
-            baseline=expand("results/baseline/{c}.parquet", c=PLANTED["contexts"]),
+            baseline=expand("results/baseline/{c}.parquet", c=CONTEXTS),
             names=data_path(config["names_file"]),
             scenarios=SCENARIOS_FILE,
             text=data_path(EVAL["perplexity_text"]),

@@ -31,7 +31,7 @@ def test_levels(source, target, level):
 
 
 def test_default_config_levels_by_hand():
-    """The automatic pools of the default contexts, written out by hand."""
+    """The default contexts give the same-context and the other-scenario level."""
     import sys
     from pathlib import Path
 
@@ -39,13 +39,10 @@ def test_default_config_levels_by_hand():
     from conftest import default_config
 
     contexts = default_config()["contexts"]
-    assert contexts == ["purchase-bicycle", "purchase-car", "purchase-house", "hiring-lawyer"]
-    pools = {"loo_purchase-bicycle": {"members": ["purchase-car", "purchase-house"]},
-             "others_hiring": {"members": ["purchase-bicycle", "purchase-car", "purchase-house"]}}
-    assert transfer_level("common@loo_purchase-bicycle", "purchase-bicycle", pools) == "pool_heldout"
-    assert transfer_level("common@loo_purchase-bicycle", "purchase-car", pools) == "pool_member"
-    assert transfer_level("common@loo_purchase-bicycle", "hiring-lawyer", pools) == "other_scenario_pool"
-    assert transfer_level("common@others_hiring", "hiring-lawyer", pools) == "other_scenario_pool"
+    assert contexts == ["purchase-house", "hiring-lawyer"]
+    assert transfer_level("purchase-house", "purchase-house", {}) == "same_context"
+    assert transfer_level("purchase-house", "hiring-lawyer", {}) == "other_scenario"
+    assert transfer_level("hiring-lawyer", "purchase-house", {}) == "other_scenario"
 
 
 def test_bias_reduction():

@@ -6,7 +6,7 @@ workflow's own rules call):
 
 1. plant (``planting.plant_bias``): a few MLP neurons of one layer read the race of the
    first name and move the answer's magnitude; calibrated on the *learning* half of the
-   names with the unplanted model's own baseline answers;
+   names with the unplanted model's own baseline answers in every selected context;
 2. baseline answers of the planted model (baseline seeds) and their bias, per context;
 3. activation and head-attention cache over the learning names' prompts + answers;
 4. neuron and one-shot head masks with the configured settings, per context, and their
@@ -30,18 +30,24 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-RECALL_COLUMNS = ["recall_planted", "recall_gate_proj", "recall_up_proj", "recall_down_proj", "recall_neurons"]
+RECALL_COLUMNS = ["recall_planted", "recall_gate_proj", "recall_up_proj", "recall_down_proj", "recall_down_mass",
+                  "recall_neurons"]
 
 
-def recall_columns(planted: Any, kind: str, arrays: dict[str, np.ndarray]) -> dict[str, float]:
-    """Share of the planted weights a neuron mask selects (NaN for head masks: the plant is in an MLP)."""
+def recall_columns(planted: Any, kind: str, arrays: dict[str, np.ndarray], model: Any) -> dict[str, float]:
+    """Share of the planted weights a neuron mask selects (NaN for head masks: the plant is in an MLP).
+
+    ``recall_down_mass``: the selected share of the planted down_proj entries' squared
+    magnitude (the large entries carry the write); ``recall_neurons``: planted neurons
+    with at least half of their down_proj column selected.
+    """
     if kind != "neurons":
         return {c: float("nan") for c in RECALL_COLUMNS}
-    r = planted.recall(arrays)
+    r = planted.recall(arrays, model)
     pre = f"layers.{planted.layer}"
     return {"recall_planted": r["all"], "recall_gate_proj": r[f"{pre}.gate_proj"],
             "recall_up_proj": r[f"{pre}.up_proj"], "recall_down_proj": r[f"{pre}.down_proj"],
-            "recall_neurons": r[f"{pre}.down_proj.units"]}
+            "recall_down_mass": r[f"{pre}.down_proj.mass"], "recall_neurons": r[f"{pre}.down_proj.units"]}
 
 
 def main(smk) -> None:  # pragma: no cover - exercised through snakemake in tests
@@ -83,8 +89,10 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
     unplanted = pd.concat([read_parquet(f, PROMPT_COLUMNS + ["response"]) for f in smk.input.baseline],
                           ignore_index=True)
 
-    # 1. plant, calibrated on the learning names only (the evaluation names stay unseen)
-    calibration = unplanted[unplanted["name"].isin(learn) & (unplanted["sample"] < 1)].reset_index(drop=True)
+    # 1. plant, calibrated on the learning names only (the evaluation names stay unseen),
+    #    over every selected context's unplanted answers: a reader fitted on few prompts
+    #    memorizes the calibration names instead of reading race
+    calibration = unplanted[unplanted["name"].isin(learn)].reset_index(drop=True)
     names = load_names(smk.input.names, use_surnames=p.use_surnames)
     value_prompts = anchor_prompts(load_yaml(Path(smk.input.scenarios)), names)
     planted = plant_bias(model, tok, calibration, cfg["layer"], cfg["n_neurons"], cfg["strength"], cfg["seed"],
@@ -147,7 +155,7 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
             controls = [g for d, g in both.groupby("draw", sort=True) if d > 0]
             row, crs = transfer_row(kind, name, source, target, base[target], ref_answers[target], real, controls,
                                     info, {}, winsor, p.effect, p.n_boot, p.seed, tuple(p.inlier_percentiles))
-            rows_out.append({**row, **recall_columns(planted, kind, {k: v for k, v in mask.arrays.items()})})
+            rows_out.append({**row, **recall_columns(planted, kind, mask.arrays, model)})
             ctrl_rows.extend(crs)
         log.info("%s %s from %s: %s", kind, name, source,
                  [(r["target"], round(r["delta_abs"], 3)) for r in rows_out[-len(contexts):]])
