@@ -30,7 +30,7 @@ def test_planted_control_job(tiny_model_dir, tmp_path):
     record = json.loads((tmp_path / "results/controls/planted_bias.json").read_text())
     assert record["layer"] == 1 and len(record["neurons"]) == 2 and record["seed"] == 3
     assert set(record["edited"]) == {"layers.1.gate_proj", "layers.1.up_proj", "layers.1.down_proj"}
-    # calibrated on the learning half of the names only
+    # the record names the halves: masks learn on one, evaluation uses the other
     prompts = pd.read_parquet(tmp_path / "results/prompts/purchase-bicycle.parquet")
     assert 0 < len(record["learn_names"]) < prompts["name"].nunique()
     table = pd.read_csv(tmp_path / "results/tables/planted_control.csv")

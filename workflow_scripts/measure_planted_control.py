@@ -5,8 +5,9 @@ One job, one model load, the stages in order (each the same library function the
 workflow's own rules call):
 
 1. plant (``planting.plant_bias``): a few MLP neurons of one layer read the race of the
-   first name and move the answer's magnitude; calibrated on the *learning* half of the
-   names with the unplanted model's own baseline answers in every selected context;
+   first name and move the answer's magnitude; calibrated on all names with the
+   unplanted model's own baseline answers in every selected context (the plant is the
+   ground truth; the *methods* below learn on the learning half only);
 2. baseline answers of the planted model (baseline seeds) and their bias, per context;
 3. activation and head-attention cache over the learning names' prompts + answers;
 4. neuron and one-shot head masks with the configured settings, per context, and their
@@ -89,15 +90,17 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
     unplanted = pd.concat([read_parquet(f, PROMPT_COLUMNS + ["response"]) for f in smk.input.baseline],
                           ignore_index=True)
 
-    # 1. plant, calibrated on the learning names only (the evaluation names stay unseen),
-    #    over every selected context's unplanted answers: a reader fitted on few prompts
-    #    memorizes the calibration names instead of reading race
-    calibration = unplanted[unplanted["name"].isin(learn)].reset_index(drop=True)
+    # 1. plant, calibrated on every name over every selected context's unplanted answers:
+    #    the plant is the ground truth (a bias of the model for all names), not a method
+    #    under test; a reader fitted on the learning names only carried a third of the
+    #    effect to the held-out names
+    calibration = unplanted.reset_index(drop=True)
     names = load_names(smk.input.names, use_surnames=p.use_surnames)
     value_prompts = anchor_prompts(load_yaml(Path(smk.input.scenarios)), names)
     planted = plant_bias(model, tok, calibration, cfg["layer"], cfg["n_neurons"], cfg["strength"], cfg["seed"],
                          value_prompts=value_prompts, sign=cfg["sign"])
-    record = {**planted.to_json(), "model": identity["name"], "learn_names": sorted(learn)}
+    record = {**planted.to_json(), "model": identity["name"], "learn_names": sorted(learn),
+              "holdout_names": sorted(holdout)}
     write_json(record, smk.output.record)
     log.info("planted into layer %d neurons %s: %s", planted.layer, planted.neurons,
              {k: round(v, 3) for k, v in planted.stats.items() if isinstance(v, float)})
