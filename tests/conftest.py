@@ -52,7 +52,7 @@ def tiny_config(model_dir: Path, **changes) -> dict:
 
 
 # Stop before evaluation: baseline + localization only (keeps workflow tests short).
-UNTIL = ("--omit-from", "evaluate_pruned", "evaluate_reference")
+UNTIL = ("--omit-from", "evaluate_pruned", "evaluate_reference", "draw_controls")
 
 
 def small_config(model_dir: Path) -> dict:

@@ -5,7 +5,7 @@ import json
 import pandas as pd
 import pytest
 
-from conftest import default_config, run_snakemake
+from conftest import UNTIL, default_config, run_snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -14,12 +14,14 @@ def test_default_model_end_to_end(tmp_path):
     cfg = default_config()
     cfg["contexts"] = ["purchase-bicycle"]
     cfg["samples_per_name"] = 1
-    run_snakemake(tmp_path, cfg)  # HF_HUB_OFFLINE=1: any hub access would fail
+    cfg["controls"]["planted_bias"]["contexts"] = ["purchase-bicycle"]
+    cfg["controls"]["planted_bias"]["enabled"] = False  # minutes on this model: the default run shows it
+    run_snakemake(tmp_path, cfg, *UNTIL)  # HF_HUB_OFFLINE=1: any hub access would fail
     ident = json.loads((tmp_path / "results/model/smollm2-135m-instruct/prunebias_model.json").read_text())
     assert ident["architecture"] == "LlamaForCausalLM"
     assert (ident["n_layers"], ident["hidden_size"], ident["n_heads"], ident["n_kv_heads"]) == (30, 576, 9, 3)
     answers = pd.read_parquet(tmp_path / "results/baseline/purchase-bicycle.parquet")
-    assert len(answers) == 40
+    assert len(answers) == 64 and answers["name"].str.contains(" ").sum() == 0  # first names only
     # the answer prefix makes the small model answer with a number nearly always
     assert answers["value"].notna().mean() > 0.8
     table = pd.read_csv(tmp_path / "results/tables/baseline_bias.csv")

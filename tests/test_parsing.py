@@ -152,3 +152,11 @@ def test_parser_never_raises(text, a, b, percent):
 def test_formatted_integers_roundtrip(n):
     assert parse_answer(f"${n:,}").value == n
     assert parse_answer(f"{n}.").value == n
+
+
+def test_non_ascii_digits_are_not_numbers():
+    from workflow_scripts.parsing import parse_answer
+
+    assert parse_answer("٣ GiveU r The").kind == "no_number"  # Arabic-Indic three in garbled text
+    assert parse_answer("about ３００ dollars").kind == "no_number"  # full-width digits
+    assert parse_answer("$1,200.").value == 1200.0

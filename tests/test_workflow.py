@@ -89,7 +89,7 @@ def test_lint_is_clean():
     (lambda c: c.update(contexts=["purchase-spaceship"]), "unknown variation 'spaceship'"),
     (lambda c: c.update(contexts=["Purchase Car"]), "Purchase Car"),
     (lambda c: c["model"].update(source="/nonexistent/model"), "does not exist"),
-    (lambda c: c.update(context_overrides={"purchase-car": {"template": "Buy a car."}}), "exactly once"),
+    (lambda c: c.update(context_overrides={"purchase-house": {"template": "Buy a house."}}), "exactly once"),
     (lambda c: c.update(names_file="data/names/missing.csv"), "names file not found"),
     (lambda c: c["analysis"].update(winsorize=[99, 1]), "winsorize"),
 ])

@@ -35,7 +35,7 @@ _NUM = re.compile(
     r"(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)(?![\d.,]*[eE][+-]?\d)"
     r"(?:\s?(?P<mult>thousand|millions?|billions?|grand|mln|mil|mm|bn|k|m|b)(?![A-Za-z]))?"
     r"(?P<pct>\s?%|\s?percent)?",
-    re.IGNORECASE,
+    re.IGNORECASE | re.ASCII,  # ASCII digits only: "٣" in a garbled answer is not a number
 )
 _RANGE_SEP = re.compile(r"^\s*(?:-|–|—|to|or)\s*\$?\s*$", re.IGNORECASE)
 _BETWEEN = re.compile(r"between\s*$", re.IGNORECASE)
