@@ -8,6 +8,7 @@ paired comparison.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Sequence
 
 import pandas as pd
@@ -37,11 +38,8 @@ def evaluate(model: Any, tok: Any, masks: Sequence[Mask | None], ablation: str, 
     frames: dict[str, list[pd.DataFrame]] = {t: [] for t in targets}
     infos = []
     for draw, mask in enumerate(masks):
-        if mask is None:
-            ctx = _unpruned()
-        else:
-            ctx = pruned(model, mask, ablation)
-        with ctx as n_zeroed:
+        # no mask: the reference answers with the model as loaded (nothing zeroed)
+        with (contextlib.nullcontext(0) if mask is None else pruned(model, mask, ablation)) as n_zeroed:
             ppl = perplexity(model, tok, text, max_tokens=max_tokens)
             got = generate_for_contexts(model, tok, targets, settings, "eval", contexts)
             for target in targets:
@@ -51,12 +49,3 @@ def evaluate(model: Any, tok: Any, masks: Sequence[Mask | None], ablation: str, 
                       "n_pruned": int(meta.get("n_pruned", 0)), "n_total": int(meta.get("n_total", 0))})
     return {t: pd.concat(f, ignore_index=True) for t, f in frames.items()}, infos
 
-
-class _unpruned:
-    """The no-op counterpart of ``pruned``: the reference answers with the model as loaded."""
-
-    def __enter__(self) -> int:
-        return 0
-
-    def __exit__(self, *exc: object) -> None:
-        return None
