@@ -10,13 +10,13 @@ import time
 
 from common import REPO, machine, peak_rss, prepared_model_dir, prompts, save
 
-from workflow_scripts.generate_baseline import generate_answers
-from workflow_scripts.masks import read_mask
+from prunebias.answers import generate_answers
+from prunebias.masks import read_mask
 from bench_generation import reference_loop
 
-from workflow_scripts.modeling import load_model
-from workflow_scripts.pruning import pruned
-from workflow_scripts.sampling import Sampling
+from prunebias.modeling import load_model
+from prunebias.pruning import pruned
+from prunebias.sampling import Sampling
 
 
 def main() -> dict:

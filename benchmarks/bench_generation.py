@@ -15,9 +15,9 @@ import numpy as np
 import torch
 from common import machine, peak_rss, prepared_model_dir, prompts, save
 
-from workflow_scripts.generate_baseline import generate_answers
-from workflow_scripts.modeling import chat_text, load_model
-from workflow_scripts.sampling import Sampling
+from prunebias.answers import generate_answers
+from prunebias.modeling import chat_text, load_model
+from prunebias.sampling import Sampling
 
 
 def reference_loop(model, tok, df, max_new_tokens: int, temperature: float) -> tuple[list[str], int]:

@@ -15,10 +15,12 @@ import time
 import torch
 from common import REPO, machine, prepared_model_dir, save
 
-from workflow_scripts.architecture import MODULES, check_architecture, linear
-from workflow_scripts.modeling import load_model
-from workflow_scripts.score_neurons import group_sumsq, neuron_masks
-from workflow_scripts.scoring import wanda_scores
+from prunebias.architecture import MODULES, check_architecture, linear
+from prunebias.modeling import load_model
+from prunebias.activations import group_sumsq
+from prunebias.neurons import neuron_masks
+from prunebias.plan import NeuronSetting
+from prunebias.scoring import wanda_scores
 
 LLAMA3_8B_WEIGHTS = 32 * (4096 * 4096 * 2 + 4096 * 1024 * 2 + 3 * 4096 * 14336)
 
@@ -46,7 +48,7 @@ def main() -> dict:
     model, _ = load_model(prepared_model_dir(), "float32", "auto", 2)
     n_weights = sum(linear(model, i, m).weight.numel() for i in range(check_architecture(model).n_layers)
                     for m in MODULES)
-    variants = [{"direction": "black", "p_black": 15, "p_white": 15, "selection": "global"}]
+    variants = [NeuronSetting("black", 15, 15, "global")]
     t = time.perf_counter()
     loads = 0.0
     for path in caches:

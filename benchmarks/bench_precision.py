@@ -11,10 +11,10 @@ import time
 
 from common import machine, prepared_model_dir, prompts, save
 
-from workflow_scripts.generate_baseline import generate_answers
-from workflow_scripts.metrics import bias_summary
-from workflow_scripts.modeling import load_model
-from workflow_scripts.sampling import Sampling
+from prunebias.answers import generate_answers
+from prunebias.metrics import bias_summary
+from prunebias.modeling import load_model
+from prunebias.sampling import Sampling
 
 
 def main() -> dict:

@@ -1,4 +1,4 @@
-"""Pilot of the positive control (workflow_scripts/planting.py) on the real default model.
+"""Pilot of the positive control (prunebias/planting.py) on the real default model.
 
 Plants a race-driven bias into a few MLP neurons of one layer of SmolLM2-135M-Instruct and
 measures, on a few contexts (64 first names x N samples each):
@@ -31,20 +31,22 @@ import torch
 import yaml
 from common import OUT, REPO, machine
 
-from workflow_scripts.architecture import MODULES, linear
-from workflow_scripts.cache_activations import ACT_SCHEMA, cache_batches
-from workflow_scripts.contexts import resolve_context
-from workflow_scripts.generate_baseline import generate_answers
-from workflow_scripts.make_prompts import build_prompts
-from workflow_scripts.masks import Mask
-from workflow_scripts.modeling import load_model
-from workflow_scripts.names import load_names
-from workflow_scripts.planting import anchor_prompts, auc, neuron_activation, plant_bias, save_planted
-from workflow_scripts.pruning import pruned
-from workflow_scripts.sampling import Sampling
-from workflow_scripts.score_neurons import group_sumsq, neuron_masks, parse_variant
-from workflow_scripts.scoring import top_fraction, wanda_scores
-from workflow_scripts.summarize_baseline import summarize
+from prunebias.architecture import MODULES, linear
+from prunebias.activations import ACT_SCHEMA, cache_batches
+from prunebias.contexts import resolve_context
+from prunebias.answers import generate_answers
+from prunebias.prompts import build_prompts
+from prunebias.masks import Mask
+from prunebias.modeling import load_model
+from prunebias.names import load_names
+from prunebias.planting import anchor_prompts, auc, neuron_activation, plant_bias, save_planted
+from prunebias.pruning import pruned
+from prunebias.sampling import Sampling
+from prunebias.activations import group_sumsq
+from prunebias.neurons import neuron_masks
+from prunebias.plan import NeuronSetting
+from prunebias.scoring import top_fraction, wanda_scores
+from prunebias.metrics import summarize
 
 CACHE = OUT / "planting"
 COLS = ["context", "n_white", "n_black", "mean_white", "mean_black", "smd", "smd_ci_low", "smd_ci_high", "mwu_p",
@@ -76,13 +78,13 @@ def wanda_mask(model, tok, rows: pd.DataFrame, variant: str) -> tuple[dict[str, 
             for act, _ in cache_batches(model, tok, rows, 16, with_attention=False):
                 w.write_table(act)
         sums = group_sumsq([path])
-    return neuron_masks(model, sums, [parse_variant(variant)])[0], sums
+    return neuron_masks(model, sums, [NeuronSetting.parse(variant)])[0], sums
 
 
 def top_set_shares(model, sums: dict, planted, variant: str) -> dict[str, dict[str, float]]:
     """Why a planted weight is (not) in the mask: shares of the planted entries in the Black
     top set and in the White top set, and the Black/White ratio of their input norms."""
-    v = parse_variant(variant)
+    v = NeuronSetting.parse(variant).params()
     out = {}
     for key, where in planted.edited.items():
         module = key.split(".")[-1]

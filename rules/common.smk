@@ -1,25 +1,31 @@
-# Shared setup: validated config, resolved contexts and path helpers. Everything here
-# runs when the DAG is built, so bad input fails before any job starts.
+# Shared setup: the validated config resolved once into a plan (prunebias.plan), and the
+# path helpers. Everything here runs when the DAG is built, so bad input fails before
+# any job starts. Jobs receive parsed settings and sources as params; no script parses
+# a path.
 
+import os
 import re
 import sys
 from pathlib import Path
 
+# The library is importable from the workflow folder also where it is not installed
+# (a conda env of --sdm conda, a cluster node): for this file and for every job script.
 sys.path.insert(0, workflow.basedir)
+os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (workflow.basedir, os.environ.get("PYTHONPATH")) if p))
 
 from snakemake.exceptions import WorkflowError
 
-from workflow_scripts.contexts import resolve_all
-from workflow_scripts.errors import ConfigError
-from workflow_scripts.modeling import check_hub_cached, resolve_source
-from workflow_scripts.names import load_names, split_names
-from workflow_scripts.score_heads import head_variant
-from workflow_scripts.score_neurons import neuron_variant
+from prunebias.contexts import load_yaml, resolve_all
+from prunebias.errors import ConfigError
+from prunebias.modeling import check_hub_cached, resolve_source
+from prunebias.names import load_names, split_names
+from prunebias.plan import Method, Plan, Source
 
 
 def data_path(p):
     """A data file named in config: relative to the working directory if it is there,
-    else relative to the workflow (so the shipped data works from any directory)."""
+    else relative to the workflow (so the shipped data works from any directory).
+    Each file is resolved on its own."""
     path = Path(p)
     if path.is_absolute() or path.exists():
         return str(path)
@@ -28,14 +34,14 @@ def data_path(p):
 
 def _preflight():
     try:
-        base = Path(".") if Path(config["scenarios_file"]).exists() else Path(workflow.basedir)
-        contexts = resolve_all(config, base)
+        scenarios_file, sets_file = data_path(config["scenarios_file"]), data_path(config["context_sets_file"])
+        contexts = resolve_all(config, scenarios_file, sets_file)
         names = load_names(data_path(config["names_file"]), config["use_surnames"])
         win = config["analysis"]["winsorize"]
         if win is not None and not win[0] < win[1]:
             raise ConfigError("config: analysis.winsorize", f"{win} is not [lower, upper] with lower < upper",
                               "write e.g. [1, 99], or null to switch winsorizing off")
-        pools = resolve_pools(contexts, base)
+        plan = Plan.from_config(config, {n: c.scenario for n, c in contexts.items()}, load_yaml(sets_file) or {})
         planted = config["controls"]["planted_bias"]
         for c in planted["contexts"]:
             if c not in contexts:
@@ -45,60 +51,27 @@ def _preflight():
         check_hub_cached(src, config["model"]["allow_download"])
     except ConfigError as exc:
         raise WorkflowError(f"Invalid input: {exc}") from None
-    return contexts, pools, names
+    return contexts, plan, names, scenarios_file
 
 
-def auto_pools(contexts, kinds):
-    """Automatic pools: leave-one-out within a scenario and all-other-scenarios.
-
-    loo_{context}: the other selected variations of its scenario (needs >= 2 of them);
-    others_{scenario}: every selected context of the other scenarios (needs >= 2).
-    """
-    by_scen = {}
-    for c in contexts:
-        by_scen.setdefault(c.split("-")[0], []).append(c)
-    pools = {}
-    if "leave_one_out" in kinds:
-        for scen, members in by_scen.items():
-            for c in members:
-                rest = [m for m in members if m != c]
-                if len(rest) >= 2:
-                    pools[f"loo_{c}"] = {"members": rest, "origin": "leave_one_out", "heldout": c}
-    if "other_scenarios" in kinds:
-        for scen in by_scen:
-            rest = [c for c in contexts if c.split("-")[0] != scen]
-            if len(rest) >= 2:
-                pools[f"others_{scen}"] = {"members": rest, "origin": "other_scenarios", "target_scenario": scen}
-    return pools
-
-
-def resolve_pools(contexts, base):
-    """Pool name -> member contexts; every member must be a selected context."""
-    from workflow_scripts.contexts import load_yaml
-
-    sets = load_yaml(base / config["context_sets_file"]) or {}
-    pools = {}
-    for pool, entries in config["localization"]["pools"].items():
-        members = []
-        for e in entries:
-            members.extend(sets[e] if e in sets else [e])
-        for m in members:
-            if m not in contexts:
-                raise ConfigError(f"config: localization.pools.{pool}", f"'{m}' is not a selected context",
-                                  "add it to contexts (or context_sets), or remove it from the pool")
-        if len(set(members)) < 2:
-            raise ConfigError(f"config: localization.pools.{pool}", "a pool needs at least two contexts",
-                              "list two or more contexts")
-        pools[pool] = list(dict.fromkeys(members))
-    return pools
-
-
-CONTEXTS, POOLS, NAMES = _preflight()
-SCENARIOS_FILE = data_path(config["scenarios_file"])
+CONTEXTS, PLAN, NAMES, SCENARIOS_FILE = _preflight()
 PLANTED = {**config["controls"]["planted_bias"]}
 PLANTED["contexts"] = PLANTED["contexts"] or list(CONTEXTS)[:1]
 MODEL_DIR = f"results/model/{config['model']['name']}"
 RES = config["resources"]
+LOC = config["localization"]
+EVAL = config["evaluation"]
+DRAWS = list(range(EVAL["random_draws"]))
+# Name hold-out: masks learn on one seeded, race x gender balanced half of the names and
+# are evaluated on the other half (None = every name on both sides).
+NAME_SPLIT = split_names(NAMES, config["seed"])
+LEARN_NAMES = NAME_SPLIT["learn"] if LOC["name_split"] else None
+EVAL_NAMES = NAME_SPLIT["holdout"] if LOC["name_split"] else None
+
+
+def one_of(names):
+    """A wildcard constraint that matches exactly these names (nothing if there are none)."""
+    return "|".join(re.escape(n) for n in names) or "^$"
 
 
 wildcard_constraints:
@@ -120,81 +93,48 @@ def model_resources():
     return res
 
 
-LOC = config["localization"]
-NEURON_VARIANTS = [
-    neuron_variant(d, pb, pw, LOC["neurons"]["selection"])
-    for d in LOC["neurons"]["directions"]
-    for pb, pw in LOC["neurons"]["p"]
-]
-ONE_SHOT_HEAD_VARIANTS = [head_variant(s, k) for s in LOC["heads"]["scores"] for k in LOC["heads"]["k"]] + [
-    head_variant("setdiff", pair) for pair in LOC["heads"]["setdiff"]
-]
-GREEDY_HEAD_VARIANTS = [head_variant("greedy", k) for k in LOC["heads"]["greedy"]]
-HEAD_VARIANTS = ONE_SHOT_HEAD_VARIANTS + GREEDY_HEAD_VARIANTS
-CONFIGURED_POOLS = POOLS
-AUTO_POOLS = auto_pools(list(CONTEXTS), LOC["auto_pools"])
-POOLS = {**CONFIGURED_POOLS, **{k: v["members"] for k, v in AUTO_POOLS.items()}}
-POOL_INFO = {
-    **{k: {"members": v, "origin": "configured"} for k, v in CONFIGURED_POOLS.items()},
-    **AUTO_POOLS,
-}
-# Mask sources: every context, pooled@POOL (scored on the pool's prompts; configured
-# pools) and common@POOL (combined from the members' masks; configured pools and the
-# automatic leave-one-out / other-scenario pools, as in the paper's levels 2 and 3).
-SCORED_SOURCES = list(CONTEXTS) + [
-    f"pooled@{p}" for p in CONFIGURED_POOLS if "pooled" in LOC["pool_masks"]
-]
-COMMON_SOURCES = [f"common@{p}" for p in CONFIGURED_POOLS if "common" in LOC["pool_masks"]] + [
-    f"common@{p}" for p in AUTO_POOLS
-]
-ALL_SOURCES = SCORED_SOURCES + COMMON_SOURCES
+def setting_names(settings):
+    return [s.name for s in settings]
 
-EVAL = config["evaluation"]
-KIND_VARIANTS = {"neurons": NEURON_VARIANTS, "heads": HEAD_VARIANTS}
-METHODS = ["neurons", "heads"] + (["random_neurons", "random_heads"] if EVAL["random_controls"] else [])
-DRAWS = list(range(EVAL["random_draws"]))
-# Name hold-out: masks learn on one seeded, race x gender balanced half of the names and
-# are evaluated on the other half (None = every name on both sides).
-NAME_SPLIT = split_names(NAMES, config["seed"])
-LEARN_NAMES = NAME_SPLIT["learn"] if LOC["name_split"] else None
-EVAL_NAMES = NAME_SPLIT["holdout"] if LOC["name_split"] else None
+
+def source_of(wildcards):
+    """The parsed mask source of a job."""
+    return Source.parse(wildcards.source)
+
+
+def setting_of(kind):
+    """A params function: the configured setting of a job's ``{setting}`` wildcard."""
+    return lambda wc: PLAN.setting(kind, wc.setting)
+
+
+def source_contexts(source):
+    """The contexts whose prompts a mask source (a name) is learned on."""
+    return PLAN.source_contexts(Source.parse(source))
 
 
 def eval_masks(wc):
     """The mask files one evaluation job applies: the real mask, or its control draws."""
-    kind = mask_kind(wc.method)
-    if wc.method.startswith("random_"):
-        return [f"results/masks/random_{kind}/{wc.variant}/{wc.source}/draw{d}.npz" for d in DRAWS]
-    return [f"results/masks/{kind}/{wc.variant}/{wc.source}.npz"]
-
-
-def mask_kind(method):
-    """neurons / heads for a method name (random controls use the real mask's kind)."""
-    return method.removeprefix("random_")
-
-
-def source_contexts(source):
-    """The contexts whose prompts a mask source is learned on."""
-    if "@" in source:
-        return POOLS[source.split("@", 1)[1]]
-    return [source]
+    method = Method.parse(wc.method)
+    if method.control:
+        return [f"results/masks/random_{method.kind}/{wc.setting}/{wc.source}/draw{d}.npz" for d in DRAWS]
+    return [f"results/masks/{method.kind}/{wc.setting}/{wc.source}.npz"]
 
 
 def all_masks():
     return [
-        f"results/masks/{kind}/{variant}/{source}.npz"
-        for kind, variants in KIND_VARIANTS.items()
-        for variant in variants
-        for source in ALL_SOURCES
+        f"results/masks/{kind}/{setting.name}/{source.name}.npz"
+        for kind in ("neurons", "heads")
+        for setting in PLAN.settings(kind)
+        for source in PLAN.sources()
     ]
 
 
 def all_evaluations():
     return [
-        f"results/eval/{method}/{variant}/{source}/info.json"
-        for method in METHODS
-        for variant in KIND_VARIANTS[mask_kind(method)]
-        for source in ALL_SOURCES
+        f"results/eval/{method.name}/{setting.name}/{source.name}/info.json"
+        for method in PLAN.methods()
+        for setting in PLAN.settings(method.kind)
+        for source in PLAN.sources()
     ]
 
 

@@ -12,7 +12,6 @@ EVAL_PARAMS = dict(
 
 rule evaluate_reference:
     input:
-        masks=[],
         model=MODEL_DIR,
         prompts=expand("results/prompts/{context}.parquet", context=CONTEXTS),
         text=data_path(EVAL["perplexity_text"]),
@@ -20,9 +19,6 @@ rule evaluate_reference:
         answers=expand("results/eval/reference/{target}.parquet", target=CONTEXTS),
         info="results/eval/reference/info.json",
     params:
-        method="reference",
-        setting="none",
-        source="none",
         **EVAL_PARAMS,
     threads: RES["model_threads"]
     resources:
@@ -34,7 +30,7 @@ rule evaluate_reference:
     conda:
         "../envs/prunebias.yaml"
     script:
-        "../workflow_scripts/evaluate_pruned.py"
+        "../workflow_scripts/evaluate_reference.py"
 
 
 rule evaluate_pruned:
@@ -44,23 +40,23 @@ rule evaluate_pruned:
         prompts=expand("results/prompts/{context}.parquet", context=CONTEXTS),
         text=data_path(EVAL["perplexity_text"]),
     output:
-        answers=expand("results/eval/{{method}}/{{variant}}/{{source}}/{target}.parquet", target=CONTEXTS),
-        info="results/eval/{method}/{variant}/{source}/info.json",
+        answers=expand("results/eval/{{method}}/{{setting}}/{{source}}/{target}.parquet", target=CONTEXTS),
+        info="results/eval/{method}/{setting}/{source}/info.json",
     params:
-        method=lambda wc: wc.method,
-        setting=lambda wc: wc.variant,
-        source=lambda wc: wc.source,
+        method=lambda wc: Method.parse(wc.method),
+        setting=lambda wc: PLAN.setting(Method.parse(wc.method).kind, wc.setting),
+        source=source_of,
         **EVAL_PARAMS,
     wildcard_constraints:
-        method="|".join(METHODS),
-        source="|".join(re.escape(s) for s in ALL_SOURCES),
+        method=one_of(m.name for m in PLAN.methods()),
+        source=one_of(s.name for s in PLAN.sources()),
     threads: RES["model_threads"]
     resources:
         **model_resources(),
     log:
-        "logs/evaluate_pruned/{method}/{variant}/{source}.log",
+        "logs/evaluate_pruned/{method}/{setting}/{source}.log",
     benchmark:
-        "results/benchmarks/evaluate_pruned/{method}/{variant}/{source}.tsv"
+        "results/benchmarks/evaluate_pruned/{method}/{setting}/{source}.tsv"
     conda:
         "../envs/prunebias.yaml"
     script:
@@ -85,9 +81,9 @@ rule aggregate_transfer:
         ),
         heatmaps=report(
             [
-                f"results/plots/transfer_{kind}__{variant}.png"
-                for kind, variants in KIND_VARIANTS.items()
-                for variant in variants
+                f"results/plots/transfer_{kind}__{setting.name}.png"
+                for kind in ("neurons", "heads")
+                for setting in PLAN.settings(kind)
             ],
             caption="../report/heatmap.rst",
             category="Transfer",
@@ -105,7 +101,8 @@ rule aggregate_transfer:
         ),
     params:
         contexts=list(CONTEXTS),
-        pools=POOL_INFO,
+        scenarios=dict(PLAN.scenarios),
+        pools=PLAN.pool_info(),
         winsorize=config["analysis"]["winsorize"],
         n_boot=config["analysis"]["n_boot"],
         effect=config["analysis"]["effect"],
@@ -152,8 +149,9 @@ if PLANTED["enabled"]:
             planted=PLANTED,
             halves=NAME_SPLIT,
             use_surnames=config["use_surnames"],
-            neuron_settings=NEURON_VARIANTS,
-            head_settings=ONE_SHOT_HEAD_VARIANTS,
+            scenarios=dict(PLAN.scenarios),
+            neuron_settings=PLAN.neuron_settings,
+            head_settings=tuple(PLAN.one_shot_head_settings()),
             draws=EVAL["random_draws"],
             batch_size=LOC["batch_size"],
             head_queries=LOC["head_queries"],

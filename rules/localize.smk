@@ -31,14 +31,15 @@ rule score_neurons:
         activations=lambda wc: expand("results/activations/{c}.parquet", c=source_contexts(wc.source)),
         model=MODEL_DIR,
     output:
-        expand("results/masks/neurons/{variant}/{{source}}.npz", variant=NEURON_VARIANTS),
+        expand("results/masks/neurons/{setting}/{{source}}.npz", setting=setting_names(PLAN.neuron_settings)),
     params:
+        settings=PLAN.neuron_settings,
+        source=source_of,
         contexts=lambda wc: source_contexts(wc.source),
-        combine=lambda wc: "pooled" if "@" in wc.source else "single",
         learn_names=LEARN_NAMES,
         device=config["model"]["device"],
     wildcard_constraints:
-        source="|".join(re.escape(s) for s in SCORED_SOURCES),
+        source=one_of(s.name for s in PLAN.scored_sources()),
     threads: RES["model_threads"]
     resources:
         **model_resources(),
@@ -52,20 +53,21 @@ rule score_neurons:
         "../workflow_scripts/score_neurons.py"
 
 
-if ONE_SHOT_HEAD_VARIANTS:
+if PLAN.one_shot_head_settings():
 
     rule score_heads:
         input:
             attention=lambda wc: expand("results/head_attention/{c}.parquet", c=source_contexts(wc.source)),
             model=MODEL_DIR,
         output:
-            expand("results/masks/heads/{variant}/{{source}}.npz", variant=ONE_SHOT_HEAD_VARIANTS),
+            expand("results/masks/heads/{setting}/{{source}}.npz", setting=setting_names(PLAN.one_shot_head_settings())),
         params:
+            settings=tuple(PLAN.one_shot_head_settings()),
+            source=source_of,
             contexts=lambda wc: source_contexts(wc.source),
-            combine=lambda wc: "pooled" if "@" in wc.source else "single",
             learn_names=LEARN_NAMES,
         wildcard_constraints:
-            source="|".join(re.escape(s) for s in SCORED_SOURCES),
+            source=one_of(s.name for s in PLAN.scored_sources()),
         log:
             "logs/score_heads/{source}.log",
         localrule: True
@@ -75,17 +77,18 @@ if ONE_SHOT_HEAD_VARIANTS:
             "../workflow_scripts/score_heads.py"
 
 
-if GREEDY_HEAD_VARIANTS:
+if PLAN.greedy_head_settings():
 
     rule score_heads_greedy:
         input:
             answers=lambda wc: expand("results/baseline/{c}.parquet", c=source_contexts(wc.source)),
             model=MODEL_DIR,
         output:
-            expand("results/masks/heads/{variant}/{{source}}.npz", variant=GREEDY_HEAD_VARIANTS),
+            expand("results/masks/heads/{setting}/{{source}}.npz", setting=setting_names(PLAN.greedy_head_settings())),
         params:
+            settings=tuple(PLAN.greedy_head_settings()),
+            source=source_of,
             contexts=lambda wc: source_contexts(wc.source),
-            combine=lambda wc: "pooled" if "@" in wc.source else "single",
             batch_size=LOC["batch_size"],
             max_samples_per_name=LOC["max_samples_per_name"],
             learn_names=LEARN_NAMES,
@@ -94,7 +97,7 @@ if GREEDY_HEAD_VARIANTS:
             dtype=config["model"]["dtype"],
             device=config["model"]["device"],
         wildcard_constraints:
-            source="|".join(re.escape(s) for s in SCORED_SOURCES),
+            source=one_of(s.name for s in PLAN.scored_sources()),
         threads: RES["model_threads"]
         resources:
             **model_resources(),
@@ -111,18 +114,20 @@ if GREEDY_HEAD_VARIANTS:
 rule combine_masks:
     input:
         masks=lambda wc: expand(
-            "results/masks/{kind}/{variant}/{c}.npz",
+            "results/masks/{kind}/{setting}/{c}.npz",
             kind=wc.kind,
-            variant=wc.variant,
-            c=POOLS[wc.pool],
+            setting=wc.setting,
+            c=PLAN.pools[wc.pool].members,
         ),
     output:
-        "results/masks/{kind}/{variant}/common@{pool}.npz",
+        "results/masks/{kind}/{setting}/common@{pool}.npz",
+    params:
+        source=lambda wc: Source("common", wc.pool),
     wildcard_constraints:
         kind="neurons|heads",
-        pool="|".join(re.escape(p) for p in POOLS) or "^$",
+        pool=one_of(PLAN.pools),
     log:
-        "logs/combine_masks/{kind}/{variant}/{pool}.log",
+        "logs/combine_masks/{kind}/{setting}/{pool}.log",
     localrule: True
     conda:
         "../envs/prunebias.yaml"
@@ -132,7 +137,7 @@ rule combine_masks:
 
 rule draw_controls:
     input:
-        mask="results/masks/{kind}/{variant}/{source}.npz",
+        mask="results/masks/{kind}/{setting}/{source}.npz",
         activations=lambda wc: (
             expand("results/activations/{c}.parquet", c=source_contexts(wc.source))
             if wc.kind == "neurons"
@@ -140,19 +145,22 @@ rule draw_controls:
         ),
         model=MODEL_DIR,
     output:
-        [f"results/masks/random_{{kind}}/{{variant}}/{{source}}/draw{d}.npz" for d in DRAWS],
+        [f"results/masks/random_{{kind}}/{{setting}}/{{source}}/draw{d}.npz" for d in DRAWS],
     params:
+        kind=lambda wc: wc.kind,
+        setting=lambda wc: PLAN.setting(wc.kind, wc.setting),
+        source=source_of,
         seed=config["seed"],
         learn_names=LEARN_NAMES,
         device=config["model"]["device"],
     wildcard_constraints:
         kind="neurons|heads",
-        source="|".join(re.escape(s) for s in ALL_SOURCES),
+        source=one_of(s.name for s in PLAN.sources()),
     threads: RES["model_threads"]
     resources:
         **model_resources(),
     log:
-        "logs/draw_controls/{kind}/{variant}/{source}.log",
+        "logs/draw_controls/{kind}/{setting}/{source}.log",
     conda:
         "../envs/prunebias.yaml"
     script:
@@ -172,8 +180,8 @@ rule measure_mask_stability:
         ),
     params:
         halves=NAME_SPLIT,
-        neuron_settings=NEURON_VARIANTS,
-        head_settings=ONE_SHOT_HEAD_VARIANTS,
+        neuron_settings=PLAN.neuron_settings,
+        head_settings=tuple(PLAN.one_shot_head_settings()),
         device=config["model"]["device"],
     threads: RES["model_threads"]
     resources:

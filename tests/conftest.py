@@ -24,7 +24,7 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model(tiny_model_dir):
-    from workflow_scripts.modeling import load_model
+    from prunebias.modeling import load_model
 
     return load_model(tiny_model_dir, dtype="float32", device="cpu", threads=1)
 

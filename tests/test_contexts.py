@@ -4,10 +4,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from workflow_scripts.contexts import expand_context_names, render_template, resolve_all, resolve_context
-from workflow_scripts.errors import ConfigError
-from workflow_scripts.make_prompts import build_prompts
-from workflow_scripts.names import load_names
+from prunebias.contexts import expand_context_names, render_template, resolve_all, resolve_context
+from prunebias.errors import ConfigError
+from prunebias.prompts import build_prompts
+from prunebias.names import load_names
 
 REPO = Path(__file__).resolve().parents[1]
 SCEN = yaml.safe_load((REPO / "data" / "scenarios.yaml").read_text())
@@ -90,7 +90,7 @@ def test_resolve_all_rejects_override_of_unselected_context():
     cfg = {"scenarios_file": "data/scenarios.yaml", "context_sets_file": "data/context_sets.yaml",
            "contexts": ["purchase-car"], "context_sets": [], "context_overrides": {"purchase-cra": {"level": "high"}}}
     with pytest.raises(ConfigError, match="purchase-cra"):
-        resolve_all(cfg, REPO)
+        resolve_all(cfg, REPO / "data/scenarios.yaml", REPO / "data/context_sets.yaml")
 
 
 HEADER = "first_name,surname,race,gender,source\n"
@@ -117,7 +117,7 @@ def test_context_spec_roundtrip():
 
 
 def test_name_split_is_seeded_and_balanced():
-    from workflow_scripts.names import split_names
+    from prunebias.names import split_names
 
     names = load_names(REPO / "data" / "names" / "paper64.csv", use_surnames=False)
     a = split_names(names, 7)

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from workflow_scripts.inference import (MDE_FACTOR, NameData, bootstrap_weights, estimate, name_bootstrap,
+from prunebias.inference import (MDE_FACTOR, NameData, bootstrap_weights, estimate, name_bootstrap,
                                         paired_bootstrap, permutation_p, versus_controls)
-from workflow_scripts.metrics import smd
+from prunebias.metrics import smd
 
 
 def make(groups: dict[str, tuple[str, list[float]]], strata: dict[str, str] | None = None) -> NameData:
@@ -49,7 +49,7 @@ def test_point_estimates_by_hand():
 def test_one_bootstrap_replicate_is_a_resample_of_names():
     d = make(DATA)
     cw, cb = bootstrap_weights(d, 5, np.random.default_rng(3))
-    from workflow_scripts.inference import _Suff
+    from prunebias.inference import _Suff
 
     for effect in ("smd", "cliffs_delta", "log_smd"):
         reps = _Suff(d, effect).evaluate(cw, cb)

@@ -9,14 +9,16 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from workflow_scripts.architecture import check_architecture
-from workflow_scripts.cache_activations import HEAD_SCHEMA, cache_batches
-from workflow_scripts.combine_masks import intersect_neuron_masks
-from workflow_scripts.errors import ConfigError
-from workflow_scripts.masks import Mask, check_model, read_mask, write_mask
-from workflow_scripts.modeling import chat_text, load_model
-from workflow_scripts.score_neurons import group_sumsq, neuron_masks
-from workflow_scripts.scoring import common_heads, set_difference_mask, top_fraction, top_k_heads, wanda_scores
+from prunebias.architecture import check_architecture
+from prunebias.activations import HEAD_SCHEMA, cache_batches
+from prunebias.masks import intersect_neuron_masks
+from prunebias.errors import ConfigError
+from prunebias.masks import Mask, check_model, read_mask, write_mask
+from prunebias.modeling import chat_text, load_model
+from prunebias.activations import group_sumsq
+from prunebias.neurons import neuron_masks
+from prunebias.plan import NeuronSetting
+from prunebias.scoring import common_heads, set_difference_mask, top_fraction, top_k_heads, wanda_scores
 
 NAMES = [("Jake Becker", "white"), ("Jamal Washington", "black"), ("Emily Becker", "white"),
          ("Tanisha Washington", "black"), ("Logan Becker", "white"), ("Tyrone Washington", "black")]
@@ -116,8 +118,8 @@ def test_wanda_mask_of_one_layer_by_hand(eager_model):
         path = Path(d) / "a.parquet"
         pq.write_table(pa.Table.from_pandas(acts, preserve_index=False), path)
         sums = group_sumsq([path])
-    variant = {"direction": "black", "p_black": 20, "p_white": 10, "selection": "global"}
-    got = neuron_masks(model, sums, [variant])[0]["layers.1.q_proj"]
+    setting = NeuronSetting("black", 20, 10, "global")
+    got = neuron_masks(model, sums, [setting])[0]["layers.1.q_proj"]
     assert got.sum() > 0
     np.testing.assert_array_equal(got, expected)
 
@@ -165,7 +167,7 @@ def test_subset_rebuild_equals_rerun(eager_model, tmp_path):
     for race in ("white", "black"):
         for key in from_rerun[race]:
             torch.testing.assert_close(from_subset[race][key], from_rerun[race][key], rtol=1e-5, atol=1e-6)
-    v = [{"direction": "black", "p_black": 15, "p_white": 15, "selection": "row"}]
+    v = [NeuronSetting("black", 15, 15, "row")]
     a, b = neuron_masks(model, from_subset, v)[0], neuron_masks(model, from_rerun, v)[0]
     assert all(np.array_equal(a[k], b[k]) for k in a)
 
@@ -185,7 +187,7 @@ def test_head_attention_finds_name_tokens(eager_model):
     r = rows.iloc[1]
     text = chat_text(tok, r.prompt, r.answer_prefix, r.response)
     enc = tok(text, return_offsets_mapping=True, add_special_tokens=False)
-    from workflow_scripts.cache_activations import char_spans, token_masks
+    from prunebias.activations import char_spans, token_masks
 
     (n0, n1), _ = char_spans(text, r.prompt, r["name"], r.response)
     mask = token_masks(torch.tensor([enc.offset_mapping]), [(n0, n1)])[0]
@@ -226,8 +228,8 @@ def test_other_architectures_are_refused():
 
 
 def test_greedy_heads_rerun_the_model_after_each_pick(eager_model):
-    from workflow_scripts.pruning import state_checksum
-    from workflow_scripts.score_heads_greedy import greedy_heads, mean_attention
+    from prunebias.pruning import state_checksum
+    from prunebias.heads import greedy_heads, mean_attention
 
     model, tok = eager_model
     rows = prompts_frame(6)
@@ -242,7 +244,7 @@ def test_greedy_heads_rerun_the_model_after_each_pick(eager_model):
     # the second pick is made on the model without the first head
     first = np.zeros((2, 4), bool)
     first[order[0]] = True
-    from workflow_scripts.pruning import pruned
+    from prunebias.pruning import pruned
 
     with pruned(model, Mask({"kind": "heads"}, {"heads": first})):
         att2 = mean_attention(model, tok, rows, 4)
@@ -314,8 +316,8 @@ def test_head_attention_query_positions_by_hand(eager_model, padding_side):
 
 
 def test_greedy_heads_pass_the_query_positions_through(eager_model):
-    from workflow_scripts.score_heads import race_means
-    from workflow_scripts.score_heads_greedy import greedy_heads, mean_attention
+    from prunebias.heads import race_means
+    from prunebias.heads import greedy_heads, mean_attention
 
     model, tok = eager_model
     rows = prompts_frame(6)

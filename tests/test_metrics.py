@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workflow_scripts.metrics import bias_summary, mann_whitney_p, smd, winsorize
-from workflow_scripts.summarize_baseline import summarize
+from prunebias.metrics import bias_summary, mann_whitney_p, smd, winsorize
+from prunebias.metrics import summarize
 
 
 def answers_frame(white: list[float], black: list[float], per_name: int = 1) -> pd.DataFrame:

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workflow_scripts.parsing import KINDS, find_numbers, number_complete, parse_answer
+from prunebias.parsing import KINDS, find_numbers, number_complete, parse_answer
 
 
 @pytest.mark.parametrize("text,value", [
@@ -155,7 +155,7 @@ def test_formatted_integers_roundtrip(n):
 
 
 def test_non_ascii_digits_are_not_numbers():
-    from workflow_scripts.parsing import parse_answer
+    from prunebias.parsing import parse_answer
 
     assert parse_answer("٣ GiveU r The").kind == "no_number"  # Arabic-Indic three in garbled text
     assert parse_answer("about ３００ dollars").kind == "no_number"  # full-width digits

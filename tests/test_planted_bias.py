@@ -38,7 +38,7 @@ def test_baseline_shows_the_planted_bias(planted_run):
 
 
 def test_planted_weights_are_in_the_mask(planted_run):
-    from workflow_scripts.masks import read_mask
+    from prunebias.masks import read_mask
 
     mask = read_mask(planted_run / "results/masks/neurons/black_b15_w15_global/purchase-bicycle.npz")
     for key, row, col in PLANTED:

@@ -1,4 +1,4 @@
-"""The positive control (workflow_scripts/planting.py): pure parts by hand, planting on the tiny model."""
+"""The positive control (prunebias/planting.py): pure parts by hand, planting on the tiny model."""
 
 import json
 import math
@@ -12,12 +12,12 @@ import yaml
 from conftest import REPO
 from tiny_model import build_planted_model
 
-from workflow_scripts.cache_activations import ACT_SCHEMA, cache_batches
-from workflow_scripts.contexts import resolve_context
-from workflow_scripts.make_prompts import build_prompts
-from workflow_scripts.modeling import load_model
-from workflow_scripts.names import load_names
-from workflow_scripts.planting import (
+from prunebias.activations import ACT_SCHEMA, cache_batches
+from prunebias.contexts import resolve_context
+from prunebias.prompts import build_prompts
+from prunebias.modeling import load_model
+from prunebias.names import load_names
+from prunebias.planting import (
     PLANTED_FILE,
     PlantedBias,
     anchor_prompts,
@@ -32,7 +32,9 @@ from workflow_scripts.planting import (
     value_direction,
     write_planted_model,
 )
-from workflow_scripts.score_neurons import group_sumsq, neuron_masks, parse_variant
+from prunebias.activations import group_sumsq
+from prunebias.neurons import neuron_masks
+from prunebias.plan import NeuronSetting
 
 LAYER = 1
 
@@ -190,7 +192,7 @@ def test_collect_inputs_takes_last_prefix_token_and_answer_tokens(tiny_model, ca
     # without responses: the last token only, equal to an unpadded forward's hidden state
     got0 = collect_inputs(model, tok, rows.drop(columns="response"), 0, batch_size=2)
     assert list(got0.pos) == [0, 0]
-    from workflow_scripts.modeling import chat_text
+    from prunebias.modeling import chat_text
     for i in range(2):
         ids = tok(chat_text(tok, rows.prompt[i], rows.answer_prefix[i]), return_tensors="pt",
                   add_special_tokens=False).input_ids
@@ -273,7 +275,7 @@ def test_recall_reads_the_workflows_neuron_masks(race_coded, tmp_path):
     sums = group_sumsq([path])
     post = (LAYER, "mlp_post")
     assert (sums["black"][post][rec.neurons] > 10 * sums["white"][post][rec.neurons]).all()
-    mask = neuron_masks(model, sums, [parse_variant("black_b15_w15_global")])[0]
+    mask = neuron_masks(model, sums, [NeuronSetting.parse("black_b15_w15_global")])[0]
     r = rec.recall(mask)
     assert set(r) == {"all"} | {k + s for k in rec.edited for s in ("", ".units")}
     assert all(0.0 <= v <= 1.0 for v in r.values())

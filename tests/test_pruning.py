@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from workflow_scripts.architecture import check_architecture
-from workflow_scripts.masks import Mask
-from workflow_scripts.pruning import pruned, state_checksum
+from prunebias.architecture import check_architecture
+from prunebias.masks import Mask
+from prunebias.pruning import pruned, state_checksum
 
 
 def neuron_mask(model, density=0.1, seed=0):
@@ -23,7 +23,7 @@ def neuron_mask(model, density=0.1, seed=0):
 
 @pytest.fixture()
 def fresh_model(tiny_model_dir):
-    from workflow_scripts.modeling import load_model
+    from prunebias.modeling import load_model
 
     return load_model(tiny_model_dir, dtype="float32", device="cpu", threads=1, attn_implementation="eager")
 
@@ -81,9 +81,10 @@ def test_matched_neuron_control_keeps_count_and_band(fresh_model):
     top-p band, never the real weights; a hand check of the band on one matrix."""
     import torch
 
-    from workflow_scripts.architecture import linear
-    from workflow_scripts.controls import matched_neuron_control, neuron_band, neuron_controls
-    from workflow_scripts.scoring import set_difference_mask
+    from prunebias.architecture import linear
+    from prunebias.controls import matched_neuron_control, neuron_band, neuron_controls
+    from prunebias.plan import NeuronSetting
+    from prunebias.scoring import set_difference_mask
 
     model, _ = fresh_model
     g = torch.Generator().manual_seed(0)
@@ -103,7 +104,7 @@ def test_matched_neuron_control_keeps_count_and_band(fresh_model):
     roomy = (band_row & ~real_row).sum(1) >= real_row.sum(1)  # elsewhere the band is too small: filled outside
     assert roomy.sum() > 10 and (band_row[roomy] | ~ctrl_row[roomy]).all()
     sums = {"black": {(0, "attn_in"): sb}, "white": {(0, "attn_in"): sw}}
-    method = {"direction": "black", "p_black": 15, "p_white": 15, "selection": "global"}
+    method = NeuronSetting("black", 15, 15, "global")
     a, b = neuron_controls(model, {"layers.0.q_proj": real}, sums, method, [5, 6])
     again = neuron_controls(model, {"layers.0.q_proj": real}, sums, method, [5])[0]
     assert np.array_equal(a["layers.0.q_proj"], again["layers.0.q_proj"])  # seeded
@@ -111,7 +112,7 @@ def test_matched_neuron_control_keeps_count_and_band(fresh_model):
 
 
 def test_matched_head_control_keeps_layers():
-    from workflow_scripts.controls import matched_head_control
+    from prunebias.controls import matched_head_control
 
     heads = np.zeros((4, 6), dtype=bool)
     heads[2, [0, 3]] = True

@@ -4,46 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workflow_scripts.transfer import bias_reduction, inlier_ratio, name_data, transfer_level
-
-POOLS = {
-    "train": {"members": ["purchase-bicycle", "purchase-car"], "origin": "configured"},
-    "loo_purchase-house": {"members": ["purchase-bicycle", "purchase-car"], "origin": "leave_one_out"},
-    "others_hiring": {"members": ["purchase-bicycle", "purchase-car", "purchase-house"], "origin": "other_scenarios"},
-    "mixed": {"members": ["purchase-car", "hiring-lawyer"], "origin": "configured"},
-}
-
-
-@pytest.mark.parametrize("source,target,level", [
-    ("purchase-car", "purchase-car", "same_context"),
-    ("purchase-car", "purchase-house", "same_scenario"),
-    ("purchase-car", "hiring-lawyer", "other_scenario"),
-    ("common@train", "purchase-car", "pool_member"),
-    ("pooled@train", "purchase-house", "pool_heldout"),
-    ("common@loo_purchase-house", "purchase-house", "pool_heldout"),
-    ("common@others_hiring", "hiring-lawyer", "other_scenario_pool"),
-    ("common@train", "hiring-lawyer", "other_scenario_pool"),
-    ("common@mixed", "purchase-bicycle", "mixed_pool_heldout"),
-    ("common@mixed", "hiring-lawyer", "pool_member"),
-])
-def test_levels(source, target, level):
-    assert transfer_level(source, target, POOLS) == level
-
-
-def test_default_config_levels_by_hand():
-    """The default contexts give the same-context and the other-scenario level."""
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).parent))
-    from conftest import default_config
-
-    contexts = default_config()["contexts"]
-    assert contexts == ["purchase-house", "hiring-lawyer"]
-    assert transfer_level("purchase-house", "purchase-house", {}) == "same_context"
-    assert transfer_level("purchase-house", "hiring-lawyer", {}) == "other_scenario"
-    assert transfer_level("hiring-lawyer", "purchase-house", {}) == "other_scenario"
-
+from prunebias.transfer import bias_reduction, inlier_ratio, name_data
 
 def test_bias_reduction():
     assert bias_reduction(0.5, 0.1) == pytest.approx(0.8)
@@ -70,7 +31,7 @@ def test_name_data_clips_drops_anomalies_and_keeps_order():
 
 def test_transfer_row_is_paired_against_the_reference():
     """A mask that removes a planted gap: delta by hand, and controls that leave it."""
-    from workflow_scripts.transfer import transfer_row
+    from prunebias.transfer import transfer_row
 
     rng = np.random.default_rng(0)
     names = [f"w{i}" for i in range(10)] + [f"b{i}" for i in range(10)]
@@ -83,7 +44,7 @@ def test_transfer_row_is_paired_against_the_reference():
     infos = {"reference": [{"perplexity": 10.0}], "real": [{"perplexity": 11.0, "n_pruned": 5, "n_total": 100}],
              "control": [{"perplexity": 12.0}] * 3}
     row, ctrl = transfer_row("neurons", "black_b15_w15_global", "purchase-car", "purchase-car", ref, ref, real,
-                             controls, infos, POOLS, None, "diff", 300, 0, (5, 95))
+                             controls, infos, "same_context", None, "diff", 300, 0, (5, 95))
     gap = ref[ref.race == "white"].outcome.mean() - ref[ref.race == "black"].outcome.mean()
     assert row["effect_ref"] == pytest.approx(gap)
     assert row["delta"] == pytest.approx(-10.0) and row["delta_ci_low"] == pytest.approx(-10.0)

@@ -41,7 +41,7 @@ def test_tiny_workflow_produces_tables(tiny_run):
 
 
 def test_tiny_workflow_produces_masks(tiny_run):
-    from workflow_scripts.masks import read_mask
+    from prunebias.masks import read_mask
 
     work = tiny_run
     acts = pd.read_parquet(work / "results/activations/purchase-bicycle.parquet")
@@ -100,3 +100,13 @@ def test_bad_config_fails_before_any_job(tmp_path, change, message):
     assert proc.returncode != 0
     assert message in proc.stdout + proc.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_a_local_scenarios_file_works_with_the_shipped_context_sets(tmp_path):
+    """Each data file resolves on its own: a scenarios file in the working directory plus the
+    workflow's context sets (the old code looked for both beside the scenarios file)."""
+    (tmp_path / "my_scenarios.yaml").write_text((REPO / "data/scenarios.yaml").read_text())
+    cfg = default_config()
+    cfg.update(scenarios_file="my_scenarios.yaml", context_sets=["audit"], contexts=[])
+    proc = run_snakemake(tmp_path, cfg, "-n", "results/prompts/purchase-car.parquet")
+    assert "make_prompts" in proc.stdout + proc.stderr

@@ -1,230 +1,25 @@
-"""Stage 3: one forward pass over prompt + baseline answer -> activation and attention caches.
+"""Rule cache_activations: one forward pass over prompt + baseline answer ->
+``results/activations/{context}.parquet`` (per-channel sums of squared linear-layer
+inputs, per prompt) and ``results/head_attention/{context}.parquet`` (per-head attention
+to the name). The formats are documented in ``prunebias.activations``.
 
-``results/activations/{context}.parquet`` — one row per (prompt, layer, site):
-
-| column   | type          | meaning |
-|----------|---------------|---------|
-| row      | int64         | row of the prompt in ``results/prompts/{context}.parquet`` |
-| context, race, gender, name | string | copied from the prompt |
-| sample   | int64         | sample index of the prompt |
-| layer    | int16         | decoder layer |
-| site     | string        | ``attn_in`` / ``attn_z`` / ``mlp_in`` / ``mlp_post`` (see ``architecture``) |
-| n_tokens | int32         | tokens summed over (all non-pad tokens of the chat text: prompt + answer) |
-| sumsq    | list<float32> | sum over those tokens of x_j^2, one value per input channel j |
-
-Summing ``sumsq`` over any subset of prompts and taking the square root gives the
-Wanda norms ||X_j||_2 of that subset, so masks for a name split or a pool of contexts
-need no new model run.
-
-``results/head_attention/{context}.parquet`` — one row per prompt:
-
-| column          | type          | meaning |
-|-----------------|---------------|---------|
-| row, context, race, gender, name, sample | | as in the activation table |
-| n_name_tokens   | int32         | tokens that overlap the name |
-| n_answer_tokens | int32         | tokens that overlap the answer (the response after the answer prefix) |
-| n_query_tokens  | int32         | query positions averaged over in ``attn`` (see below) |
-| attn            | list<float32> | n_layers x n_heads, layer-major: per query head, the attention mass on the name's tokens, summed over the name's tokens and averaged over the query positions |
-
-The query positions (``query_positions`` of ``cache_batches``, the rule's
-``params.head_queries``) are by default ``generating``: the positions whose attention
-produced the answer tokens, i.e. t - 1 for every answer token t — from the last token
-before the response (the end of the answer prefix, "... is $") through the answer's
-second-to-last token; a token that straddles the prefix/response boundary counts as an
-answer token, so its generating position is the token before it. ``answer`` (the old
-behaviour, kept for comparison) averages over the answer tokens themselves. Both
-``n_query_tokens`` and ``n_answer_tokens`` equal the number of answer tokens; an empty
-response has no query positions (``n_query_tokens`` 0, ``attn`` all 0, rows that
-``score_heads.race_means`` drops). The positions come from the attention and answer
-masks, so left and right padding give the same values. The name is located by
-character offsets (any fast tokenizer), never by token ids.
-
-Memory is bounded by one batch: hooks reduce each batch to per-channel sums in float32
-at once, and each batch is written as its own Parquet row group.
+Memory is bounded by one batch: each batch is written as its own Parquet row group.
 """
 
-import sys
+import time
 from pathlib import Path
 
-if "snakemake" in globals():  # run by Snakemake's script: directive
-    sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # type: ignore[name-defined]  # noqa: F821
-
-from typing import Any, Iterator
-
 import numpy as np
-import pandas as pd
-import pyarrow as pa
-import torch
+import pyarrow.parquet as pq
+from tqdm import tqdm
 
-from workflow_scripts.architecture import SITES, check_architecture, decoder_layers
-from workflow_scripts.modeling import chat_text
-
-META_COLUMNS = ["row", "context", "race", "gender", "name", "sample"]
-ACT_SCHEMA = pa.schema([("row", pa.int64()), ("context", pa.string()), ("race", pa.string()),
-                        ("gender", pa.string()), ("name", pa.string()), ("sample", pa.int64()),
-                        ("layer", pa.int16()), ("site", pa.string()), ("n_tokens", pa.int32()),
-                        ("sumsq", pa.list_(pa.float32()))])
-HEAD_SCHEMA = pa.schema([("row", pa.int64()), ("context", pa.string()), ("race", pa.string()),
-                         ("gender", pa.string()), ("name", pa.string()), ("sample", pa.int64()),
-                         ("n_name_tokens", pa.int32()), ("n_answer_tokens", pa.int32()),
-                         ("n_query_tokens", pa.int32()), ("attn", pa.list_(pa.float32()))])
-QUERY_POSITIONS = ("generating", "answer")
-
-
-def char_spans(text: str, prompt: str, name: str, response: str) -> tuple[tuple[int, int], tuple[int, int]]:
-    """Character spans of the name (inside the user prompt) and of the answer in ``text``."""
-    p0 = text.find(prompt)
-    n0 = (p0 + prompt.find(name)) if p0 >= 0 and name in prompt else text.find(name)
-    if n0 < 0:
-        raise ValueError(f"name {name!r} not found in model input")
-    r0 = text.rfind(response) if response else -1
-    if r0 < n0 + len(name):
-        r0 = len(text)
-    return (n0, n0 + len(name)), (r0, r0 + len(response) if r0 < len(text) else len(text))
-
-
-def token_masks(offsets: torch.Tensor, spans: list[tuple[int, int]]) -> torch.Tensor:
-    """Bool (B, T): tokens whose character range overlaps the row's span."""
-    s, e = offsets[..., 0], offsets[..., 1]
-    lo = torch.tensor([a for a, _ in spans])[:, None]
-    hi = torch.tensor([b for _, b in spans])[:, None]
-    return (e > s) & (s < hi) & (e > lo)
-
-
-def query_mask(answer_mask: torch.Tensor, token_mask: torch.Tensor, query_positions: str) -> torch.Tensor:
-    """Bool (B, T): the query positions whose attention to the name is recorded.
-
-    ``answer``: the answer tokens. ``generating``: position t - 1 for every answer token t
-    (the positions whose next-token prediction is an answer token). Pads are on one side,
-    so the position before a non-first real token is real, whichever side the tokenizer
-    pads; the ``& token_mask`` only guards an answer that starts at the first real token.
-    """
-    if query_positions == "answer":
-        return answer_mask.clone()
-    if query_positions != "generating":
-        raise ValueError(f"query_positions must be one of {QUERY_POSITIONS}, not {query_positions!r}")
-    q = torch.zeros_like(answer_mask)
-    q[:, :-1] = answer_mask[:, 1:]
-    return q & token_mask
-
-
-class _Recorder:
-    """Forward hooks that reduce each batch to per-channel sums and name-attention mass."""
-
-    def __init__(self, model: Any, with_attention: bool, with_sites: bool = True) -> None:
-        self.handles = []
-        self.sums: dict[tuple[int, str], torch.Tensor] = {}
-        self.attn: dict[int, torch.Tensor] = {}
-        self.token_mask: torch.Tensor | None = None
-        self.name_mask: torch.Tensor | None = None
-        self.answer_mask: torch.Tensor | None = None
-        self.query_mask: torch.Tensor | None = None
-        for i, layer in enumerate(decoder_layers(model)):
-            for site, (block, mod) in SITES.items() if with_sites else ():
-                lin = getattr(getattr(layer, block), mod)
-                self.handles.append(lin.register_forward_pre_hook(self._site_hook(i, site)))
-            if with_attention:
-                self.handles.append(layer.self_attn.register_forward_hook(self._attn_hook(i)))
-
-    def _site_hook(self, layer: int, site: str):
-        def hook(_mod, args):
-            x = args[0].float()
-            m = self.token_mask.to(x.device, x.dtype)[..., None]
-            self.sums[(layer, site)] = (x.square() * m).sum(dim=1).cpu()
-        return hook
-
-    def _attn_hook(self, layer: int):
-        def hook(_mod, _args, output):
-            weights = output[1] if isinstance(output, tuple) and len(output) > 1 else None
-            if weights is None:
-                raise RuntimeError("attention weights not returned: load the model with attn_implementation='eager'")
-            w = weights.float()  # (B, H, T, T)
-            name = self.name_mask.to(w.device, w.dtype)[:, None, None, :]
-            mass = (w * name).sum(-1)  # (B, H, T): attention from each query token to the name
-            q = self.query_mask.to(w.device)[:, None, :]
-            n_q = q.sum(-1).clamp(min=1).to(w.dtype)
-            self.attn[layer] = (mass.masked_fill(~q, 0.0).sum(-1) / n_q).cpu()
-        return hook
-
-    def close(self) -> None:
-        for h in self.handles:
-            h.remove()
-
-
-@torch.inference_mode()
-def cache_batches(model: Any, tok: Any, rows: pd.DataFrame, batch_size: int, with_attention: bool = True,
-                  with_sites: bool = True, query_positions: str = "generating",
-                  ) -> Iterator[tuple[pa.Table | None, pa.Table | None]]:
-    """Yield, per batch of prompts, its activation rows and head-attention rows.
-
-    ``rows`` needs prompt, answer_prefix, response, name and the META_COLUMNS.
-    ``query_positions`` (``generating`` / ``answer``) picks the query positions of the
-    head-attention rows (see the module docstring).
-    """
-    if query_positions not in QUERY_POSITIONS:
-        raise ValueError(f"query_positions must be one of {QUERY_POSITIONS}, not {query_positions!r}")
-    geo = check_architecture(model)
-    device = next(model.parameters()).device
-    rec = _Recorder(model, with_attention, with_sites)
-    try:
-        for start in range(0, len(rows), batch_size):
-            b = rows.iloc[start:start + batch_size]
-            responses = [r if isinstance(r, str) else "" for r in b["response"]]
-            texts = [chat_text(tok, p, a, r) for p, a, r in zip(b["prompt"], b["answer_prefix"], responses)]
-            enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False, return_offsets_mapping=True)
-            spans = [char_spans(t, p, n, r) for t, p, n, r in zip(texts, b["prompt"], b["name"], responses)]
-            rec.token_mask = enc.attention_mask.bool()
-            rec.name_mask = token_masks(enc.offset_mapping, [s[0] for s in spans]) & rec.token_mask
-            rec.answer_mask = token_masks(enc.offset_mapping, [s[1] for s in spans]) & rec.token_mask
-            rec.query_mask = query_mask(rec.answer_mask, rec.token_mask, query_positions)
-            model(input_ids=enc.input_ids.to(device), attention_mask=enc.attention_mask.to(device),
-                  use_cache=False, logits_to_keep=1)
-            yield (_act_table(b, rec, geo.n_layers) if with_sites else None,
-                   _head_table(b, rec, geo.n_layers) if with_attention else None)
-    finally:
-        rec.close()
-
-
-def _meta(b: pd.DataFrame) -> dict[str, list]:
-    return {c: list(b[c]) for c in META_COLUMNS}
-
-
-def _act_table(b: pd.DataFrame, rec: _Recorder, n_layers: int) -> pa.Table:
-    meta = _meta(b)
-    n_tok = rec.token_mask.sum(-1).tolist()
-    cols: dict[str, list] = {k: [] for k in ACT_SCHEMA.names}
-    for i in range(len(b)):
-        for layer in range(n_layers):
-            for site in SITES:
-                for c in META_COLUMNS:
-                    cols[c].append(meta[c][i])
-                cols["layer"].append(layer)
-                cols["site"].append(site)
-                cols["n_tokens"].append(n_tok[i])
-                cols["sumsq"].append(rec.sums[(layer, site)][i].numpy())
-    return pa.table(cols, schema=ACT_SCHEMA)
-
-
-def _head_table(b: pd.DataFrame, rec: _Recorder, n_layers: int) -> pa.Table:
-    meta = _meta(b)
-    attn = torch.stack([rec.attn[layer] for layer in range(n_layers)], dim=1)  # (B, L, H)
-    cols = {**meta, "n_name_tokens": rec.name_mask.sum(-1).tolist(),
-            "n_answer_tokens": rec.answer_mask.sum(-1).tolist(),
-            "n_query_tokens": rec.query_mask.sum(-1).tolist(),
-            "attn": [a.flatten().numpy().astype(np.float32) for a in attn]}
-    return pa.table(cols, schema=HEAD_SCHEMA)
+from prunebias.activations import ACT_SCHEMA, HEAD_SCHEMA, cache_batches
+from prunebias.files import atomic_path, read_parquet
+from prunebias.logs import setup_logging
+from prunebias.modeling import load_model
 
 
 def main(smk) -> None:  # pragma: no cover - exercised through snakemake in tests
-    import time
-
-    import pyarrow.parquet as pq
-    from tqdm import tqdm
-
-    from workflow_scripts.files import atomic_path, read_parquet
-    from workflow_scripts.logs import setup_logging
-    from workflow_scripts.modeling import load_model
-
     log = setup_logging(smk.log[0], "prunebias.cache_activations")
     answers = read_parquet(smk.input.answers, ["prompt", "answer_prefix", "response", "name", "race", "sample"])
     answers = answers.reset_index(drop=True)
@@ -234,13 +29,13 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
     model, tok = load_model(smk.input.model, smk.params.dtype, smk.params.device, smk.threads,
                             attn_implementation="eager")
     t0 = time.perf_counter()
-    bs = smk.params.batch_size
     head_queries = smk.params.head_queries
     log.info("head attention averaged over the %s query positions", head_queries)
     with atomic_path(smk.output.activations) as tmp_act, atomic_path(smk.output.heads) as tmp_head:
         with pq.ParquetWriter(tmp_act, ACT_SCHEMA) as wa, pq.ParquetWriter(tmp_head, HEAD_SCHEMA) as wh:
             with tqdm(total=len(answers), desc="caching", unit="prompt") as bar:
-                for act, head in cache_batches(model, tok, answers, bs, query_positions=head_queries):
+                for act, head in cache_batches(model, tok, answers, smk.params.batch_size,
+                                               query_positions=head_queries):
                     wa.write_table(act, row_group_size=len(act))
                     wh.write_table(head)
                     bar.update(head.num_rows)

@@ -1,31 +1,23 @@
-"""Stage 2: sample the unpruned model's answers -> ``results/baseline/{context}.parquet``.
+"""Rule generate_baseline: sample the unpruned model's answers -> ``results/baseline/{context}.parquet``.
 
 Adds to the prompt columns: response (the generated continuation after the answer
-prefix), n_tokens, value (parsed number or NaN), kind (see ``parsing``), anomaly (bool)
-and outcome (the analysed number; NaN for anomalies). The file's metadata records the
-model identity and the sampling settings.
+prefix), n_tokens, value (parsed number or NaN), kind (see ``prunebias.parsing``),
+anomaly (bool) and outcome (the analysed number; NaN for anomalies). The file's metadata
+records the model identity and the sampling settings.
 """
 
-
 import json
-import sys
 import time
 from pathlib import Path
 
-if "snakemake" in globals():  # run by Snakemake's script: directive
-    sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # type: ignore[name-defined]  # noqa: F821
-
-from workflow_scripts.answers import PROMPT_COLUMNS, generate_answers
-from workflow_scripts.sampling import Sampling
-
-__all__ = ["PROMPT_COLUMNS", "generate_answers"]  # library functions live in workflow_scripts.answers
+from prunebias.answers import PROMPT_COLUMNS, generate_answers
+from prunebias.files import read_parquet, write_parquet
+from prunebias.logs import setup_logging
+from prunebias.modeling import IDENTITY_FILE, load_model
+from prunebias.sampling import Sampling
 
 
 def main(smk) -> None:  # pragma: no cover - exercised through snakemake in tests
-    from workflow_scripts.files import read_parquet, write_parquet
-    from workflow_scripts.logs import setup_logging
-    from workflow_scripts.modeling import IDENTITY_FILE, load_model
-
     log = setup_logging(smk.log[0], "prunebias.generate_baseline")
     prompts = read_parquet(smk.input.prompts, PROMPT_COLUMNS)
     settings = Sampling(**smk.params.sampling)

@@ -1,4 +1,4 @@
-"""Positive control: plant a known bias into the configured model, then localize, prune and
+"""Rule measure_planted_control (the positive control): plant a known bias into the configured model, then localize, prune and
 evaluate it with the workflow's own functions -> ``results/tables/planted_control*.csv``.
 
 One job, one model load, the stages in order (each the same library function the
@@ -20,63 +20,37 @@ weights and the paired statistics), ``planted_baseline.csv`` (the planted model'
 ``results/controls/planted_bias.json`` (what was planted where) and a figure.
 """
 
-import sys
+import json
+import time
 from pathlib import Path
-
-if "snakemake" in globals():  # run by Snakemake's script: directive
-    sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # type: ignore[name-defined]  # noqa: F821
-
-from typing import Any
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
-RECALL_COLUMNS = ["recall_planted", "recall_gate_proj", "recall_up_proj", "recall_down_proj", "recall_down_mass",
-                  "recall_neurons"]
-
-
-def recall_columns(planted: Any, kind: str, arrays: dict[str, np.ndarray], model: Any) -> dict[str, float]:
-    """Share of the planted weights a neuron mask selects (NaN for head masks: the plant is in an MLP).
-
-    ``recall_down_mass``: the selected share of the planted down_proj entries' squared
-    magnitude (the large entries carry the write); ``recall_neurons``: planted neurons
-    with at least half of their down_proj column selected.
-    """
-    if kind != "neurons":
-        return {c: float("nan") for c in RECALL_COLUMNS}
-    r = planted.recall(arrays, model)
-    pre = f"layers.{planted.layer}"
-    return {"recall_planted": r["all"], "recall_gate_proj": r[f"{pre}.gate_proj"],
-            "recall_up_proj": r[f"{pre}.up_proj"], "recall_down_proj": r[f"{pre}.down_proj"],
-            "recall_down_mass": r[f"{pre}.down_proj.mass"], "recall_neurons": r[f"{pre}.down_proj.units"]}
+from prunebias.activations import add_sumsq, cache_batches
+from prunebias.answers import PROMPT_COLUMNS, generate_answers
+from prunebias.architecture import check_architecture
+from prunebias.contexts import load_yaml
+from prunebias.controls import matched_head_control, neuron_controls
+from prunebias.evaluation import eval_prompts, evaluate
+from prunebias.files import read_parquet, write_csv, write_json
+from prunebias.heads import race_means, select_heads
+from prunebias.logs import setup_logging
+from prunebias.masks import Mask
+from prunebias.metrics import summarize
+from prunebias.modeling import IDENTITY_FILE, load_model
+from prunebias.names import load_names
+from prunebias.neurons import neuron_masks
+from prunebias.plan import Source, transfer_level
+from prunebias.planting import RECALL_COLUMNS, anchor_prompts, plant_bias, recall_columns
+from prunebias.plots import planted_control_plot
+from prunebias.sampling import Sampling
+from prunebias.seeds import derive_seed
+from prunebias.transfer import transfer_row
 
 
 def main(smk) -> None:  # pragma: no cover - exercised through snakemake in tests
-    import json
-    import time
-
-    from tqdm import tqdm
-
-    from workflow_scripts.answers import PROMPT_COLUMNS, generate_answers
-    from workflow_scripts.architecture import check_architecture
-    from workflow_scripts.cache_activations import cache_batches
-    from workflow_scripts.contexts import load_yaml
-    from workflow_scripts.controls import matched_head_control, neuron_controls
-    from workflow_scripts.evaluation import eval_prompts, evaluate
-    from workflow_scripts.files import read_parquet, write_csv, write_json
-    from workflow_scripts.logs import setup_logging
-    from workflow_scripts.masks import Mask
-    from workflow_scripts.modeling import IDENTITY_FILE, load_model
-    from workflow_scripts.names import load_names
-    from workflow_scripts.planting import anchor_prompts, plant_bias
-    from workflow_scripts.plots import planted_control_plot
-    from workflow_scripts.sampling import Sampling
-    from workflow_scripts.score_heads import parse_variant as parse_head, race_means, select_heads
-    from workflow_scripts.score_neurons import add_sumsq, neuron_masks, parse_variant as parse_neuron
-    from workflow_scripts.seeds import derive_seed
-    from workflow_scripts.summarize_baseline import summarize
-    from workflow_scripts.transfer import transfer_row
-
     log = setup_logging(smk.log[0], "prunebias.measure_planted_control")
     p = smk.params
     cfg = p.planted
@@ -128,20 +102,19 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
                 heads.append(head.to_pandas())
                 bar.update(head.num_rows)
         att = race_means(pd.concat(heads, ignore_index=True), geo.n_layers, geo.n_heads, f"planted {c}")
-        neuron_settings = [parse_neuron(s) for s in p.neuron_settings]
-        for name, v, arrays in zip(p.neuron_settings, neuron_settings, neuron_masks(model, sums, neuron_settings)):
-            seeds = [derive_seed(p.seed, "planted-control", name, c, d) for d in range(p.draws)]
-            ctrls = neuron_controls(model, arrays, sums, v, seeds)
+        for setting, arrays in zip(p.neuron_settings, neuron_masks(model, sums, p.neuron_settings)):
+            seeds = [derive_seed(p.seed, "planted-control", setting.name, c, d) for d in range(p.draws)]
+            ctrls = neuron_controls(model, arrays, sums, setting, seeds)
             meta = {"kind": "neurons", "n_pruned": sum(int(a.sum()) for a in arrays.values()),
                     "n_total": sum(a.size for a in arrays.values())}
-            masks.append(("neurons", name, c, Mask(meta, arrays), [Mask(meta, a) for a in ctrls]))
-        for name in p.head_settings:
-            chosen, _ = select_heads(att["white"], att["black"], parse_head(name))
+            masks.append(("neurons", setting.name, c, Mask(meta, arrays), [Mask(meta, a) for a in ctrls]))
+        for setting in p.head_settings:
+            chosen, _ = select_heads(att["white"], att["black"], setting)
             h = chosen.numpy()
             meta = {"kind": "heads", "n_pruned": int(h.sum()), "n_total": int(h.size)}
             ctrls = [Mask(meta, {"heads": matched_head_control(h, np.random.default_rng(
-                derive_seed(p.seed, "planted-control", name, c, d)))}) for d in range(p.draws)]
-            masks.append(("heads", name, c, Mask(meta, {"heads": h}), ctrls))
+                derive_seed(p.seed, "planted-control", setting.name, c, d)))}) for d in range(p.draws)]
+            masks.append(("heads", setting.name, c, Mask(meta, {"heads": h}), ctrls))
 
     # 5. reference and every mask on the held-out names' evaluation prompts
     targets = {c: eval_prompts(prompts[c], cfg["samples_per_name"], holdout) for c in contexts}
@@ -157,7 +130,7 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
             real = both[both["draw"] == 0]
             controls = [g for d, g in both.groupby("draw", sort=True) if d > 0]
             row, crs = transfer_row(kind, name, source, target, base[target], ref_answers[target], real, controls,
-                                    info, {}, winsor, p.effect, p.n_boot, p.seed, tuple(p.inlier_percentiles))
+                                    info, transfer_level(Source("context", source), target, p.scenarios, {}), winsor, p.effect, p.n_boot, p.seed, tuple(p.inlier_percentiles))
             rows_out.append({**row, **recall_columns(planted, kind, mask.arrays, model)})
             ctrl_rows.extend(crs)
         log.info("%s %s from %s: %s", kind, name, source,

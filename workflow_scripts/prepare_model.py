@@ -1,27 +1,20 @@
-"""Stage 0: materialize the configured model once -> ``results/model/{name}/``.
+"""Rule prepare_model: materialize the configured model once -> ``results/model/{name}/``.
 
 Writes a safetensors directory (weights, config, tokenizer) plus ``prunebias_model.json``
 (the model's identity: source, architecture, sizes, config hash), atomically: the
 directory appears under its final name only when complete.
 """
 
+import time
 
-import sys
-from pathlib import Path
+import torch
 
-if "snakemake" in globals():  # run by Snakemake's script: directive
-    sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # type: ignore[name-defined]  # noqa: F821
+from prunebias.files import atomic_path
+from prunebias.logs import setup_logging
+from prunebias.modeling import materialize, resolve_source
 
 
 def main(smk) -> None:  # pragma: no cover - exercised through snakemake in tests
-    import time
-
-    import torch
-
-    from workflow_scripts.files import atomic_path
-    from workflow_scripts.logs import setup_logging
-    from workflow_scripts.modeling import materialize, resolve_source
-
     log = setup_logging(smk.log[0], "prunebias.prepare_model")
     torch.set_num_threads(smk.threads)
     src = resolve_source(smk.params.source)

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from workflow_scripts.errors import ConfigError
+from prunebias.errors import ConfigError
 
 LEVELS = ("low", "high", "numeric")
 OUTCOMES = ("value", "reverse_rank")
@@ -180,10 +180,13 @@ def expand_context_names(contexts: list[str], sets: list[str], context_sets: Map
     return uniq
 
 
-def resolve_all(config: Mapping[str, Any], base: Path) -> dict[str, Context]:
-    """All configured contexts, validated; raises ConfigError on the first problem."""
-    scen_file = base / config["scenarios_file"]
-    sets_file = base / config["context_sets_file"]
+def resolve_all(config: Mapping[str, Any], scen_file: str | Path, sets_file: str | Path) -> dict[str, Context]:
+    """All configured contexts, validated; raises ConfigError on the first problem.
+
+    ``scen_file`` and ``sets_file`` are the resolved paths of ``scenarios_file`` and
+    ``context_sets_file`` (each resolved on its own: a local scenarios file may be used
+    with the shipped context sets).
+    """
     scenarios = load_yaml(scen_file) or {}
     sets = load_yaml(sets_file) or {}
     for s in scenarios:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from workflow_scripts.errors import ConfigError
+from prunebias.errors import ConfigError
 
 COLUMNS = ["first_name", "surname", "race", "gender", "source"]
 RACES = ("white", "black")
@@ -63,7 +63,7 @@ def split_names(names: pd.DataFrame, seed: int) -> dict[str, list[str]]:
     half (rounded down) learns masks; the rest is held out for evaluation. The split
     depends on the seed and the group's names only, not on row order.
     """
-    from workflow_scripts.seeds import derive_seed
+    from prunebias.seeds import derive_seed
 
     learn: list[str] = []
     holdout: list[str] = []

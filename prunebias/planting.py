@@ -48,9 +48,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from workflow_scripts.architecture import decoder_layers, linear
-from workflow_scripts.cache_activations import char_spans, token_masks
-from workflow_scripts.modeling import chat_text
+from prunebias.architecture import decoder_layers, linear
+from prunebias.activations import char_spans, token_masks
+from prunebias.modeling import chat_text
 
 PLANTED_FILE = "planted_bias.json"
 CALIBRATION_COLUMNS = ["prompt", "answer_prefix", "name", "race", "context"]
@@ -316,8 +316,8 @@ def anchor_prompts(scenarios: Mapping[str, Any], names: pd.DataFrame, scenario: 
     Uses the first ``per_race`` names of each race; the prompts are the low-level ones
     (no anchor in the text), so the model's own sense of magnitude is what varies.
     """
-    from workflow_scripts.contexts import resolve_context
-    from workflow_scripts.make_prompts import build_prompts
+    from prunebias.contexts import resolve_context
+    from prunebias.prompts import build_prompts
 
     sub = names.groupby("race", sort=False).head(per_race).reset_index(drop=True)
     frames = []
@@ -479,7 +479,7 @@ def neuron_activation(model: Any, tok: Any, rows: pd.DataFrame, planted: Planted
 
 def save_planted(model: Any, tok: Any, planted: PlantedBias, out_dir: str | Path, source: str = "") -> None:
     """Save a planted model (weights, config, tokenizer) with ``planted_bias.json`` beside it, atomically."""
-    from workflow_scripts.files import atomic_path
+    from prunebias.files import atomic_path
 
     record = {**planted.to_json(), "source": source}
     with atomic_path(out_dir, is_dir=True) as tmp:
@@ -494,7 +494,7 @@ def write_planted_model(src_dir: str | Path, out_dir: str | Path, calibration: p
     """Copy the model in ``src_dir`` to ``out_dir`` with the bias planted (float32), and
     ``planted_bias.json`` beside the weights (the record: layer, neurons, edited rows and
     columns, strength, separation statistics). ``out_dir`` can be used as model.source."""
-    from workflow_scripts.modeling import load_model
+    from prunebias.modeling import load_model
 
     model, tok = load_model(src_dir, dtype="float32", device=device)
     planted = plant_bias(model, tok, calibration, layer, n_neurons, strength, seed, value_prompts=value_prompts,
@@ -508,3 +508,23 @@ def read_planted(model_dir: str | Path) -> PlantedBias:
     d = json.loads((Path(model_dir) / PLANTED_FILE).read_text())
     return PlantedBias(layer=d["layer"], neurons=d["neurons"], seed=d["seed"], strength=d["strength"],
                        sharpness=d["sharpness"], sign=d["sign"], threshold=d.get("threshold", 0.0), stats=d["stats"])
+
+
+RECALL_COLUMNS = ["recall_planted", "recall_gate_proj", "recall_up_proj", "recall_down_proj", "recall_down_mass",
+                  "recall_neurons"]
+
+
+def recall_columns(planted: Any, kind: str, arrays: dict[str, np.ndarray], model: Any) -> dict[str, float]:
+    """Share of the planted weights a neuron mask selects (NaN for head masks: the plant is in an MLP).
+
+    ``recall_down_mass``: the selected share of the planted down_proj entries' squared
+    magnitude (the large entries carry the write); ``recall_neurons``: planted neurons
+    with at least half of their down_proj column selected.
+    """
+    if kind != "neurons":
+        return {c: float("nan") for c in RECALL_COLUMNS}
+    r = planted.recall(arrays, model)
+    pre = f"layers.{planted.layer}"
+    return {"recall_planted": r["all"], "recall_gate_proj": r[f"{pre}.gate_proj"],
+            "recall_up_proj": r[f"{pre}.up_proj"], "recall_down_proj": r[f"{pre}.down_proj"],
+            "recall_down_mass": r[f"{pre}.down_proj.mass"], "recall_neurons": r[f"{pre}.down_proj.units"]}

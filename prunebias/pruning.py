@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 import torch
 
-from workflow_scripts.architecture import MODULES, check_architecture, linear
-from workflow_scripts.masks import Mask
+from prunebias.architecture import MODULES, check_architecture, linear
+from prunebias.masks import Mask, read_mask
 
 HEAD_ABLATIONS = ("q_rows", "o_cols")
 
@@ -63,8 +64,13 @@ def _targets(model: Any, mask: Mask, ablation: str) -> list[tuple[torch.Tensor, 
 
 @contextlib.contextmanager
 @torch.no_grad()
-def pruned(model: Any, mask: Mask, ablation: str = "q_rows") -> Iterator[int]:
-    """Zero the mask's weights inside the block; yields the number of zeroed entries."""
+def pruned(model: Any, mask: Mask | str | Path, ablation: str = "q_rows") -> Iterator[int]:
+    """Zero the mask's weights inside the block; yields the number of zeroed entries.
+
+    ``mask`` is a ``Mask`` or the path of a mask file; ``ablation`` applies to head masks.
+    """
+    if not isinstance(mask, Mask):
+        mask = read_mask(mask)
     targets = _targets(model, mask, ablation)
     saved = []
     for param, m in targets:

@@ -8,10 +8,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from workflow_scripts.modeling import chat_text, eos_token_ids
-from workflow_scripts.parsing import number_complete, parse_answer
-from workflow_scripts.sampling import Sampling, sample_all
-from workflow_scripts.seeds import derive_seed
+from prunebias.modeling import chat_text, eos_token_ids
+from prunebias.parsing import number_complete, parse_answer
+from prunebias.sampling import Sampling, sample_all
+from prunebias.seeds import derive_seed
 
 
 def outcome_of(value: float, outcome: str) -> float:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from workflow_scripts.errors import ConfigError
+from prunebias.errors import ConfigError
 
 log = logging.getLogger("prunebias.model")
 IDENTITY_FILE = "prunebias_model.json"

@@ -19,8 +19,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from workflow_scripts.files import atomic_path  # noqa: E402
-from workflow_scripts.transfer import LEVELS  # noqa: E402
+from prunebias.files import atomic_path  # noqa: E402
+from prunebias.plan import LEVELS  # noqa: E402
 
 EFFECT_LABEL = {"smd": "SMD", "log_smd": "SMD of log(1 + value)", "cliffs_delta": "Cliff's delta", "diff": "difference"}
 

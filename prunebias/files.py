@@ -18,7 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from workflow_scripts.errors import ConfigError
+from prunebias.errors import ConfigError
 
 
 @contextlib.contextmanager

@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from workflow_scripts.errors import ConfigError
-from workflow_scripts.files import atomic_path
+from prunebias.errors import ConfigError
+from prunebias.files import atomic_path
 
 FORMAT = "prunebias-mask/1"
 
@@ -108,3 +108,20 @@ def check_model(mask: Mask, identity: dict[str, Any], where: str) -> None:
             raise ConfigError(where, f"mask was made for model '{m.get('name')}' ({key} {m.get(key)!r}), "
                               f"not for '{identity.get('name')}' ({identity.get(key)!r})",
                               "delete the stale masks (results/masks) and rerun snakemake")
+
+
+def intersect_neuron_masks(masks: list[Mask]) -> dict[str, np.ndarray]:
+    """The weights present in *every* mask (the common neuron mask of a pool)."""
+    keys = [k for k in masks[0].arrays if k != "scores"]
+    return {k: np.logical_and.reduce([m.arrays[k] for m in masks]) for k in keys}
+
+
+def jaccard(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> tuple[float, float, int, int]:
+    """(Jaccard, chance Jaccard, |A|, |B|) over all arrays of two masks."""
+    inter = sum(int((a[k] & b[k]).sum()) for k in a)
+    na, nb = sum(int(v.sum()) for v in a.values()), sum(int(v.sum()) for v in b.values())
+    total = sum(v.size for v in a.values())
+    union = na + nb - inter
+    expected = na * nb / total if total else 0.0
+    chance = expected / (na + nb - expected) if na + nb - expected > 0 else float("nan")
+    return (inter / union if union else float("nan")), chance, na, nb

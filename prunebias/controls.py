@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from workflow_scripts.scoring import top_fraction, wanda_scores
+from prunebias.plan import NeuronSetting
+from prunebias.scoring import top_fraction, wanda_scores
 
 
 def neuron_band(weight: torch.Tensor, sumsq_source: torch.Tensor, percent: float, per_row: bool) -> np.ndarray:
@@ -66,13 +67,13 @@ def matched_head_control(heads: np.ndarray, rng: np.random.Generator) -> np.ndar
 
 
 def neuron_controls(model: Any, real: dict[str, np.ndarray], sums: dict[str, dict[tuple[int, str], torch.Tensor]],
-                    method: dict[str, Any], seeds: list[int]) -> list[dict[str, np.ndarray]]:
+                    setting: NeuronSetting, seeds: list[int]) -> list[dict[str, np.ndarray]]:
     """One matched control per seed for a neuron mask ({``layers.L.module``: bool})."""
-    from workflow_scripts.architecture import MODULES, linear
+    from prunebias.architecture import MODULES, linear
 
-    source = method["direction"]  # the group whose top scores the mask is drawn from
-    percent = method["p_black"] if source == "black" else method["p_white"]
-    per_row = method["selection"] == "row"
+    source = setting.direction  # the group whose top scores the mask is drawn from
+    percent = setting.p_black if source == "black" else setting.p_white
+    per_row = setting.selection == "row"
     rngs = [np.random.default_rng(s) for s in seeds]
     out: list[dict[str, np.ndarray]] = [{} for _ in seeds]
     for key in sorted(k for k in real if k != "scores"):

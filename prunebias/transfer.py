@@ -1,56 +1,21 @@
-"""Transfer metrics (pure): generalization level of a (source, target) pair, bias
-reduction, answers grouped by name for paired inference, inlier ratio.
-
-Levels, from near to far (the paper's 1-3):
-
-| level | number | meaning |
-|---|---|---|
-| same_context | 1 | mask learned on the target context itself |
-| pool_member | 1 | pooled/common mask whose pool contains the target |
-| same_scenario | 2 | mask from another variation of the target's scenario |
-| pool_heldout | 2 | pool of the target's scenario without the target (incl. leave-one-out) |
-| mixed_pool_heldout | 2 | pool of several scenarios incl. the target's, without the target |
-| other_scenario | 3 | mask from a context of another scenario |
-| other_scenario_pool | 3 | pool made only of other scenarios' contexts |
+"""Transfer metrics (pure): bias reduction, answers grouped by name for paired inference,
+inlier ratio, and the rows of the transfer tables. The generalization levels are
+``plan.LEVELS`` (``plan.transfer_level``).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from workflow_scripts.inference import Interval, NameData, paired_bootstrap, versus_controls
-from workflow_scripts.seeds import derive_seed
+from prunebias.inference import Interval, NameData, paired_bootstrap, versus_controls
+from prunebias.plan import LEVELS
+from prunebias.seeds import derive_seed
 
 SETTING_COLUMNS = ["direction", "p_black", "p_white", "selection", "score", "k", "k_white"]
-
-LEVELS = {"same_context": 1, "pool_member": 1, "same_scenario": 2, "pool_heldout": 2, "mixed_pool_heldout": 2,
-          "other_scenario": 3, "other_scenario_pool": 3}
-
-
-def scenario_of(context: str) -> str:
-    return context.split("-", 1)[0]
-
-
-def transfer_level(source: str, target: str, pools: Mapping[str, Mapping[str, Any]]) -> str:
-    """The generalization level of evaluating a mask from ``source`` on ``target``."""
-    if "@" not in source:
-        if source == target:
-            return "same_context"
-        return "same_scenario" if scenario_of(source) == scenario_of(target) else "other_scenario"
-    members = list(pools[source.split("@", 1)[1]]["members"])
-    if target in members:
-        return "pool_member"
-    scenarios = {scenario_of(m) for m in members}
-    if scenarios == {scenario_of(target)}:
-        return "pool_heldout"
-    if scenario_of(target) not in scenarios:
-        return "other_scenario_pool"
-    return "mixed_pool_heldout"
-
 
 def bias_reduction(effect_ref: float, effect_pruned: float) -> float:
     """1 - |pruned| / |ref|: 1 = bias gone, 0 = unchanged, < 0 = worse (NaN if ref is 0)."""
@@ -109,11 +74,12 @@ def _inliers(base_ok: np.ndarray, df: pd.DataFrame, pct: tuple[float, float]) ->
 
 def transfer_row(kind: str, setting: str, source: str, target: str, baseline: pd.DataFrame, ref: pd.DataFrame,
                  real: pd.DataFrame, controls: Sequence[pd.DataFrame], infos: Mapping[str, Any],
-                 pools: Mapping[str, Any], winsor: Any, effect: str, n_boot: int, seed: int,
+                 level: str, winsor: Any, effect: str, n_boot: int, seed: int,
                  inlier_pct: tuple[float, float], params: Mapping[str, Any] | None = None
                  ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The transfer row of one real mask on one target, and one row per control draw.
 
+    ``level`` is the generalization level of (source, target) (``plan.transfer_level``);
     ``params`` are the setting's parameters (direction, p_black, ... or score, k) for the
     table; ``infos`` holds per-mask info dicts under "reference", "real" and "control".
     """
@@ -133,7 +99,6 @@ def transfer_row(kind: str, setting: str, source: str, target: str, baseline: pd
                           "effect": effect, **_ci("effect_pruned", res.pruned), **_ci("delta_abs", res.delta_abs),
                           "anomaly_rate": float(c["anomaly"].mean()), "inlier_ratio": _inliers(base_ok, c, inlier_pct),
                           "perplexity": infos["control"][draw]["perplexity"] if infos.get("control") else math.nan})
-    level = transfer_level(source, target, pools)
     real_info = infos["real"][0]
     n_total = real_info.get("n_total") or 0
     nw, nb = d_ref.n_names
@@ -159,3 +124,41 @@ def transfer_row(kind: str, setting: str, source: str, target: str, baseline: pd
         "pruned_fraction": (real_info.get("n_pruned", 0) / n_total) if n_total else math.nan,
     }
     return row, ctrl_rows
+
+
+def build_tables(masks: Sequence[tuple[str, str, str, Mapping[str, Any]]], read_eval: Callable[..., pd.DataFrame],
+                 read_info: Callable[..., dict[str, Any]], baselines: Mapping[str, pd.DataFrame],
+                 targets: Sequence[str], level_of: Callable[[str, str], str], winsor: Any, effect: str, n_boot: int,
+                 seed: int, inlier_pct: tuple[float, float]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The transfer table and the control table.
+
+    ``masks`` lists (kind, setting, source, setting params) of every real mask;
+    ``read_eval(method, setting, source, target)`` and ``read_info(method, setting, source)``
+    give an evaluation's answers and info ("reference" with setting = source = None);
+    ``level_of(source, target)`` the generalization level.
+    """
+    rows, ctrl_rows = [], []
+    ref_info = read_info("reference", None, None)
+    for kind, setting, source, params in masks:
+        infos = {"reference": ref_info["draws"], "real": read_info(kind, setting, source)["draws"]}
+        try:
+            infos["control"] = read_info(f"random_{kind}", setting, source)["draws"]
+            has_controls = True
+        except FileNotFoundError:
+            has_controls = False
+        for target in targets:
+            ref = read_eval("reference", None, None, target)
+            real = read_eval(kind, setting, source, target)
+            controls = []
+            if has_controls:
+                both = read_eval(f"random_{kind}", setting, source, target)
+                controls = [g for _, g in both.groupby("draw", sort=True)]
+            row, crs = transfer_row(kind, setting, source, target, baselines[target], ref, real, controls, infos,
+                                    level_of(source, target), winsor, effect, n_boot, seed, inlier_pct, params)
+            rows.append(row)
+            ctrl_rows.extend(crs)
+    table = pd.DataFrame(rows)
+    for c in COLUMNS:
+        if c not in table.columns:
+            table[c] = np.nan
+    return table[COLUMNS], pd.DataFrame(ctrl_rows, columns=CONTROL_COLUMNS)

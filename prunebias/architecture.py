@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from workflow_scripts.errors import ConfigError
+from prunebias.errors import ConfigError
 
 SITES = {"attn_in": ("self_attn", "q_proj"), "attn_z": ("self_attn", "o_proj"),
          "mlp_in": ("mlp", "gate_proj"), "mlp_post": ("mlp", "down_proj")}

@@ -9,11 +9,14 @@ level of names by ``inference`` (cluster bootstrap CIs, permutation p-values).
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 from scipy import stats
+
+from prunebias.parsing import ANOMALY_KINDS
+from prunebias.seeds import derive_seed
 
 
 def winsorize(x: np.ndarray, lower_pct: float = 1.0, upper_pct: float = 99.0) -> np.ndarray:
@@ -57,7 +60,7 @@ def bias_summary(answers: pd.DataFrame, effect: str = "log_smd", n_boot: int = 1
     way. ``mwu_p`` (answer-level Mann-Whitney) is kept as a secondary column: it treats
     answers as independent and is too liberal when names differ.
     """
-    from workflow_scripts.inference import EFFECTS, MDE_FACTOR, NameData, name_bootstrap, permutation_p, permutation_test
+    from prunebias.inference import EFFECTS, MDE_FACTOR, NameData, name_bootstrap, permutation_p, permutation_test
 
     df = answers
     vals = df[value].to_numpy(float)
@@ -100,3 +103,31 @@ BIAS_COLUMNS = (["effect", "n_white", "n_black", "names_white", "names_black", "
                 + [c for e in ("diff", "smd", "log_smd", "cliffs_delta") for c in (e, f"{e}_ci_low", f"{e}_ci_high")]
                 + ["p_perm", "mde", "underpowered", "mwu_p", "anomaly_rate", "anomaly_rate_white",
                    "anomaly_rate_black", "anomaly_p_perm", "note"])
+
+
+def summarize(answers: pd.DataFrame, by: Sequence[str] = ("context",), winsor: tuple[float, float] | None = (1, 99),
+              n_boot: int = 1000, seed: int = 0, effect: str = "log_smd", n_perm: int = 2000) -> pd.DataFrame:
+    """The bias table of a data frame of answers: one row per group in ``by``.
+
+    ``answers`` has the baseline columns (context, race, gender, name, anomaly, kind,
+    outcome). Usable outcomes are winsorized within each context (pooled over both
+    groups) before the name-level metrics of ``bias_summary``; anomalies count towards
+    the anomaly rate and, by kind, towards ``anomaly_<kind>`` columns.
+    """
+    df = answers.copy()
+    df["outcome_w"] = df["outcome"].astype(float)
+    if winsor is not None:
+        for _, idx in df.groupby("context", sort=False).groups.items():
+            vals = df.loc[idx, "outcome_w"].to_numpy()
+            df.loc[idx, "outcome_w"] = winsorize(vals, winsor[0], winsor[1])
+    rows = []
+    for key, g in df.groupby(list(by), sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        row = dict(zip(by, key))
+        row.update(bias_summary(g, effect, n_boot=n_boot, n_perm=n_perm, seed=derive_seed(seed, "bootstrap", *key),
+                                value="outcome_w"))
+        for k in ANOMALY_KINDS:
+            row[f"anomaly_{k}"] = float((g["kind"] == k).mean()) if len(g) else np.nan
+        rows.append(row)
+    cols = list(by) + BIAS_COLUMNS + [f"anomaly_{k}" for k in ANOMALY_KINDS]
+    return pd.DataFrame(rows, columns=cols)

@@ -1,0 +1,275 @@
+"""Stage 3: one forward pass over prompt + baseline answer -> activation and attention caches.
+
+``results/activations/{context}.parquet`` — one row per (prompt, layer, site):
+
+| column   | type          | meaning |
+|----------|---------------|---------|
+| row      | int64         | row of the prompt in ``results/prompts/{context}.parquet`` |
+| context, race, gender, name | string | copied from the prompt |
+| sample   | int64         | sample index of the prompt |
+| layer    | int16         | decoder layer |
+| site     | string        | ``attn_in`` / ``attn_z`` / ``mlp_in`` / ``mlp_post`` (see ``architecture``) |
+| n_tokens | int32         | tokens summed over (all non-pad tokens of the chat text: prompt + answer) |
+| sumsq    | list<float32> | sum over those tokens of x_j^2, one value per input channel j |
+
+Summing ``sumsq`` over any subset of prompts and taking the square root gives the
+Wanda norms ||X_j||_2 of that subset, so masks for a name split or a pool of contexts
+need no new model run.
+
+``results/head_attention/{context}.parquet`` — one row per prompt:
+
+| column          | type          | meaning |
+|-----------------|---------------|---------|
+| row, context, race, gender, name, sample | | as in the activation table |
+| n_name_tokens   | int32         | tokens that overlap the name |
+| n_answer_tokens | int32         | tokens that overlap the answer (the response after the answer prefix) |
+| n_query_tokens  | int32         | query positions averaged over in ``attn`` (see below) |
+| attn            | list<float32> | n_layers x n_heads, layer-major: per query head, the attention mass on the name's tokens, summed over the name's tokens and averaged over the query positions |
+
+The query positions (``query_positions`` of ``cache_batches``, the rule's
+``params.head_queries``) are by default ``generating``: the positions whose attention
+produced the answer tokens, i.e. t - 1 for every answer token t — from the last token
+before the response (the end of the answer prefix, "... is $") through the answer's
+second-to-last token; a token that straddles the prefix/response boundary counts as an
+answer token, so its generating position is the token before it. ``answer`` (the old
+behaviour, kept for comparison) averages over the answer tokens themselves. Both
+``n_query_tokens`` and ``n_answer_tokens`` equal the number of answer tokens; an empty
+response has no query positions (``n_query_tokens`` 0, ``attn`` all 0, rows that
+``score_heads.race_means`` drops). The positions come from the attention and answer
+masks, so left and right padding give the same values. The name is located by
+character offsets (any fast tokenizer), never by token ids.
+
+Memory is bounded by one batch: hooks reduce each batch to per-channel sums in float32
+at once, and each batch is written as its own Parquet row group.
+"""
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+from prunebias.architecture import SITES, check_architecture, decoder_layers
+from prunebias.errors import ConfigError
+from prunebias.modeling import chat_text
+
+META_COLUMNS = ["row", "context", "race", "gender", "name", "sample"]
+ACT_SCHEMA = pa.schema([("row", pa.int64()), ("context", pa.string()), ("race", pa.string()),
+                        ("gender", pa.string()), ("name", pa.string()), ("sample", pa.int64()),
+                        ("layer", pa.int16()), ("site", pa.string()), ("n_tokens", pa.int32()),
+                        ("sumsq", pa.list_(pa.float32()))])
+HEAD_SCHEMA = pa.schema([("row", pa.int64()), ("context", pa.string()), ("race", pa.string()),
+                         ("gender", pa.string()), ("name", pa.string()), ("sample", pa.int64()),
+                         ("n_name_tokens", pa.int32()), ("n_answer_tokens", pa.int32()),
+                         ("n_query_tokens", pa.int32()), ("attn", pa.list_(pa.float32()))])
+QUERY_POSITIONS = ("generating", "answer")
+
+
+def char_spans(text: str, prompt: str, name: str, response: str) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Character spans of the name (inside the user prompt) and of the answer in ``text``."""
+    p0 = text.find(prompt)
+    n0 = (p0 + prompt.find(name)) if p0 >= 0 and name in prompt else text.find(name)
+    if n0 < 0:
+        raise ValueError(f"name {name!r} not found in model input")
+    r0 = text.rfind(response) if response else -1
+    if r0 < n0 + len(name):
+        r0 = len(text)
+    return (n0, n0 + len(name)), (r0, r0 + len(response) if r0 < len(text) else len(text))
+
+
+def token_masks(offsets: torch.Tensor, spans: list[tuple[int, int]]) -> torch.Tensor:
+    """Bool (B, T): tokens whose character range overlaps the row's span."""
+    s, e = offsets[..., 0], offsets[..., 1]
+    lo = torch.tensor([a for a, _ in spans])[:, None]
+    hi = torch.tensor([b for _, b in spans])[:, None]
+    return (e > s) & (s < hi) & (e > lo)
+
+
+def query_mask(answer_mask: torch.Tensor, token_mask: torch.Tensor, query_positions: str) -> torch.Tensor:
+    """Bool (B, T): the query positions whose attention to the name is recorded.
+
+    ``answer``: the answer tokens. ``generating``: position t - 1 for every answer token t
+    (the positions whose next-token prediction is an answer token). Pads are on one side,
+    so the position before a non-first real token is real, whichever side the tokenizer
+    pads; the ``& token_mask`` only guards an answer that starts at the first real token.
+    """
+    if query_positions == "answer":
+        return answer_mask.clone()
+    if query_positions != "generating":
+        raise ValueError(f"query_positions must be one of {QUERY_POSITIONS}, not {query_positions!r}")
+    q = torch.zeros_like(answer_mask)
+    q[:, :-1] = answer_mask[:, 1:]
+    return q & token_mask
+
+
+class _Recorder:
+    """Forward hooks that reduce each batch to per-channel sums and name-attention mass."""
+
+    def __init__(self, model: Any, with_attention: bool, with_sites: bool = True) -> None:
+        self.handles = []
+        self.sums: dict[tuple[int, str], torch.Tensor] = {}
+        self.attn: dict[int, torch.Tensor] = {}
+        self.token_mask: torch.Tensor | None = None
+        self.name_mask: torch.Tensor | None = None
+        self.answer_mask: torch.Tensor | None = None
+        self.query_mask: torch.Tensor | None = None
+        for i, layer in enumerate(decoder_layers(model)):
+            for site, (block, mod) in SITES.items() if with_sites else ():
+                lin = getattr(getattr(layer, block), mod)
+                self.handles.append(lin.register_forward_pre_hook(self._site_hook(i, site)))
+            if with_attention:
+                self.handles.append(layer.self_attn.register_forward_hook(self._attn_hook(i)))
+
+    def _site_hook(self, layer: int, site: str):
+        def hook(_mod, args):
+            x = args[0].float()
+            m = self.token_mask.to(x.device, x.dtype)[..., None]
+            self.sums[(layer, site)] = (x.square() * m).sum(dim=1).cpu()
+        return hook
+
+    def _attn_hook(self, layer: int):
+        def hook(_mod, _args, output):
+            weights = output[1] if isinstance(output, tuple) and len(output) > 1 else None
+            if weights is None:
+                raise RuntimeError("attention weights not returned: load the model with attn_implementation='eager'")
+            w = weights.float()  # (B, H, T, T)
+            name = self.name_mask.to(w.device, w.dtype)[:, None, None, :]
+            mass = (w * name).sum(-1)  # (B, H, T): attention from each query token to the name
+            q = self.query_mask.to(w.device)[:, None, :]
+            n_q = q.sum(-1).clamp(min=1).to(w.dtype)
+            self.attn[layer] = (mass.masked_fill(~q, 0.0).sum(-1) / n_q).cpu()
+        return hook
+
+    def close(self) -> None:
+        for h in self.handles:
+            h.remove()
+
+
+@torch.inference_mode()
+def cache_batches(model: Any, tok: Any, rows: pd.DataFrame, batch_size: int, with_attention: bool = True,
+                  with_sites: bool = True, query_positions: str = "generating",
+                  ) -> Iterator[tuple[pa.Table | None, pa.Table | None]]:
+    """Yield, per batch of prompts, its activation rows and head-attention rows.
+
+    ``rows`` needs prompt, answer_prefix, response, name and the META_COLUMNS.
+    ``query_positions`` (``generating`` / ``answer``) picks the query positions of the
+    head-attention rows (see the module docstring).
+    """
+    if query_positions not in QUERY_POSITIONS:
+        raise ValueError(f"query_positions must be one of {QUERY_POSITIONS}, not {query_positions!r}")
+    geo = check_architecture(model)
+    device = next(model.parameters()).device
+    rec = _Recorder(model, with_attention, with_sites)
+    try:
+        for start in range(0, len(rows), batch_size):
+            b = rows.iloc[start:start + batch_size]
+            responses = [r if isinstance(r, str) else "" for r in b["response"]]
+            texts = [chat_text(tok, p, a, r) for p, a, r in zip(b["prompt"], b["answer_prefix"], responses)]
+            enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False, return_offsets_mapping=True)
+            spans = [char_spans(t, p, n, r) for t, p, n, r in zip(texts, b["prompt"], b["name"], responses)]
+            rec.token_mask = enc.attention_mask.bool()
+            rec.name_mask = token_masks(enc.offset_mapping, [s[0] for s in spans]) & rec.token_mask
+            rec.answer_mask = token_masks(enc.offset_mapping, [s[1] for s in spans]) & rec.token_mask
+            rec.query_mask = query_mask(rec.answer_mask, rec.token_mask, query_positions)
+            model(input_ids=enc.input_ids.to(device), attention_mask=enc.attention_mask.to(device),
+                  use_cache=False, logits_to_keep=1)
+            yield (_act_table(b, rec, geo.n_layers) if with_sites else None,
+                   _head_table(b, rec, geo.n_layers) if with_attention else None)
+    finally:
+        rec.close()
+
+
+def _meta(b: pd.DataFrame) -> dict[str, list]:
+    return {c: list(b[c]) for c in META_COLUMNS}
+
+
+def _act_table(b: pd.DataFrame, rec: _Recorder, n_layers: int) -> pa.Table:
+    meta = _meta(b)
+    n_tok = rec.token_mask.sum(-1).tolist()
+    cols: dict[str, list] = {k: [] for k in ACT_SCHEMA.names}
+    for i in range(len(b)):
+        for layer in range(n_layers):
+            for site in SITES:
+                for c in META_COLUMNS:
+                    cols[c].append(meta[c][i])
+                cols["layer"].append(layer)
+                cols["site"].append(site)
+                cols["n_tokens"].append(n_tok[i])
+                cols["sumsq"].append(rec.sums[(layer, site)][i].numpy())
+    return pa.table(cols, schema=ACT_SCHEMA)
+
+
+def _head_table(b: pd.DataFrame, rec: _Recorder, n_layers: int) -> pa.Table:
+    meta = _meta(b)
+    attn = torch.stack([rec.attn[layer] for layer in range(n_layers)], dim=1)  # (B, L, H)
+    cols = {**meta, "n_name_tokens": rec.name_mask.sum(-1).tolist(),
+            "n_answer_tokens": rec.answer_mask.sum(-1).tolist(),
+            "n_query_tokens": rec.query_mask.sum(-1).tolist(),
+            "attn": [a.flatten().numpy().astype(np.float32) for a in attn]}
+    return pa.table(cols, schema=HEAD_SCHEMA)
+
+
+# Reading the activation cache
+
+def add_sumsq(out: dict[str, dict[tuple[int, str], torch.Tensor]], df: Any) -> None:
+    """Add the ``sumsq`` of activation-cache rows (a data frame) to per-race running sums."""
+    for (race, layer, site), g in df.groupby(["race", "layer", "site"], sort=False):
+        s = torch.from_numpy(np.stack(g["sumsq"].to_numpy()).astype(np.float64).sum(0))
+        acc = out.setdefault(race, {})
+        key = (int(layer), site)
+        acc[key] = acc[key] + s if key in acc else s
+
+
+def group_sumsq(paths: Iterable[str | Path], keep: Callable[[Any], Any] | None = None
+                ) -> dict[str, dict[tuple[int, str], torch.Tensor]]:
+    """Sum ``sumsq`` per race and (layer, site) over cached prompts, streaming row groups.
+
+    ``keep(batch_df) -> bool array`` selects prompts (e.g. a name split); default all.
+    Memory stays at one row group plus the running sums.
+    """
+    out: dict[str, dict[tuple[int, str], torch.Tensor]] = {"white": {}, "black": {}}
+    for path in paths:
+        try:
+            pf = pq.ParquetFile(path)
+            batches = pf.iter_batches(columns=["row", "race", "name", "sample", "layer", "site", "sumsq"])
+            for batch in batches:
+                df = batch.to_pandas()
+                if keep is not None:
+                    df = df[np.asarray(keep(df), dtype=bool)]
+                add_sumsq(out, df)
+        except ConfigError:
+            raise
+        except Exception as exc:
+            raise ConfigError(str(path), f"not a readable activation cache ({exc.__class__.__name__}: {exc})",
+                              "delete it and rerun snakemake so cache_activations runs again") from exc
+    for race in ("white", "black"):
+        if not out.get(race):
+            raise ConfigError(", ".join(map(str, paths)), f"no cached prompts with race '{race}'",
+                              "check the names file and the prompt subset")
+    return out
+
+
+def names_filter(names: list[str] | None) -> Callable[[Any], Any] | None:
+    """A ``keep`` for ``group_sumsq`` that keeps only the prompts of ``names`` (None: all)."""
+    if names is None:
+        return None
+    allowed = set(names)
+    return lambda df: df["name"].isin(allowed).to_numpy()
+
+
+def read_cache(path: str | Path, columns: list[str] | None = None, names: list[str] | None = None) -> pd.DataFrame:
+    """An activation or head-attention cache as a data frame (optionally some columns, some names).
+
+    Activation rows hold ``sumsq`` per (prompt, layer, site); summing them over any prompts
+    and taking the square root gives that subset's Wanda norms ``||X_j||_2``.
+    """
+    from prunebias.files import read_parquet
+
+    df = read_parquet(path, ["name", *(columns or [])])
+    if names is not None:
+        df = df[df["name"].isin(set(names))].reset_index(drop=True)
+    return df if columns is None else df[list(columns)]

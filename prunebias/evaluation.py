@@ -1,0 +1,94 @@
+"""Answers of a model under a list of masks (none = the unpruned reference), one model load.
+
+Every mask answers exactly the same prompts with the same seeds (the first
+``evaluation.samples_per_name`` samples of each name, seeds salted by "eval"), so each
+pruned answer has an unpruned twin in the reference: common random numbers, and a
+paired comparison.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Sequence
+
+import pandas as pd
+
+from prunebias.answers import generate_for_contexts
+from prunebias.masks import Mask
+from prunebias.perplexity import perplexity
+from prunebias.pruning import pruned
+from prunebias.sampling import Sampling
+
+
+def eval_prompts(prompts: pd.DataFrame, samples_per_name: int, names: Sequence[str] | None = None) -> pd.DataFrame:
+    """The evaluation subset of a context's prompts (optionally only the held-out ``names``)."""
+    keep = prompts["sample"] < samples_per_name
+    if names is not None:
+        keep &= prompts["name"].isin(list(names))
+    return prompts[keep].reset_index(drop=True)
+
+
+def evaluate(model: Any, tok: Any, masks: Sequence[Mask | None], ablation: str, targets: dict[str, pd.DataFrame],
+             contexts: dict[str, dict], settings: Sampling, text: str, max_tokens: int
+             ) -> tuple[dict[str, pd.DataFrame], list[dict[str, Any]]]:
+    """Answers per target (a ``draw`` column numbers the masks) and one info dict per mask.
+
+    Each mask is applied once, answers every target and is undone exactly before the next.
+    """
+    frames: dict[str, list[pd.DataFrame]] = {t: [] for t in targets}
+    infos = []
+    for draw, mask in enumerate(masks):
+        # no mask: the reference answers with the model as loaded (nothing zeroed)
+        with (contextlib.nullcontext(0) if mask is None else pruned(model, mask, ablation)) as n_zeroed:
+            ppl = perplexity(model, tok, text, max_tokens=max_tokens)
+            got = generate_for_contexts(model, tok, targets, settings, "eval", contexts)
+            for target in targets:
+                frames[target].append(got[target].assign(draw=draw))
+        meta = mask.meta if mask is not None else {}
+        infos.append({"draw": draw, "perplexity": ppl, "n_zeroed": int(n_zeroed),
+                      "n_pruned": int(meta.get("n_pruned", 0)), "n_total": int(meta.get("n_total", 0))})
+    return {t: pd.concat(f, ignore_index=True) for t, f in frames.items()}, infos
+
+
+
+def evaluation_job(mask_paths: Sequence[str], model_dir: str, prompt_paths: Sequence[str], text_path: str,
+                   answer_paths: Sequence[str], info_path: str, labels: dict[str, str], params: Any,
+                   threads: int, log: Any) -> None:
+    """One evaluation job (rules ``evaluate_pruned`` and ``evaluate_reference``): files in, files out.
+
+    ``labels`` (method, variant, source) are written as columns and metadata beside the
+    answers; ``params`` carries contexts, samples_per_name, eval_names, ablation,
+    sampling, dtype, device and perplexity_max_tokens.
+    """
+    import json
+    import time
+    from pathlib import Path
+
+    from prunebias.answers import PROMPT_COLUMNS
+    from prunebias.files import read_parquet, write_json, write_parquet
+    from prunebias.masks import check_model, read_mask
+    from prunebias.modeling import IDENTITY_FILE, load_model
+
+    identity = json.loads((Path(model_dir) / IDENTITY_FILE).read_text())
+    masks = [read_mask(p) for p in mask_paths]
+    for p, m in zip(mask_paths, masks):
+        check_model(m, identity, p)
+    kind = masks[0].kind if masks else None
+    targets = {}
+    for path in prompt_paths:
+        df = read_parquet(path, PROMPT_COLUMNS)
+        targets[df["context"].iloc[0]] = eval_prompts(df, params.samples_per_name, params.eval_names)
+    model, tok = load_model(model_dir, params.dtype, params.device, threads)
+    t0 = time.perf_counter()
+    answers, infos = evaluate(model, tok, masks or [None], params.ablation, targets, params.contexts,
+                              Sampling(**params.sampling), Path(text_path).read_text(), params.perplexity_max_tokens)
+    extra = {**labels, "ablation": params.ablation if kind == "heads" else ("none" if kind is None else "zero")}
+    mask_meta = ({k: v for k, v in masks[0].meta.items() if k not in ("counts", "shapes")} if masks else {})
+    for path in answer_paths:
+        target = Path(path).stem
+        write_parquet(answers[target].assign(**extra), path, metadata={"model": identity, "mask": mask_meta, **extra})
+    write_json({"draws": infos, **extra, "kind": kind, "sources": mask_meta.get("sources"),
+                "method_params": mask_meta.get("method")}, info_path)
+    log.info("%s %s %s: %d mask(s), perplexity %s, %d targets in %.1f s", labels["method"], labels["variant"],
+             labels["source"], len(infos), [round(i["perplexity"], 2) for i in infos], len(answers),
+             time.perf_counter() - t0)
