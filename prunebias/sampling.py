@@ -103,7 +103,12 @@ def sample_all(model: Any, tok: Any, texts: Sequence[str], seeds: Sequence[int],
             idx = order[start:start + bs]
             got = sample_batch(model, tok, [texts[i] for i in idx], [seeds[i] for i in idx], settings, eos_ids,
                                is_finished)
+            if len(got) != len(idx):  # zip would pair answers with the wrong prompts
+                raise RuntimeError(f"sampler returned {len(got)} answers for a batch of {len(idx)} prompts")
             for i, r in zip(idx, got):
                 results[i] = r
             bar.update(len(idx))
-    return [r for r in results if r is not None]
+    missing = [i for i, r in enumerate(results) if r is None]
+    if missing:  # never drop rows: the answers would shift against their prompts
+        raise RuntimeError(f"no answer for {len(missing)} of {len(texts)} prompts (first rows {missing[:5]})")
+    return results  # type: ignore[return-value]

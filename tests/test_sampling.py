@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from workflow_scripts.modeling import chat_text, eos_token_ids
-from workflow_scripts.parsing import number_complete
-from workflow_scripts.sampling import Sampling, _gumbel_rows, sample_all, sample_batch
+from prunebias.modeling import chat_text, eos_token_ids
+from prunebias.parsing import number_complete
+from prunebias.sampling import Sampling, _gumbel_rows, sample_all, sample_batch
 
 NAMES = ["Jamal Washington", "Jake Becker", "Emily Becker", "Tanisha Washington", "DeAndre Washington"]
 
@@ -56,3 +56,18 @@ def test_early_stop_cuts_after_the_number(tiny_model):
     for (a, _), (b, nb) in zip(long, short):
         assert a.startswith(b)  # same draws, only truncated
         assert nb == 10 or number_complete(b)
+
+
+def test_sample_all_fails_instead_of_dropping_answers(tiny_model, monkeypatch):
+    """A batch that comes back short must stop the job, not shift answers against their prompts."""
+    from prunebias import sampling
+
+    model, tok = tiny_model
+    real = sampling.sample_batch
+    monkeypatch.setattr(sampling, "sample_batch", lambda *a, **k: real(*a, **k)[:-1])
+    texts = _texts(tok, 3)
+    settings = Sampling(max_new_tokens=2, temperature=1.0, batch_size=2)
+    with pytest.raises(RuntimeError, match="answers for a batch"):
+        sampling.sample_all(model, tok, texts, [1, 2, 3], settings, eos_token_ids(model, tok))
+    monkeypatch.setattr(sampling, "sample_batch", real)
+    assert len(sampling.sample_all(model, tok, texts, [1, 2, 3], settings, eos_token_ids(model, tok))) == 3
