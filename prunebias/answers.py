@@ -22,13 +22,13 @@ def outcome_of(value: float, outcome: str) -> float:
 
 
 def parse_responses(responses: pd.Series, low: float, high: float, percent: str, outcome: str) -> pd.DataFrame:
-    """Columns value, kind, anomaly, outcome (NaN for anomalies) for each response."""
+    """Columns value, answer_kind, anomaly, outcome (NaN for anomalies) for each response."""
     parsed = [parse_answer(r, low, high, percent) for r in responses]
-    kinds = [p.kind for p in parsed]
+    kinds = [p.answer_kind for p in parsed]
     values = np.array([p.value for p in parsed], dtype=float)
     anomaly = np.array([k != "ok" for k in kinds])
     outcomes = np.array([outcome_of(v, outcome) if not a else math.nan for v, a in zip(values, anomaly)])
-    return pd.DataFrame({"value": values, "kind": kinds, "anomaly": anomaly, "outcome": outcomes},
+    return pd.DataFrame({"value": values, "answer_kind": kinds, "anomaly": anomaly, "outcome": outcomes},
                         index=responses.index)
 
 

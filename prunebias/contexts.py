@@ -1,7 +1,7 @@
 """Decision contexts: scenario templates x variations, resolved from data files + config.
 
 A context is named ``{scenario}-{variation}``. Its prompt is the scenario's template for
-the context's level (``low``/``high``/``numeric``) with ``{name}`` and the variation's
+the context's detail level (``low``/``high``/``numeric``) with ``{name}`` and the variation's
 fields substituted. Substitution is a plain text replacement of ``{identifier}`` slots:
 nothing from config or data is evaluated, so text reaches the prompt verbatim.
 """
@@ -17,7 +17,7 @@ import yaml
 
 from prunebias.errors import ConfigError
 
-LEVELS = ("low", "high", "numeric")
+DETAIL_LEVELS = ("low", "high", "numeric")  # how much the prompt tells (not a transfer level)
 OUTCOMES = ("value", "reverse_rank")
 PERCENT_MODES = ("keep", "fraction")
 SLOT = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -31,7 +31,7 @@ class Context:
     name: str
     scenario: str
     variation: str
-    level: str
+    detail_level: str
     template: str
     fields: dict[str, str]
     answer_prefix: str
@@ -97,13 +97,13 @@ def _check_range(rng: Any, where: str) -> tuple[float, float]:
 def resolve_context(
     name: str,
     scenarios: Mapping[str, Any],
-    level: str = "low",
+    detail_level: str = "low",
     overrides: Mapping[str, Any] | None = None,
     scenarios_file: str = "data/scenarios.yaml",
 ) -> Context:
-    """Build one context from the scenarios data, the default level and config overrides.
+    """Build one context from the scenarios data, the default detail level and config overrides.
 
-    ``overrides`` (config ``context_overrides[name]``) may set level, template,
+    ``overrides`` (config ``context_overrides[name]``) may set detail_level, template,
     answer_prefix, range and any variation field; they win over the data file.
     """
     where = f"{scenarios_file}: context '{name}'"
@@ -122,9 +122,12 @@ def resolve_context(
             where, f"unknown variation '{var_name}' of scenario '{scen_name}'", f"use one of {sorted(variations)}"
         )
     ov = dict(overrides or {})
-    level = ov.pop("level", level)
-    if level not in LEVELS:
-        raise ConfigError(where, f"unknown level '{level}'", f"use one of {list(LEVELS)}")
+    if "level" in ov:
+        raise ConfigError(f"config: context_overrides.{name}.level", "the prompt's level is now called detail_level",
+                          f"write detail_level: {ov['level']}")
+    level = ov.pop("detail_level", detail_level)
+    if level not in DETAIL_LEVELS:
+        raise ConfigError(where, f"unknown detail level '{level}'", f"use one of {list(DETAIL_LEVELS)}")
     templates = scen.get("templates") or {}
     template = ov.pop("template", templates.get(level))
     if not isinstance(template, str) or not template.strip():
@@ -155,7 +158,7 @@ def resolve_context(
     if not isinstance(prefix, str):
         raise ConfigError(where, "answer_prefix must be a string", 'quote it, e.g. answer_prefix: "My offer is $"')
     ctx = Context(
-        name=name, scenario=scen_name, variation=var_name, level=level, template=template,
+        name=name, scenario=scen_name, variation=var_name, detail_level=level, template=template,
         fields=fields, answer_prefix=prefix, unit=str(unit), outcome=outcome, percent=percent,
         range=_check_range(rng, where),
     )

@@ -56,7 +56,7 @@ def evaluation_job(mask_paths: Sequence[str], model_dir: str, prompt_paths: Sequ
                    threads: int, log: Any) -> None:
     """One evaluation job (rules ``evaluate_pruned`` and ``evaluate_reference``): files in, files out.
 
-    ``labels`` (method, variant, source) are written as columns and metadata beside the
+    ``labels`` (method, setting, source) are written as columns and metadata beside the
     answers; ``params`` carries contexts, samples_per_name, eval_names, ablation,
     sampling, dtype, device and perplexity_max_tokens.
     """
@@ -89,6 +89,6 @@ def evaluation_job(mask_paths: Sequence[str], model_dir: str, prompt_paths: Sequ
         write_parquet(answers[target].assign(**extra), path, metadata={"model": identity, "mask": mask_meta, **extra})
     write_json({"draws": infos, **extra, "kind": kind, "sources": mask_meta.get("sources"),
                 "method_params": mask_meta.get("method")}, info_path)
-    log.info("%s %s %s: %d mask(s), perplexity %s, %d targets in %.1f s", labels["method"], labels["variant"],
+    log.info("%s %s %s: %d mask(s), perplexity %s, %d targets in %.1f s", labels["method"], labels["setting"],
              labels["source"], len(infos), [round(i["perplexity"], 2) for i in infos], len(answers),
              time.perf_counter() - t0)

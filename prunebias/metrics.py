@@ -109,10 +109,10 @@ def summarize(answers: pd.DataFrame, by: Sequence[str] = ("context",), winsor: t
               n_boot: int = 1000, seed: int = 0, effect: str = "log_smd", n_perm: int = 2000) -> pd.DataFrame:
     """The bias table of a data frame of answers: one row per group in ``by``.
 
-    ``answers`` has the baseline columns (context, race, gender, name, anomaly, kind,
+    ``answers`` has the baseline columns (context, race, gender, name, anomaly, answer_kind,
     outcome). Usable outcomes are winsorized within each context (pooled over both
     groups) before the name-level metrics of ``bias_summary``; anomalies count towards
-    the anomaly rate and, by kind, towards ``anomaly_<kind>`` columns.
+    the anomaly rate and, by answer kind, towards ``anomaly_<kind>`` columns.
     """
     df = answers.copy()
     df["outcome_w"] = df["outcome"].astype(float)
@@ -127,7 +127,7 @@ def summarize(answers: pd.DataFrame, by: Sequence[str] = ("context",), winsor: t
         row.update(bias_summary(g, effect, n_boot=n_boot, n_perm=n_perm, seed=derive_seed(seed, "bootstrap", *key),
                                 value="outcome_w"))
         for k in ANOMALY_KINDS:
-            row[f"anomaly_{k}"] = float((g["kind"] == k).mean()) if len(g) else np.nan
+            row[f"anomaly_{k}"] = float((g["answer_kind"] == k).mean()) if len(g) else np.nan
         rows.append(row)
     cols = list(by) + BIAS_COLUMNS + [f"anomaly_{k}" for k in ANOMALY_KINDS]
     return pd.DataFrame(rows, columns=cols)

@@ -1,7 +1,7 @@
 """Read a number out of a model's answer, and say why when there is none.
 
 Pure functions, no I/O. ``parse_answer`` never raises: every string maps to a
-``Parsed`` with a value (or NaN) and a ``kind``:
+``Parsed`` with a value (or NaN) and an ``answer_kind``:
 
 - ``ok``: a usable number;
 - ``refusal``: the model declines before giving any number;
@@ -22,8 +22,8 @@ import math
 import re
 from dataclasses import dataclass
 
-KINDS = ("ok", "refusal", "no_number", "multiple_numbers", "repetition", "out_of_range")
-ANOMALY_KINDS = KINDS[1:]
+ANSWER_KINDS = ("ok", "refusal", "no_number", "multiple_numbers", "repetition", "out_of_range")
+ANOMALY_KINDS = ANSWER_KINDS[1:]
 
 _MULT = {
     "k": 1e3, "thousand": 1e3, "grand": 1e3,
@@ -55,11 +55,11 @@ _SENTENCE_END = re.compile(r"[.!?](?=\s|\Z)|\n")
 @dataclass(frozen=True)
 class Parsed:
     value: float
-    kind: str
+    answer_kind: str
 
     @property
     def anomaly(self) -> bool:
-        return self.kind != "ok"
+        return self.answer_kind != "ok"
 
 
 def _to_float(m: re.Match[str], percent: str) -> float:
@@ -132,7 +132,7 @@ def number_complete(text: str) -> bool:
     thousands groups and still grow): "1.00, and", "1,200, but" and "500,and" are
     complete as soon as a letter follows the comma (and its spaces). "500, " waits for
     the next character; a second number after the comma and its spaces ("500, 600", a
-    list) is read to its end first, so the stopped text parses with the same kind as the
+    list) is read to its end first, so the stopped text parses with the same answer kind as the
     whole answer (``multiple_numbers``, or ``ok`` for "500, 500"); a third one is not
     waited for ("500, 600, 7" is complete).
     """

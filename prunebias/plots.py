@@ -37,9 +37,9 @@ def ordered_sources(sources: Sequence[str], contexts: Sequence[str]) -> list[str
     return [c for c in contexts if c in present] + sorted(s for s in present if s not in contexts)
 
 
-def heatmap(table: pd.DataFrame, kind: str, variant: str, contexts: Sequence[str], path: str | Path) -> None:
+def heatmap(table: pd.DataFrame, kind: str, setting: str, contexts: Sequence[str], path: str | Path) -> None:
     """Sources x targets, colour = delta |effect| (pruned - reference); * where its CI excludes 0."""
-    sub = table[(table["kind"] == kind) & (table["variant"] == variant)]
+    sub = table[(table["kind"] == kind) & (table["setting"] == setting)]
     targets = [c for c in contexts if c in set(sub["target"])]
     rows = ordered_sources(sub["source"], contexts)
     grid = sub.pivot_table(index="source", columns="target", values="delta_abs", aggfunc="first")
@@ -64,7 +64,7 @@ def heatmap(table: pd.DataFrame, kind: str, variant: str, contexts: Sequence[str
     sns.heatmap(grid.astype(float), ax=ax, cmap="RdBu_r", vmin=-vmax, vmax=vmax, center=0,
                 annot=labels.to_numpy() if grid.shape[1] <= 12 else False, fmt="",
                 cbar_kws={"label": f"|{EFFECT_LABEL.get(effect, effect)}| pruned - reference"})
-    ax.set_title(f"{kind} {variant}: change of |bias| (blue: smaller)\n* paired 95% CI excludes 0; "
+    ax.set_title(f"{kind} {setting}: change of |bias| (blue: smaller)\n* paired 95% CI excludes 0; "
                  "(u) underpowered", fontsize=9)
     ax.set_xlabel("target context (evaluated on)")
     ax.set_ylabel("mask source (learned on)")
@@ -175,7 +175,7 @@ def planted_control_plot(table: pd.DataFrame, baseline: pd.DataFrame, effect: st
                 continue
             ax.plot([r[f"{col}_ci_low"], r[f"{col}_ci_high"]], [y + dy, y + dy], color=color, lw=2)
             ax.plot([r[col]], [y + dy], "o", color=color, label=label if i == 0 else None)
-    labels = [f"{r['kind']} {r['variant']}\n{r['source']} -> {r['target']}"
+    labels = [f"{r['kind']} {r['setting']}\n{r['source']} -> {r['target']}"
               + (f"\nrecall {r['recall_planted']:.2f}" if pd.notna(r.get("recall_planted")) else "")
               for _, r in rows.iterrows()]
     ax.set_yticks([-i for i in range(len(rows))], labels, fontsize=7)
@@ -186,9 +186,10 @@ def planted_control_plot(table: pd.DataFrame, baseline: pd.DataFrame, effect: st
     _save(fig, path)
 
 
-def make_plots(table: pd.DataFrame, contexts: Sequence[str], heatmaps: list[str], levels: str, dose: str) -> None:
-    for path in heatmaps:
-        kind, variant = Path(path).stem.removeprefix("transfer_").split("__")
-        heatmap(table, kind, variant, contexts, path)
+def make_plots(table: pd.DataFrame, contexts: Sequence[str], heatmaps: Sequence[tuple[str, str, str | Path]],
+               levels: str, dose: str) -> None:
+    """Every transfer figure; ``heatmaps`` lists (kind, setting, path) of the heatmaps to draw."""
+    for kind, setting, path in heatmaps:
+        heatmap(table, kind, setting, contexts, path)
     reduction_by_level(table, levels)
     dose_response(table, dose)

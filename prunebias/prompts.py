@@ -1,6 +1,6 @@
 """Prompt tables: one row per (name, sample) of a context.
 
-Columns: context, scenario, variation, level, race, gender, first_name, surname, name,
+Columns: context, scenario, variation, detail_level, race, gender, first_name, surname, name,
 name_source, sample, seed, prompt (the user message), answer_prefix.
 ``seed`` is derived from (config seed, context, name, sample), so adding names or
 samples never changes the seeds of existing rows.
@@ -13,7 +13,7 @@ from prunebias.contexts import Context
 from prunebias.errors import ConfigError
 from prunebias.seeds import derive_seed
 
-COLUMNS = ["context", "scenario", "variation", "level", "race", "gender", "first_name", "surname", "name",
+COLUMNS = ["context", "scenario", "variation", "detail_level", "race", "gender", "first_name", "surname", "name",
            "name_source", "sample", "seed", "prompt", "answer_prefix"]
 
 
@@ -32,7 +32,7 @@ def build_prompts(ctx: Context, names: pd.DataFrame, samples_per_name: int, seed
             )
         for s in range(samples_per_name):
             rows.append({
-                "context": ctx.name, "scenario": ctx.scenario, "variation": ctx.variation, "level": ctx.level,
+                "context": ctx.name, "scenario": ctx.scenario, "variation": ctx.variation, "detail_level": ctx.detail_level,
                 "race": rec.race, "gender": rec.gender, "first_name": rec.first_name, "surname": rec.surname,
                 "name": rec.name, "name_source": rec.source, "sample": s,
                 "seed": derive_seed(seed, ctx.name, rec.name, s), "prompt": prompt,

@@ -53,7 +53,7 @@ def _ci(prefix: str, iv: Interval) -> dict[str, float]:
     return {prefix: iv.estimate, f"{prefix}_ci_low": iv.ci_low, f"{prefix}_ci_high": iv.ci_high}
 
 
-COLUMNS = (["method", "kind", "variant"] + SETTING_COLUMNS
+COLUMNS = (["method", "kind", "setting"] + SETTING_COLUMNS
            + ["ablation", "source", "target", "level", "level_number", "effect", "names_eval", "n_ref", "n_pruned"]
            + [c for p in ("effect_ref", "effect_pruned", "delta", "delta_abs") for c in (p, f"{p}_ci_low", f"{p}_ci_high")]
            + ["ref_significant", "mde_delta", "underpowered", "bias_reduction", "bias_reduction_ci_low",
@@ -63,7 +63,7 @@ COLUMNS = (["method", "kind", "variant"] + SETTING_COLUMNS
               "control_draws", "anomaly_rate_ref", "anomaly_rate_pruned", "anomaly_rate_control",
               "inlier_ratio_ref", "inlier_ratio_pruned", "inlier_ratio_control", "perplexity_ref",
               "perplexity_pruned", "perplexity_control", "pruned_fraction"])
-CONTROL_COLUMNS = (["kind", "variant", "source", "target", "draw", "effect"]
+CONTROL_COLUMNS = (["kind", "setting", "source", "target", "draw", "effect"]
                    + [c for p in ("effect_pruned", "delta_abs") for c in (p, f"{p}_ci_low", f"{p}_ci_high")]
                    + ["anomaly_rate", "inlier_ratio", "perplexity"])
 
@@ -95,7 +95,7 @@ def transfer_row(kind: str, setting: str, source: str, target: str, baseline: pd
     ctrl_rows = []
     for draw, (c, d) in enumerate(zip(controls, d_ctrl)):
         res = paired_bootstrap(d_ref, d, effect, n_boot=n_boot, seed=seed_t)
-        ctrl_rows.append({"kind": kind, "variant": setting, "source": source, "target": target, "draw": draw,
+        ctrl_rows.append({"kind": kind, "setting": setting, "source": source, "target": target, "draw": draw,
                           "effect": effect, **_ci("effect_pruned", res.pruned), **_ci("delta_abs", res.delta_abs),
                           "anomaly_rate": float(c["anomaly"].mean()), "inlier_ratio": _inliers(base_ok, c, inlier_pct),
                           "perplexity": infos["control"][draw]["perplexity"] if infos.get("control") else math.nan})
@@ -103,7 +103,7 @@ def transfer_row(kind: str, setting: str, source: str, target: str, baseline: pd
     n_total = real_info.get("n_total") or 0
     nw, nb = d_ref.n_names
     row = {
-        "method": kind, "kind": kind, "variant": setting, **(params or {}),
+        "method": kind, "kind": kind, "setting": setting, **(params or {}),
         "ablation": real["ablation"].iloc[0], "source": source, "target": target, "level": level,
         "level_number": LEVELS[level], "effect": effect, "names_eval": len(order),
         "n_ref": sum(d_ref.n_answers), "n_pruned": sum(d_real.n_answers),

@@ -103,6 +103,7 @@ rule aggregate_transfer:
         contexts=list(CONTEXTS),
         scenarios=dict(PLAN.scenarios),
         pools=PLAN.pool_info(),
+        heatmaps=[(kind, setting.name) for kind in ("neurons", "heads") for setting in PLAN.settings(kind)],
         winsorize=config["analysis"]["winsorize"],
         n_boot=config["analysis"]["n_boot"],
         effect=config["analysis"]["effect"],

@@ -56,7 +56,7 @@ UNTIL = ("--omit-from", "evaluate_pruned", "evaluate_reference", "draw_controls"
 
 
 def small_config(model_dir: Path) -> dict:
-    """tiny_config with one neuron variant, one head variant and no pools."""
+    """tiny_config with one neuron setting, one head setting and no pools."""
     cfg = tiny_config(model_dir)
     cfg["localization"] = {"batch_size": 8, "neurons": {"directions": ["black"], "p": [[15, 15]]},
                            "heads": {"scores": ["sum"], "k": [2]}, "pools": {}, "auto_pools": []}

@@ -59,7 +59,7 @@ def test_read_cache_filters_names_and_columns(tmp_path):
 def test_bias_table_of_a_data_frame_of_answers():
     rng = np.random.default_rng(0)
     rows = [{"context": "purchase-car", "race": race, "gender": "woman", "name": f"{race}{i}", "anomaly": False,
-             "kind": "ok", "outcome": float(rng.normal(110 if race == "white" else 100, 5))}
+             "answer_kind": "ok", "outcome": float(rng.normal(110 if race == "white" else 100, 5))}
             for race in ("white", "black") for i in range(8) for _ in range(3)]
     table = prunebias.bias_table(pd.DataFrame(rows), n_boot=200, n_perm=200, effect="diff")
     assert len(table) == 1 and table.loc[0, "names_white"] == 8

@@ -62,7 +62,8 @@ def test_text_reaches_prompt_verbatim_and_nothing_is_evaluated():
     ({"template": "{name} and {name} buy"}, "exactly once"),
     ({"template": "{name} buys a {color} {item}"}, "color"),
     ({"range": [10, 1]}, "not below"),
-    ({"level": "medium"}, "unknown level"),
+    ({"detail_level": "medium"}, "unknown detail level"),
+    ({"level": "high"}, "now called detail_level"),
 ])
 def test_bad_context_overrides(override, msg):
     with pytest.raises(ConfigError, match=msg):
@@ -88,7 +89,7 @@ def test_sets_expand_in_order_without_duplicates():
 
 def test_resolve_all_rejects_override_of_unselected_context():
     cfg = {"scenarios_file": "data/scenarios.yaml", "context_sets_file": "data/context_sets.yaml",
-           "contexts": ["purchase-car"], "context_sets": [], "context_overrides": {"purchase-cra": {"level": "high"}}}
+           "contexts": ["purchase-car"], "context_sets": [], "context_overrides": {"purchase-cra": {"detail_level": "high"}}}
     with pytest.raises(ConfigError, match="purchase-cra"):
         resolve_all(cfg, REPO / "data/scenarios.yaml", REPO / "data/context_sets.yaml")
 
@@ -111,7 +112,7 @@ def test_names_file_problems(tmp_path, text, message):
 
 def test_context_spec_roundtrip():
     ctx = resolve_context("sports-hockey", SCEN, "numeric")
-    assert ctx.outcome == "reverse_rank" and ctx.level == "numeric" and ctx.range == (1.0, 100.0)
+    assert ctx.outcome == "reverse_rank" and ctx.detail_level == "numeric" and ctx.range == (1.0, 100.0)
     spec = ctx.spec()
     assert pd.Series(spec).notna().all() and spec["range"] == [1.0, 100.0]
 

@@ -72,7 +72,7 @@ def test_winsorize_clips_extremes():
 def test_all_anomalies_give_nan_with_note():
     df = pd.DataFrame({"context": ["c"] * 4, "race": ["white", "white", "black", "black"],
                        "name": ["a", "b", "c", "d"], "gender": ["man"] * 4, "anomaly": [True] * 4,
-                       "kind": ["no_number"] * 4, "outcome": [np.nan] * 4})
+                       "answer_kind": ["no_number"] * 4, "outcome": [np.nan] * 4})
     out = summarize(df, ("context",), (1, 99), n_boot=10, n_perm=10)
     assert math.isnan(out.loc[0, "smd"]) and "fewer than 2" in out.loc[0, "note"]
     assert out.loc[0, "anomaly_rate"] == 1.0
@@ -85,7 +85,7 @@ def test_summarize_by_gender_partitions_rows():
     df = pd.DataFrame({"context": ["c"] * n, "race": ["white", "black"] * (n // 2),
                        "name": [f"n{i}" for i in range(n)],
                        "gender": ["man"] * (n // 2) + ["woman"] * (n // 2), "anomaly": [False] * n,
-                       "kind": ["ok"] * n, "outcome": rng.normal(size=n)})
+                       "answer_kind": ["ok"] * n, "outcome": rng.normal(size=n)})
     by = summarize(df, ("context", "gender"), None, n_boot=10, n_perm=10)
     assert list(by["gender"]) == ["man", "woman"]
     assert by["n_white"].sum() + by["n_black"].sum() == n

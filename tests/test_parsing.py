@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from prunebias.parsing import KINDS, find_numbers, number_complete, parse_answer
+from prunebias.parsing import ANSWER_KINDS, find_numbers, number_complete, parse_answer
 
 
 @pytest.mark.parametrize("text,value", [
@@ -33,7 +33,7 @@ from prunebias.parsing import KINDS, find_numbers, number_complete, parse_answer
 ])
 def test_parses_numbers(text, value):
     p = parse_answer(text)
-    assert p.kind == "ok", p
+    assert p.answer_kind == "ok", p
     assert p.value == pytest.approx(value)
 
 
@@ -51,22 +51,22 @@ def test_parses_numbers(text, value):
     ("I would offer 2.5e3", "no_number"),
 ])
 def test_anomaly_kinds(text, kind):
-    assert parse_answer(text).kind == kind
+    assert parse_answer(text).answer_kind == kind
 
 
 def test_malformed_inputs_are_anomalies_not_errors():
     for bad in [None, 12, b"123", float("nan"), ["1"], "\x00\x01", "1" * 5000, "9" * 400 + ".5"]:
         p = parse_answer(bad, 0, 10)
-        assert p.kind in KINDS
+        assert p.answer_kind in ANSWER_KINDS
         assert p.anomaly
 
 
 def test_range_and_percent():
-    assert parse_answer("5", 10, 100).kind == "out_of_range"
+    assert parse_answer("5", 10, 100).answer_kind == "out_of_range"
     assert parse_answer("5", 10, 100).value == 5.0  # value kept for inspection
     assert parse_answer("65%", percent="fraction").value == pytest.approx(0.65)
     assert parse_answer("65%", percent="keep").value == pytest.approx(65.0)
-    assert parse_answer("1.5", 0, 1).kind == "out_of_range"
+    assert parse_answer("1.5", 0, 1).answer_kind == "out_of_range"
 
 
 def test_find_numbers_positions():
@@ -110,7 +110,7 @@ def test_number_complete_after_comma(text, done):
 ])
 def test_parse_after_comma(text, value, kind):
     p = parse_answer(text)
-    assert (p.value, p.kind) == (pytest.approx(value), kind)
+    assert (p.value, p.answer_kind) == (pytest.approx(value), kind)
 
 
 @pytest.mark.parametrize("text", [
@@ -142,8 +142,8 @@ def test_early_stop_never_changes_the_parse(text):
        st.floats(allow_nan=False, allow_infinity=False), st.sampled_from(["keep", "fraction"]))
 def test_parser_never_raises(text, a, b, percent):
     p = parse_answer(text, min(a, b), max(a, b), percent)
-    assert p.kind in KINDS
-    assert p.kind != "ok" or math.isfinite(p.value)
+    assert p.answer_kind in ANSWER_KINDS
+    assert p.answer_kind != "ok" or math.isfinite(p.value)
     number_complete(text)
 
 
@@ -157,6 +157,6 @@ def test_formatted_integers_roundtrip(n):
 def test_non_ascii_digits_are_not_numbers():
     from prunebias.parsing import parse_answer
 
-    assert parse_answer("٣ GiveU r The").kind == "no_number"  # Arabic-Indic three in garbled text
-    assert parse_answer("about ３００ dollars").kind == "no_number"  # full-width digits
+    assert parse_answer("٣ GiveU r The").answer_kind == "no_number"  # Arabic-Indic three in garbled text
+    assert parse_answer("about ３００ dollars").answer_kind == "no_number"  # full-width digits
     assert parse_answer("$1,200.").value == 1200.0

@@ -64,7 +64,7 @@ def test_pruning_removes_the_bias_and_transfers_within_scenario(planted_run):
     assert set(t.kind) == {"neurons", "heads"}
     # (neurons, heads sum_k2, heads greedy_k2) x 2 sources x 2 targets
     assert len(t) == 3 * 2 * 2
-    greedy = t[(t.kind == "heads") & (t.variant == "greedy_k2")]
+    greedy = t[(t.kind == "heads") & (t.setting == "greedy_k2")]
     assert len(greedy) == 4 and greedy.pruned_fraction.notna().all()
     stability = pd.read_csv(planted_run / "results/tables/mask_stability.csv")
     neuron_stability = stability[stability.kind == "neurons"]

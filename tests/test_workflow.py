@@ -30,7 +30,7 @@ def test_tiny_workflow_produces_tables(tiny_run):
         prompts = pd.read_parquet(work / f"results/prompts/{ctx}.parquet")
         assert len(prompts) == 40 * 2
         answers = pd.read_parquet(work / f"results/baseline/{ctx}.parquet")
-        assert {"response", "value", "kind", "anomaly", "outcome", "seed"} <= set(answers.columns)
+        assert {"response", "value", "answer_kind", "anomaly", "outcome", "seed"} <= set(answers.columns)
         assert len(answers) == len(prompts)
         row = table.set_index("context").loc[ctx]
         assert row.n_white + row.n_black == int((~answers.anomaly).sum())
@@ -46,8 +46,8 @@ def test_tiny_workflow_produces_masks(tiny_run):
     work = tiny_run
     acts = pd.read_parquet(work / "results/activations/purchase-bicycle.parquet")
     assert len(acts) == 80 * 2 * 4  # prompts x layers x sites
-    variants = ["black_b15_w15_global", "black_b40_w35_global", "white_b15_w15_global", "white_b40_w35_global"]
-    for v in variants:
+    settings = ["black_b15_w15_global", "black_b40_w35_global", "white_b15_w15_global", "white_b40_w35_global"]
+    for v in settings:
         per_ctx = [read_mask(work / f"results/masks/neurons/{v}/{c}.npz") for c in ("purchase-bicycle", "hiring-lawyer")]
         common = read_mask(work / f"results/masks/neurons/{v}/common@both.npz")
         pooled = read_mask(work / f"results/masks/neurons/{v}/pooled@both.npz")

@@ -57,7 +57,7 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
         info = json.loads(Path(f).read_text())
         method = Method.parse(info["method"])
         if not method.control:
-            setting = parse_setting(method.kind, info["variant"])
+            setting = parse_setting(method.kind, info["setting"])
             masks.append((method.kind, setting.name, info["source"], setting.params()))
     table, controls = build_tables(
         masks, read_eval, read_info, baselines, list(p.contexts),
@@ -65,7 +65,8 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
         p.winsorize, p.effect, p.n_boot, p.seed, tuple(p.inlier_percentiles))
     write_csv(table, smk.output.table)
     write_csv(controls, smk.output.controls)
-    make_plots(table, list(p.contexts), smk.output.heatmaps, smk.output.levels, smk.output.dose)
+    heatmaps = [(kind, setting, path) for (kind, setting), path in zip(p.heatmaps, smk.output.heatmaps)]
+    make_plots(table, list(p.contexts), heatmaps, smk.output.levels, smk.output.dose)
     log.info("transfer table: %d rows; mean delta |%s| (pruned - reference) by level:\n%s", len(table),
              p.effect, table.groupby(["kind", "level"])[["delta_abs", "delta_vs_random"]].mean().to_string())
 

@@ -1,7 +1,7 @@
 """Rule evaluate_pruned: answers of the model under one mask (or its random controls) on every target.
 
 Outputs ``results/eval/{method}/{setting}/{source}/{target}.parquet`` (the baseline
-columns: response, value, kind, anomaly, outcome, plus method, variant, source, ablation
+columns: response, value, answer_kind, anomaly, outcome, plus method, setting, source, ablation
 and ``draw``) and ``.../{source}/info.json`` (per mask: perplexity on the neutral text,
 pruned counts). ``method`` is ``neurons`` / ``heads`` (the real mask) or
 ``random_neurons`` / ``random_heads`` (its matched random control draws, ``draw`` =
@@ -16,7 +16,7 @@ from prunebias.logs import setup_logging
 def main(smk) -> None:  # pragma: no cover - exercised through snakemake in tests
     log = setup_logging(smk.log[0], "prunebias.evaluate_pruned")
     p = smk.params
-    labels = {"method": p.method.name, "variant": p.setting.name, "source": p.source.name}
+    labels = {"method": p.method.name, "setting": p.setting.name, "source": p.source.name}
     evaluation_job(smk.input.masks, smk.input.model, smk.input.prompts, smk.input.text, smk.output.answers,
                    smk.output.info, labels, p, smk.threads, log)
 

@@ -11,7 +11,7 @@ from prunebias.logs import setup_logging
 
 def main(smk) -> None:  # pragma: no cover - exercised through snakemake in tests
     log = setup_logging(smk.log[0], "prunebias.evaluate_reference")
-    labels = {"method": "reference", "variant": "none", "source": "none"}
+    labels = {"method": "reference", "setting": "none", "source": "none"}
     evaluation_job([], smk.input.model, smk.input.prompts, smk.input.text, smk.output.answers, smk.output.info,
                    labels, smk.params, smk.threads, log)
 

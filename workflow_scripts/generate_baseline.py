@@ -1,7 +1,7 @@
 """Rule generate_baseline: sample the unpruned model's answers -> ``results/baseline/{context}.parquet``.
 
 Adds to the prompt columns: response (the generated continuation after the answer
-prefix), n_tokens, value (parsed number or NaN), kind (see ``prunebias.parsing``),
+prefix), n_tokens, value (parsed number or NaN), answer_kind (see ``prunebias.parsing``),
 anomaly (bool) and outcome (the analysed number; NaN for anomalies). The file's metadata
 records the model identity and the sampling settings.
 """
@@ -28,9 +28,9 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
     identity = json.loads((Path(smk.input.model) / IDENTITY_FILE).read_text())
     write_parquet(out, smk.output[0], metadata={"model": identity, "sampling": smk.params.sampling,
                                                "context": smk.params.context})
-    log.info("%s: %d answers in %.1f s (%.1f answers/s, %d tokens), anomaly rate %.3f, kinds %s",
+    log.info("%s: %d answers in %.1f s (%.1f answers/s, %d tokens), anomaly rate %.3f, answer kinds %s",
              smk.params.context["name"], len(out), dt, len(out) / dt, int(out["n_tokens"].sum()),
-             out["anomaly"].mean(), out["kind"].value_counts().to_dict())
+             out["anomaly"].mean(), out["answer_kind"].value_counts().to_dict())
 
 
 if "snakemake" in globals():

@@ -136,12 +136,12 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
         log.info("%s %s from %s: %s", kind, name, source,
                  [(r["target"], round(r["delta_abs"], 3)) for r in rows_out[-len(contexts):]])
     table = pd.DataFrame(rows_out)
-    lead = ["kind", "variant", "source", "target", "level"] + RECALL_COLUMNS
+    lead = ["kind", "setting", "source", "target", "level"] + RECALL_COLUMNS
     table = table[lead + [c for c in table.columns if c not in lead]]
     write_csv(table, smk.output.table)
     planted_control_plot(table, base_table, p.effect, smk.output.plot)
     log.info("planted control done in %.0f s:\n%s", time.perf_counter() - t0,
-             table[["kind", "variant", "source", "target", "recall_planted", "effect_ref", "effect_pruned",
+             table[["kind", "setting", "source", "target", "recall_planted", "effect_ref", "effect_pruned",
                     "delta_abs", "delta_abs_ci_low", "delta_abs_ci_high", "delta_vs_random"]].to_string(index=False))
 
 

@@ -15,7 +15,7 @@ from prunebias.plots import baseline_forest
 
 def main(smk) -> None:  # pragma: no cover - exercised through snakemake in tests
     log = setup_logging(smk.log[0], "prunebias.summarize_baseline")
-    need = ["context", "race", "gender", "name", "anomaly", "kind", "outcome"]
+    need = ["context", "race", "gender", "name", "anomaly", "answer_kind", "outcome"]
     answers = pd.concat([read_parquet(p, need) for p in smk.input.answers], ignore_index=True)
     winsor = tuple(smk.params.winsorize) if smk.params.winsorize else None
     opts = {"n_boot": smk.params.n_boot, "seed": smk.params.seed, "effect": smk.params.effect,
