@@ -86,8 +86,13 @@ def reduction_by_level(table: pd.DataFrame, path: str | Path) -> None:
         if pts[value].notna().any():
             sns.pointplot(data=pts, x="level", y=value, hue="kind", order=order, errorbar=("ci", 95),
                           dodge=0.4, linestyle="none", ax=ax, n_boot=1000, seed=0)
-            sns.stripplot(data=pts, x="level", y=value, hue="kind", order=order, dodge=True, alpha=0.4, ax=ax,
-                          legend=False)
+            state = np.random.get_state()  # seaborn jitters strip points with numpy's global RNG:
+            np.random.seed(0)  # seed it, so a rerun draws the same figure byte for byte
+            try:
+                sns.stripplot(data=pts, x="level", y=value, hue="kind", order=order, dodge=True, alpha=0.4, ax=ax,
+                              legend=False)
+            finally:
+                np.random.set_state(state)
         ax.axhline(0, color="grey", lw=0.8)
         ax.set_title(title + "\n(points: targets; bars: 95% CI across targets)", fontsize=9)
         ax.set_xlabel("generalization level (near -> far)")
