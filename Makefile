@@ -29,9 +29,11 @@ dryrun: install
 lint: install
 	$(VENV)/bin/snakemake --lint
 
-# pytest exits 5 when it collects no test: report it instead of failing CI on it
+# pytest exits 5 when it collects no test: report it instead of failing CI on it.
+# -n: one worker per core, a test file per worker at a time (its module fixtures run once);
+# much of the suite waits on Snakemake and SLURM subprocesses, which the workers overlap.
 test: install
-	$(VENV)/bin/python -m pytest -q -rs tests; rc=$$?; \
+	$(VENV)/bin/python -m pytest -q -rs -n $(CORES) --dist loadfile tests; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "no tests were collected"; exit 0; fi; exit $$rc
 
 clean:

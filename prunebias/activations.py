@@ -1,4 +1,4 @@
-"""Stage 3: one forward pass over prompt + baseline answer -> activation and attention caches.
+"""Activation and head-attention caches: one forward pass over prompt + baseline answer.
 
 ``results/activations/{context}.parquet`` — one row per (prompt, layer, site):
 
@@ -35,7 +35,7 @@ answer token, so its generating position is the token before it. ``answer`` (the
 behaviour, kept for comparison) averages over the answer tokens themselves. Both
 ``n_query_tokens`` and ``n_answer_tokens`` equal the number of answer tokens; an empty
 response has no query positions (``n_query_tokens`` 0, ``attn`` all 0, rows that
-``score_heads.race_means`` drops). The positions come from the attention and answer
+``heads.race_means`` drops). The positions come from the attention and answer
 masks, so left and right padding give the same values. The name is located by
 character offsets (any fast tokenizer), never by token ids.
 

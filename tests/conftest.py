@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+if os.environ.get("PYTEST_XDIST_WORKER"):  # parallel workers: one thread each, set before torch loads
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tiny_model import build_tiny_model  # noqa: E402
 

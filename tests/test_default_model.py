@@ -5,7 +5,9 @@ import json
 import pandas as pd
 import pytest
 
-from conftest import UNTIL, default_config, run_snakemake
+from prunebias.masks import read_mask
+
+from conftest import default_config, run_snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -16,7 +18,11 @@ def test_default_model_end_to_end(tmp_path):
     cfg["samples_per_name"] = 1
     cfg["controls"]["planted_bias"]["contexts"] = ["purchase-bicycle"]
     cfg["controls"]["planted_bias"]["enabled"] = False  # minutes on this model: the default run shows it
-    run_snakemake(tmp_path, cfg, *UNTIL)  # HF_HUB_OFFLINE=1: any hub access would fail
+    # the model's own path through every stage that reads it, one mask of each kind (the
+    # name-split stability table repeats the neuron scoring twice and is left to the tiny model)
+    targets = ["results/tables/baseline_bias.csv", "results/masks/neurons/black_b15_w15_global/purchase-bicycle.npz",
+               "results/masks/heads/sum_k10/purchase-bicycle.npz"]
+    run_snakemake(tmp_path, cfg, *targets)  # HF_HUB_OFFLINE=1: any hub access would fail
     ident = json.loads((tmp_path / "results/model/smollm2-135m-instruct/prunebias_model.json").read_text())
     assert ident["architecture"] == "LlamaForCausalLM"
     assert (ident["n_layers"], ident["hidden_size"], ident["n_heads"], ident["n_kv_heads"]) == (30, 576, 9, 3)
@@ -27,3 +33,5 @@ def test_default_model_end_to_end(tmp_path):
     table = pd.read_csv(tmp_path / "results/tables/baseline_bias.csv")
     assert table.loc[0, "context"] == "purchase-bicycle"
     assert table.loc[0, "n_white"] + table.loc[0, "n_black"] > 20
+    mask = read_mask(tmp_path / "results/masks/neurons/black_b15_w15_global/purchase-bicycle.npz")
+    assert mask.meta["model"]["n_layers"] == 30 and 0 < mask.meta["n_pruned"] < 0.05 * mask.meta["n_total"]

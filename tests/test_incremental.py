@@ -1,10 +1,14 @@
 """Edits rerun exactly what depends on them, and nothing else."""
 
+import copy as _copy
 import re
+import shutil
 
 import pytest
 
 from conftest import REPO, UNTIL, run_snakemake, small_config
+
+copy_config = _copy.deepcopy
 
 pytestmark = pytest.mark.slow
 
@@ -24,11 +28,22 @@ def planned(proc) -> tuple[dict[str, int], set[str]]:
     return counts, contexts
 
 
-@pytest.fixture()
-def done_run(tiny_model_dir, tmp_path):
+@pytest.fixture(scope="module")
+def module_run(tiny_model_dir, tmp_path_factory):
+    """One finished run for the module; each test gets its own copy (outputs, mtimes and
+    Snakemake's metadata travel with it), so one test's edits never reach another."""
+    work = tmp_path_factory.mktemp("incremental")
     cfg = small_config(tiny_model_dir)
-    run_snakemake(tmp_path, cfg, *UNTIL)
-    return tmp_path, cfg
+    run_snakemake(work, cfg, *UNTIL)
+    return work, cfg
+
+
+@pytest.fixture()
+def done_run(module_run, tmp_path):
+    work, cfg = module_run
+    copy = tmp_path / "work"
+    shutil.copytree(work, copy, symlinks=True)  # copy2: modification times are kept
+    return copy, copy_config(cfg)
 
 
 def test_editing_one_context_reruns_only_that_context(done_run):

@@ -2,7 +2,7 @@
 
 For every context and every neuron and one-shot head setting, the mask is learned twice
 from the caches, once on each half of the seeded race x gender balanced name split
-(``names.split_names``), and the two masks are compared: Jaccard overlap
+(``prunebias.names.split_names``), and the two masks are compared: Jaccard overlap
 |A & B| / |A | B|, beside the overlap two random sets of the same sizes would have
 (``jaccard_chance`` = E|A & B| / (|A| + |B| - E|A & B|), E|A & B| = |A| |B| / N). A mask
 that reflects names rather than a context's bias changes with the names.
