@@ -69,11 +69,12 @@ def small_config(model_dir: Path) -> dict:
 def run_snakemake(workdir: Path, config: dict | None = None, *args: str, check: bool = True,
                   timeout: int = 900) -> subprocess.CompletedProcess:
     """Run the repository's Snakefile with ``workdir`` as working directory."""
-    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "--cores", "2"]
-    if config is not None:
+    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile")]
+    if config is not None:  # before the other options: --configfile takes several values
         cfgfile = workdir / "test_config.yaml"
         cfgfile.write_text(yaml.safe_dump(config))
         cmd += ["--configfile", str(cfgfile)]
+    cmd += ["--directory", str(workdir), "--cores", "2"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd + list(args), capture_output=True, text=True, timeout=timeout, env=env)
     if check and proc.returncode != 0:
