@@ -1,0 +1,72 @@
+"""Gradient attribution of the bias objective to weights and heads.
+
+With B the grid bias objective (``objective``) and G = dB/dW its gradient, zeroing one
+weight changes B by about S_ij = -W_ij * G_ij (first order). A head's output passes
+through its slice of o_proj's input columns; a multiplicative gate g on it has
+dB/dg = sum over that slice of W * G at g = 1, so removing the head changes B by about
+the sum of S over the slice (Michel et al. 2019's head importance, signed).
+
+Only the decoder's linear weights require gradients (embeddings, norms and the LM head
+do not), the gradient of each batch adds into ``.grad`` (B is linear in the per-prompt
+expectations), and the scores are computed matrix by matrix and kept on the CPU in
+float32. Selection (``select_weights``, ``select_heads``) keeps the entries whose
+removal moves B toward 0 the most.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from prunebias.architecture import MODULES, check_architecture, linear
+from prunebias.objective import bias_objective
+
+
+def linear_weights(model: Any) -> dict[str, torch.nn.Parameter]:
+    """``layers.L.module`` -> the weight of every scored linear module."""
+    geo = check_architecture(model)
+    return {f"layers.{layer}.{m}": linear(model, layer, m).weight for layer in range(geo.n_layers) for m in MODULES}
+
+
+def weight_attribution(model: Any, tok: Any, rows: pd.DataFrame, values: Sequence[float], batch_size: int = 16,
+                       log_value: bool = False) -> tuple[float, dict[str, torch.Tensor], torch.Tensor]:
+    """(B, S per linear weight, head deltas layers x heads): first-order changes of B on removal."""
+    geo = check_architecture(model)
+    weights = linear_weights(model)
+    saved = {p: p.requires_grad for p in model.parameters()}
+    for p in model.parameters():
+        p.requires_grad_(False)
+        p.grad = None
+    for w in weights.values():
+        w.requires_grad_(True)
+    try:
+        b, _ = bias_objective(model, tok, rows, values, batch_size, log_value, backward=True)
+        scores = {k: (-(w.detach() * w.grad)).float().cpu() for k, w in weights.items()}
+    finally:
+        for p, req in saved.items():
+            p.requires_grad_(req)
+            p.grad = None
+    heads = torch.zeros(geo.n_layers, geo.n_heads)
+    for layer in range(geo.n_layers):
+        s = scores[f"layers.{layer}.o_proj"]
+        heads[layer] = s.view(s.shape[0], geo.n_heads, geo.head_dim).sum(dim=(0, 2))
+    return b, scores, heads
+
+
+def select_weights(scores: torch.Tensor, b: float, count: int) -> torch.Tensor:
+    """The ``count`` entries whose removal moves B toward 0 the most (only entries that do)."""
+    toward = scores * float(np.sign(b))  # negative: removal shrinks |B| (first order)
+    flat = toward.flatten()
+    count = min(int(count), int((flat < 0).sum()))
+    out = torch.zeros(flat.numel(), dtype=torch.bool)
+    if count > 0:
+        out[torch.topk(-flat, count).indices] = True
+    return out.view(scores.shape)
+
+
+def select_heads(head_deltas: torch.Tensor, b: float, k: int) -> torch.Tensor:
+    """The k heads whose removal moves B toward 0 the most (layers x heads bool)."""
+    return select_weights(head_deltas, b, k)

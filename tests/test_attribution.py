@@ -1,0 +1,172 @@
+"""The grid bias objective and its gradient attribution, against hand computations on the tiny model."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from conftest import REPO
+from prunebias.attribution import linear_weights, select_heads, select_weights, weight_attribution
+from prunebias.contexts import load_yaml, resolve_context
+from prunebias.names import load_names
+from prunebias.objective import (answer_grid, bias_objective, candidate_ids, continues_number, expected_answer,
+                                 format_answer, grid_agreement, grid_log_probs, prompt_texts, race_weights)
+from prunebias.prompts import build_prompts
+
+VALUES = [5.0, 40.0, 300.0, 2500.0]
+
+
+@pytest.fixture(scope="module")
+def rows():
+    names = load_names(REPO / "data/names/audit40.csv", use_surnames=False)
+    ctx = resolve_context("purchase-bicycle", load_yaml(REPO / "data/scenarios.yaml"))
+    df = build_prompts(ctx, names, 1, 0)
+    # a few names of each race, with prompts of different lengths (padding is exercised)
+    return pd.concat([df[df.race == "white"].head(3), df[df.race == "black"].head(3)], ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def model64(tiny_model_dir):
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(tiny_model_dir).double().eval()
+
+
+def test_grid_and_formatting():
+    grid = answer_grid(100, 1e6, 9)
+    assert grid[0] == 100 and grid[-1] == 1e6 and len(grid) == 9
+    assert np.allclose(np.diff(np.log10(grid)), 0.5, atol=0.05)  # log-uniform, 2 significant digits
+    assert answer_grid(0, 1000, 4)[0] == 1.0  # a range from 0 starts at 1e-3 of the top
+    assert [format_answer(v) for v in (25000, 1.5, 300.0, 1234567)] == ["25,000", "1.5", "300", "1,234,567"]
+
+
+@torch.no_grad()
+def test_grid_log_probs_match_one_sequence_at_a_time(tiny_model, rows):
+    """The cached, padded, batched computation against a plain forward pass per (prompt, candidate)."""
+    model, tok = tiny_model
+    texts = prompt_texts(rows, tok)
+    cands = [format_answer(v) for v in VALUES]
+    got = grid_log_probs(model, tok, texts, cands)
+    ext = continues_number(tok)
+    for i, text in enumerate(texts):
+        base = tok(text, add_special_tokens=False).input_ids
+        for k, cid in enumerate(candidate_ids(tok, text, cands)):
+            ids = torch.tensor([base + cid])
+            logp = torch.log_softmax(model(input_ids=ids).logits[0].double(), -1)
+            want = sum(float(logp[len(base) - 1 + j, t]) for j, t in enumerate(cid))
+            want += float(torch.log(1 - logp[-1].exp()[ext].sum()))
+            assert float(got[i, k]) == pytest.approx(want, abs=2e-4)
+
+
+def test_expected_answer_and_bias_by_hand(tiny_model, rows):
+    model, tok = tiny_model
+    with torch.no_grad():
+        lp = grid_log_probs(model, tok, prompt_texts(rows, tok), [format_answer(v) for v in VALUES])
+    q = np.exp(lp.double().numpy())
+    q /= q.sum(1, keepdims=True)
+    e_hand = q @ np.array(VALUES)
+    assert expected_answer(lp, VALUES).numpy() == pytest.approx(e_hand, rel=1e-5)
+    assert expected_answer(lp, VALUES, log_value=True).numpy() == pytest.approx(q @ np.log(VALUES), rel=1e-5)
+    b, e = bias_objective(model, tok, rows, VALUES, batch_size=4)  # batches of 4 and 2
+    white = rows.race.to_numpy() == "white"
+    assert e == pytest.approx(e_hand, rel=1e-4)
+    assert b == pytest.approx(e_hand[white].mean() - e_hand[~white].mean(), rel=1e-4, abs=1e-6)
+    assert race_weights(["white", "black", "black"]).tolist() == [1.0, -0.5, -0.5]
+
+
+def test_gradient_matches_finite_differences(model64, tiny_model, rows):
+    """dB/dW from the batched, cached backward pass against central differences (float64 weights;
+    attention still normalizes in float32, so the steps are large enough to rise above that)."""
+    _, tok = tiny_model
+    b, scores, _ = weight_attribution(model64, tok, rows, VALUES, batch_size=4)
+    weights = linear_weights(model64)
+    for key in ["layers.0.q_proj", "layers.0.v_proj", "layers.1.down_proj", "layers.1.o_proj"]:
+        w = weights[key]
+        s = scores[key].double()
+        i, j = np.unravel_index(int(torch.argmax(s.abs())), s.shape)  # the strongest entry of the matrix
+        old = float(w.data[i, j])
+
+        def central(eps):
+            with torch.no_grad():
+                w.data[i, j] = old + eps
+                up, _ = bias_objective(model64, tok, rows, VALUES, batch_size=6)
+                w.data[i, j] = old - eps
+                down, _ = bias_objective(model64, tok, rows, VALUES, batch_size=6)
+                w.data[i, j] = old
+            return (up - down) / (2 * eps)
+
+        grad = (4 * central(1e-3) - central(2e-3)) / 3  # Richardson: the eps^2 term cancels
+        assert float(s[i, j]) == pytest.approx(-old * grad, rel=0.03), key
+
+
+def test_gradient_matches_plain_autograd_one_sequence_at_a_time(model64, tiny_model, rows):
+    """The cached, padded, batched gradient against autograd through one full sequence per
+    (prompt, candidate): no cache, no padding, B assembled by hand."""
+    _, tok = tiny_model
+    b, scores, _ = weight_attribution(model64, tok, rows, VALUES, batch_size=4)
+    weights = linear_weights(model64)
+    for p in model64.parameters():
+        p.requires_grad_(False)
+    for w in weights.values():
+        w.requires_grad_(True)
+    try:
+        texts, cands, ext = prompt_texts(rows, tok), [format_answer(v) for v in VALUES], continues_number(tok)
+        total = 0.0
+        for c, text in zip(race_weights(rows.race.to_numpy()), texts):
+            base = tok(text, add_special_tokens=False).input_ids
+            lps = []
+            for cid in candidate_ids(tok, text, cands):
+                logp = torch.log_softmax(model64(input_ids=torch.tensor([base + cid])).logits[0], -1)
+                lps.append(sum(logp[len(base) - 1 + j, t] for j, t in enumerate(cid))
+                           + torch.logsumexp(logp[-1][~ext], -1))
+            q = torch.softmax(torch.stack(lps), 0)
+            total = total + c * (q * torch.tensor(VALUES, dtype=q.dtype)).sum()
+        total.backward()
+        assert float(total.detach()) == pytest.approx(b, rel=1e-9)
+        for key, w in weights.items():
+            torch.testing.assert_close(scores[key], (-(w.detach() * w.grad)).float(), rtol=1e-4, atol=1e-8)
+    finally:
+        for p in model64.parameters():
+            p.requires_grad_(True)
+            p.grad = None
+
+
+def test_first_order_estimate_against_exact_ablation(model64, tiny_model, rows):
+    """Zeroing the top-attributed weights one at a time: the predicted change of B against the real one."""
+    _, tok = tiny_model
+    b, scores, heads = weight_attribution(model64, tok, rows, VALUES, batch_size=6)
+    weights = linear_weights(model64)
+    flat = sorted(((abs(float(v)), k, idx) for k, s in scores.items() for idx, v in np.ndenumerate(s.numpy())),
+                  reverse=True)[:8]
+    predicted, actual = [], []
+    for _, key, (i, j) in flat:
+        w = weights[key]
+        old = float(w.data[i, j])
+        with torch.no_grad():
+            w.data[i, j] = 0.0
+            after, _ = bias_objective(model64, tok, rows, VALUES, batch_size=6)
+            w.data[i, j] = old
+        predicted.append(float(scores[key][i, j]))
+        actual.append(after - b)
+    predicted, actual = np.array(predicted), np.array(actual)
+    assert (np.sign(predicted) == np.sign(actual)).mean() >= 0.75
+    assert np.corrcoef(predicted, actual)[0, 1] > 0.8
+    # a head's delta is the sum of its o_proj column slice
+    geo_hd = scores["layers.0.o_proj"].shape[1] // heads.shape[1]
+    assert float(heads[0, 1]) == pytest.approx(float(scores["layers.0.o_proj"][:, geo_hd:2 * geo_hd].sum()), rel=1e-5)
+    assert all(w.grad is None for w in model64.parameters())  # nothing kept after scoring
+
+
+def test_selection_moves_b_toward_zero():
+    s = torch.tensor([[0.5, -2.0, 0.1], [-0.3, 1.0, -0.05]])
+    assert select_weights(s, b=1.0, count=2).tolist() == [[False, True, False], [True, False, False]]
+    assert select_weights(s, b=-1.0, count=2).tolist() == [[True, False, False], [False, True, False]]
+    assert select_weights(s, b=1.0, count=10).sum() == 3  # only entries that shrink |B|
+    assert select_heads(s, b=1.0, k=1).sum() == 1
+
+
+def test_grid_agreement_of_per_name_means():
+    rows = pd.DataFrame({"name": list("aabbccdd"), "anomaly": [False] * 8,
+                         "outcome": [1, 3, 2, 4, 5, 7, 9, 9.0]})
+    got = grid_agreement(rows, np.array([2, 2, 3, 3, 6, 6, 8, 10.0]))
+    assert got["names"] == 4 and got["pearson"] == pytest.approx(1.0) and got["spearman"] == pytest.approx(1.0)
