@@ -70,3 +70,32 @@ def select_weights(scores: torch.Tensor, b: float, count: int) -> torch.Tensor:
 def select_heads(head_deltas: torch.Tensor, b: float, k: int) -> torch.Tensor:
     """The k heads whose removal moves B toward 0 the most (layers x heads bool)."""
     return select_weights(head_deltas, b, k)
+
+
+def source_attribution(model: Any, tok: Any, contexts: dict[str, tuple[pd.DataFrame, Sequence[float]]],
+                       batch_size: int = 8, log_value: bool = True
+                       ) -> tuple[dict[str, torch.Tensor], torch.Tensor, dict[str, dict[str, Any]]]:
+    """Attribution for a mask source: ``contexts`` maps each context to (rows, grid values).
+
+    Each context's objective B_c is attributed on its own and oriented by its sign, so the
+    summed scores rank what shrinks sum_c |B_c| (contexts with opposite signs do not
+    cancel); negative = removal moves the objectives toward 0. Returns (weight scores,
+    head scores, per context: B, E per prompt).
+    """
+    total: dict[str, torch.Tensor] = {}
+    heads_total: torch.Tensor | None = None
+    info: dict[str, dict[str, Any]] = {}
+    for name, (rows, values) in contexts.items():
+        b, scores, heads = weight_attribution(model, tok, rows, values, batch_size, log_value)
+        sign = float(np.sign(b)) or 1.0
+        for k, s in scores.items():
+            total[k] = total[k] + sign * s if k in total else sign * s
+        heads_total = sign * heads if heads_total is None else heads_total + sign * heads
+        info[name] = {"B": b}
+    assert heads_total is not None
+    return total, heads_total, info
+
+
+def select_by_counts(toward: dict[str, torch.Tensor], counts: dict[str, int]) -> dict[str, np.ndarray]:
+    """Per matrix, the ``counts[key]`` most negative entries of the oriented scores (equal budget)."""
+    return {k: select_weights(s, 1.0, int(counts.get(k, 0))).numpy() for k, s in toward.items()}

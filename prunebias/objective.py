@@ -30,12 +30,13 @@ from prunebias.modeling import chat_text
 
 
 def answer_grid(low: float, high: float, k: int) -> np.ndarray:
-    """K values spread log-uniformly over the plausible range, rounded to 2 significant digits."""
+    """K values spread log-uniformly over the plausible range, rounded to 2 significant digits
+    (whole numbers from 1 up: models write "2", not "2.3"); repeats removed."""
     if not (high > 0 and k >= 2):
         raise ValueError(f"need high > 0 and k >= 2 (got range [{low}, {high}], k={k})")
     lo = low if low > 0 else high * 1e-3
-    raw = np.geomspace(lo, high, k)
-    return np.unique([float(f"{v:.2g}") for v in raw])
+    vals = [float(f"{v:.2g}") for v in np.geomspace(lo, high, k)]
+    return np.unique([float(round(v)) if v >= 1 else v for v in vals])
 
 
 def format_answer(v: float) -> str:

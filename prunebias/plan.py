@@ -4,6 +4,10 @@ Every name that becomes a path part is built and parsed here and nowhere else:
 
 - ``NeuronSetting`` -> ``black_b15_w15_global`` (direction, p_black %, p_white %, selection);
 - ``HeadSetting``   -> ``sum_k10``, ``diff_k10``, ``greedy_k10``, ``setdiff_k40_5``;
+- ``GradNeuronSetting`` -> ``grad_black_b15_w15_global``: gradient attribution of the grid
+  bias objective, as many weights per matrix as that Wanda setting's mask (equal budget);
+- ``GradHeadSetting`` -> ``grad_k10``: the 10 heads whose removal moves the objective
+  toward 0 the most (gate attribution);
 - ``Source``        -> ``hiring-lawyer`` (one context), ``pooled@POOL`` (scored on the
   pool's prompts together), ``common@POOL`` (combined from the members' own masks);
 - ``Method``        -> ``neurons`` / ``heads`` (the real mask) or ``random_neurons`` /
@@ -53,6 +57,7 @@ class NeuronSetting:
     selection: Literal["global", "row"] = "global"
 
     kind = "neurons"
+    scoring = "wanda"
     PATTERN = re.compile(r"^(?P<direction>black|white)_b(?P<pb>[0-9]+(?:\.[0-9]+)?)_w(?P<pw>[0-9]+(?:\.[0-9]+)?)"
                          r"_(?P<sel>global|row)$")
 
@@ -81,6 +86,11 @@ class NeuronSetting:
         return {"direction": self.direction, "p_black": self.p_black, "p_white": self.p_white,
                 "selection": self.selection}
 
+    @property
+    def band(self) -> NeuronSetting:
+        """The Wanda score band matched random controls are drawn from: this setting's own."""
+        return self
+
 
 @dataclass(frozen=True)
 class HeadSetting:
@@ -92,6 +102,7 @@ class HeadSetting:
     k_white: int | None = None
 
     kind = "heads"
+    scoring = "attention"
     PATTERN = re.compile(r"^(?P<score>sum|diff|greedy)_k(?P<k>[1-9][0-9]*)$|^setdiff_k(?P<kb>[1-9][0-9]*)_(?P<kw>[1-9][0-9]*)$")
 
     def __post_init__(self) -> None:
@@ -127,22 +138,75 @@ class HeadSetting:
         return out
 
 
-Setting = NeuronSetting | HeadSetting
+@dataclass(frozen=True)
+class GradNeuronSetting:
+    """Weights ranked by the first-order change of the grid bias objective when zeroed
+    (-W * dB/dW), as many per matrix as ``budget``'s Wanda mask of the same source."""
+
+    budget: NeuronSetting
+
+    kind = "neurons"
+    scoring = "grad"
+    PREFIX = "grad_"
+
+    @property
+    def name(self) -> str:
+        return self.PREFIX + self.budget.name
+
+    @classmethod
+    def parse(cls, name: str) -> GradNeuronSetting:
+        if not name.startswith(cls.PREFIX):
+            raise ValueError(f"not a gradient neuron setting: {name!r} (e.g. grad_black_b15_w15_global)")
+        return cls(NeuronSetting.parse(name.removeprefix(cls.PREFIX)))
+
+    def params(self) -> dict[str, Any]:
+        return self.budget.params()
+
+    @property
+    def band(self) -> NeuronSetting:
+        """Controls come from the same Wanda band as the budget's mask (same count per matrix)."""
+        return self.budget
+
+
+@dataclass(frozen=True)
+class GradHeadSetting:
+    """The k heads whose removal moves the grid bias objective toward 0 the most (gate attribution)."""
+
+    k: int
+
+    kind = "heads"
+    scoring = "grad"
+    PATTERN = re.compile(r"^grad_k(?P<k>[1-9][0-9]*)$")
+
+    def __post_init__(self) -> None:
+        if self.k < 1:
+            raise ValueError(f"not a head setting: {self!r}")
+
+    @property
+    def name(self) -> str:
+        return f"grad_k{self.k}"
+
+    @classmethod
+    def parse(cls, name: str) -> GradHeadSetting:
+        m = cls.PATTERN.match(name)
+        if not m:
+            raise ValueError(f"not a gradient head setting: {name!r} (e.g. grad_k10)")
+        return cls(int(m["k"]))
+
+    def params(self) -> dict[str, Any]:
+        return {"score": "grad", "k": self.k}
+
+
+Setting = NeuronSetting | HeadSetting | GradNeuronSetting | GradHeadSetting
 
 
 def parse_setting(kind: str, name: str) -> Setting:
     """The setting of a ``neurons`` or ``heads`` mask from its name."""
     if kind == "neurons":
-        return NeuronSetting.parse(name)
+        return GradNeuronSetting.parse(name) if name.startswith("grad_") else NeuronSetting.parse(name)
     if kind == "heads":
-        return HeadSetting.parse(name)
+        return GradHeadSetting.parse(name) if name.startswith("grad_") else HeadSetting.parse(name)
     raise ValueError(f"not a mask kind: {kind!r} (neurons or heads)")
-
-
-def setting_from_params(kind: str, params: Mapping[str, Any]) -> Setting:
-    """The setting recorded in a mask's metadata (``meta["method"]``, the inverse of ``params``)."""
-    p = {k: v for k, v in params.items() if k != "name"}
-    return NeuronSetting(**p) if kind == "neurons" else HeadSetting(**p)
 
 
 @dataclass(frozen=True)
@@ -313,6 +377,8 @@ class Plan:
     automatic: Mapping[str, Pool] = field(default_factory=dict)
     pool_masks: tuple[str, ...] = ("common", "pooled")
     random_controls: bool = True
+    grad_neuron_settings: tuple[GradNeuronSetting, ...] = ()
+    grad_head_settings: tuple[GradHeadSetting, ...] = ()
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], scenarios: Mapping[str, str],
@@ -323,10 +389,13 @@ class Plan:
         heads = unique([HeadSetting(s, k) for s in loc["heads"]["scores"] for k in loc["heads"]["k"]]
                        + [HeadSetting("setdiff", kb, kw) for kb, kw in loc["heads"]["setdiff"]]
                        + [HeadSetting("greedy", k) for k in loc["heads"]["greedy"]])
+        attr = loc.get("attribution") or {}
+        grad_neurons = [GradNeuronSetting(s) for s in neurons] if attr.get("neurons") else []
+        grad_heads = unique([GradHeadSetting(k) for k in attr.get("heads") or []])
         return cls(dict(scenarios), tuple(neurons), tuple(heads),
                    configured_pools(loc["pools"], sets, list(scenarios)),
                    auto_pools(scenarios, loc["auto_pools"]), tuple(loc["pool_masks"]),
-                   bool(config["evaluation"]["random_controls"]))
+                   bool(config["evaluation"]["random_controls"]), tuple(grad_neurons), tuple(grad_heads))
 
     @property
     def contexts(self) -> list[str]:
@@ -337,7 +406,13 @@ class Plan:
         return {**self.configured, **self.automatic}
 
     def settings(self, kind: str) -> list[Setting]:
-        return list(self.neuron_settings if kind == "neurons" else self.head_settings)
+        """Every mask setting of a kind: the paper's (Wanda / attention), then gradient attribution."""
+        if kind == "neurons":
+            return [*self.neuron_settings, *self.grad_neuron_settings]
+        return [*self.head_settings, *self.grad_head_settings]
+
+    def grad_settings(self) -> list[GradNeuronSetting | GradHeadSetting]:
+        return [*self.grad_neuron_settings, *self.grad_head_settings]
 
     def one_shot_head_settings(self) -> list[HeadSetting]:
         return [s for s in self.head_settings if not s.greedy]

@@ -72,8 +72,9 @@ def heatmap(table: pd.DataFrame, kind: str, setting: str, contexts: Sequence[str
 
 
 def per_target_levels(table: pd.DataFrame, value: str) -> pd.DataFrame:
-    """Mean of ``value`` over the sources at each (kind, level, target): one point per target."""
-    return (table.groupby(["kind", "level", "target"], sort=False)[value].mean().reset_index())
+    """Mean of ``value`` over the sources at each (mask kind and scoring, level, target): one point per target."""
+    table = table.assign(masks=table["kind"] + " (" + table["scoring"].fillna("") + ")")
+    return (table.groupby(["masks", "level", "target"], sort=False)[value].mean().reset_index())
 
 
 def reduction_by_level(table: pd.DataFrame, path: str | Path) -> None:
@@ -84,12 +85,12 @@ def reduction_by_level(table: pd.DataFrame, path: str | Path) -> None:
                              (axes[1], "delta_vs_random", "|bias| real mask - matched random")]:
         pts = per_target_levels(table, value)
         if pts[value].notna().any():
-            sns.pointplot(data=pts, x="level", y=value, hue="kind", order=order, errorbar=("ci", 95),
+            sns.pointplot(data=pts, x="level", y=value, hue="masks", order=order, errorbar=("ci", 95),
                           dodge=0.4, linestyle="none", ax=ax, n_boot=1000, seed=0)
             state = np.random.get_state()  # seaborn jitters strip points with numpy's global RNG:
             np.random.seed(0)  # seed it, so a rerun draws the same figure byte for byte
             try:
-                sns.stripplot(data=pts, x="level", y=value, hue="kind", order=order, dodge=True, alpha=0.4, ax=ax,
+                sns.stripplot(data=pts, x="level", y=value, hue="masks", order=order, dodge=True, alpha=0.4, ax=ax,
                               legend=False)
             finally:
                 np.random.set_state(state)
@@ -118,7 +119,7 @@ def dose_response(table: pd.DataFrame, path: str | Path) -> None:
             if part["dose"].nunique() < 2:
                 ax.text(0.5, 0.5, f"one dose only for {kind}", ha="center", va="center", transform=ax.transAxes)
                 continue
-            sns.lineplot(data=part, x="dose", y=y, marker="o", errorbar=("ci", 95), ax=ax, label=kind)
+            sns.lineplot(data=part, x="dose", y=y, hue="scoring", marker="o", errorbar=("ci", 95), ax=ax)
             if row == 1:
                 ax.axhline(part["perplexity_ref"].iloc[0], color="grey", ls="--", lw=0.8, label="unpruned")
             ax.legend()

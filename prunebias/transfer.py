@@ -15,7 +15,7 @@ from prunebias.inference import Interval, NameData, paired_bootstrap, versus_con
 from prunebias.plan import LEVELS
 from prunebias.seeds import derive_seed
 
-SETTING_COLUMNS = ["direction", "p_black", "p_white", "selection", "score", "k", "k_white"]
+SETTING_COLUMNS = ["scoring", "direction", "p_black", "p_white", "selection", "score", "k", "k_white"]
 
 def bias_reduction(effect_ref: float, effect_pruned: float) -> float:
     """1 - |pruned| / |ref|: 1 = bias gone, 0 = unchanged, < 0 = worse (NaN if ref is 0)."""

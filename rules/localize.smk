@@ -111,6 +111,42 @@ if PLAN.greedy_head_settings():
             "../workflow_scripts/score_heads_greedy.py"
 
 
+if PLAN.grad_settings():
+
+    rule score_attribution:
+        input:
+            answers=lambda wc: expand("results/baseline/{c}.parquet", c=source_contexts(wc.source)),
+            budgets=lambda wc: [
+                f"results/masks/neurons/{s.budget.name}/{wc.source}.npz" for s in PLAN.grad_neuron_settings
+            ],
+            model=MODEL_DIR,
+        output:
+            masks=[f"results/masks/{s.kind}/{s.name}/{{source}}.npz" for s in PLAN.grad_settings()],
+            summary="results/attribution/{source}.json",
+        params:
+            settings=tuple(PLAN.grad_settings()),
+            source=source_of,
+            contexts=lambda wc: source_contexts(wc.source),
+            specs=lambda wc: {c: CONTEXTS[c].spec() for c in source_contexts(wc.source)},
+            attribution=LOC["attribution"],
+            learn_names=LEARN_NAMES,
+            dtype=config["model"]["dtype"],
+            device=config["model"]["device"],
+        wildcard_constraints:
+            source=one_of(s.name for s in PLAN.scored_sources()),
+        threads: RES["model_threads"]
+        resources:
+            **model_resources(),
+        log:
+            "logs/score_attribution/{source}.log",
+        benchmark:
+            "results/benchmarks/score_attribution/{source}.tsv"
+        conda:
+            "../envs/prunebias.yaml"
+        script:
+            "../workflow_scripts/score_attribution.py"
+
+
 rule combine_masks:
     input:
         masks=lambda wc: expand(

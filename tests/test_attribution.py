@@ -170,3 +170,31 @@ def test_grid_agreement_of_per_name_means():
                          "outcome": [1, 3, 2, 4, 5, 7, 9, 9.0]})
     got = grid_agreement(rows, np.array([2, 2, 3, 3, 6, 6, 8, 10.0]))
     assert got["names"] == 4 and got["pearson"] == pytest.approx(1.0) and got["spearman"] == pytest.approx(1.0)
+
+
+def test_first_order_attribution_is_blind_to_a_saturated_plant(tmp_path):
+    """The known limit of -W * dB/dW (why integrated gradients exist): in the hand-planted
+    model the race pathway saturates the answer's probabilities, so the gradient at the two
+    planted weights vanishes although zeroing either one removes the whole bias."""
+    from tiny_model import PLANTED, build_planted_model
+
+    from prunebias.modeling import load_model
+
+    model, tok = load_model(build_planted_model(tmp_path / "m"), dtype="float32", device="cpu", threads=1)
+    names = load_names(REPO / "data/names/audit40.csv", use_surnames=True)
+    ctx = resolve_context("purchase-bicycle", load_yaml(REPO / "data/scenarios.yaml"))
+    df = build_prompts(ctx, names, 1, 0)
+    rows = pd.concat([df[df.race == "white"].head(6), df[df.race == "black"].head(6)], ignore_index=True)
+    values = answer_grid(0, 100, 8)
+    b, scores, _ = weight_attribution(model, tok, rows, values, batch_size=6)
+    assert b > 0.2
+    weights = linear_weights(model)
+    for key, r, c in PLANTED:
+        assert abs(float(scores[key][r, c])) < 1e-6
+        w = weights[key]
+        old = float(w.data[r, c])
+        with torch.no_grad():
+            w.data[r, c] = 0.0
+            after, _ = bias_objective(model, tok, rows, values, batch_size=6)
+            w.data[r, c] = old
+        assert abs(after) < 0.1 * b  # the ablation removes >= 90% of B

@@ -58,7 +58,8 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
         method = Method.parse(info["method"])
         if not method.control:
             setting = parse_setting(method.kind, info["setting"])
-            masks.append((method.kind, setting.name, info["source"], setting.params()))
+            masks.append((method.kind, setting.name, info["source"], {"scoring": setting.scoring,
+                                                                       **setting.params()}))
     table, controls = build_tables(
         masks, read_eval, read_info, baselines, list(p.contexts),
         lambda source, target: transfer_level(Source.parse(source), target, p.scenarios, pools),
@@ -68,7 +69,7 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
     heatmaps = [(kind, setting, path) for (kind, setting), path in zip(p.heatmaps, smk.output.heatmaps)]
     make_plots(table, list(p.contexts), heatmaps, smk.output.levels, smk.output.dose)
     log.info("transfer table: %d rows; mean delta |%s| (pruned - reference) by level:\n%s", len(table),
-             p.effect, table.groupby(["kind", "level"])[["delta_abs", "delta_vs_random"]].mean().to_string())
+             p.effect, table.groupby(["kind", "scoring", "level"])[["delta_abs", "delta_vs_random"]].mean().to_string())
 
 
 if "snakemake" in globals():

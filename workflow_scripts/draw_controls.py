@@ -28,7 +28,7 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
     if p.kind == "neurons":
         sums = group_sumsq(smk.input.activations, names_filter(p.learn_names))
         model, _ = load_model(smk.input.model, "float32", p.device, smk.threads)
-        draws = neuron_controls(model, real.arrays, sums, p.setting, seeds)
+        draws = neuron_controls(model, real.arrays, sums, p.setting.band, seeds)  # band: Wanda's
     else:
         draws = [{"heads": matched_head_control(real.arrays["heads"], np.random.default_rng(s))} for s in seeds]
     for d, (path, arrays, seed) in enumerate(zip(smk.output, draws, seeds)):

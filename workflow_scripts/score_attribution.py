@@ -1,0 +1,81 @@
+"""Rule score_attribution: gradient-attribution masks of one source ->
+``results/masks/{kind}/grad_*/{source}.npz`` and ``results/attribution/{source}.json``.
+
+For each context of the source, the grid bias objective B (``prunebias.objective``) over
+the learning names' prompts, and one backward pass: S = -W * dB/dW per weight, the sum of
+S over each head's o_proj slice per head (``prunebias.attribution``). Neuron masks take,
+per matrix, as many weights as the budget's Wanda mask of the same source; head masks the
+top k. The summary records B per context, how well the grid expectation follows the
+sampled answers (per-name correlation) and the time and memory it took.
+"""
+
+import json
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from prunebias.attribution import select_by_counts, select_weights, source_attribution
+from prunebias.files import read_parquet, write_json
+from prunebias.logs import setup_logging
+from prunebias.masks import read_mask, write_mask
+from prunebias.modeling import IDENTITY_FILE, load_model
+from prunebias.objective import answer_grid, bias_objective, grid_agreement
+from prunebias.plan import GradHeadSetting, GradNeuronSetting
+
+NEED = ["context", "prompt", "answer_prefix", "name", "race", "sample", "value", "anomaly"]
+
+
+def main(smk) -> None:  # pragma: no cover - exercised through snakemake in tests
+    log = setup_logging(smk.log[0], "prunebias.score_attribution")
+    p = smk.params
+    cfg = p.attribution
+    t0 = time.perf_counter()
+    identity = json.loads((Path(smk.input.model) / IDENTITY_FILE).read_text())
+    model, tok = load_model(smk.input.model, p.dtype, p.device, smk.threads)
+    frames = {}
+    for f in smk.input.answers:
+        rows = read_parquet(f, NEED)
+        rows = rows[rows["sample"] < cfg["max_samples_per_name"]]
+        if p.learn_names is not None:
+            rows = rows[rows["name"].isin(set(p.learn_names))]
+        ctx = p.specs[rows["context"].iloc[0]]
+        frames[ctx["name"]] = (rows.reset_index(drop=True), answer_grid(*ctx["range"], cfg["grid_size"]))
+    toward, heads, info = source_attribution(model, tok, frames, cfg["batch_size"], cfg["log_value"])
+    for name, (rows, values) in frames.items():  # how well the objective stands in for the sampled answers
+        _, expected = bias_objective(model, tok, rows, values, cfg["batch_size"], cfg["log_value"])
+        sampled = rows.assign(sampled=np.log(rows["value"].where(rows["value"] > 0)) if cfg["log_value"]
+                              else rows["value"])
+        info[name].update(grid=[float(v) for v in values],
+                          agreement=grid_agreement(sampled, expected, value="sampled"))
+    grad_neurons = [s for s in p.settings if isinstance(s, GradNeuronSetting)]
+    budgets = {s.budget: read_mask(f) for s, f in zip(grad_neurons, smk.input.budgets)}  # same order
+    for path, setting in zip(smk.output.masks, p.settings):
+        if isinstance(setting, GradNeuronSetting):
+            counts = budgets[setting.budget].meta["counts"]
+            arrays = select_by_counts(toward, counts)
+            kind = "neurons"
+        else:
+            assert isinstance(setting, GradHeadSetting)
+            chosen = select_weights(heads, 1.0, setting.k).numpy()
+            arrays = {"heads": chosen, "scores": (-heads).numpy().astype(np.float32)}
+            kind = "heads"
+        meta = {"model": identity, "method": {"name": kind, **setting.params()}, "source": p.source.name,
+                "sources": list(p.contexts), "combine": p.source.combine, "learn_names": p.learn_names,
+                "objective": {c: {"B": i["B"], "grid": i["grid"]} for c, i in info.items()}}
+        write_mask(path, kind, meta, arrays)
+        n = sum(int(a.sum()) for k, a in arrays.items() if k != "scores")
+        log.info("%s %s: %d pruned", p.source.name, setting.name, n)
+    seconds = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    write_json({"source": p.source.name, "contexts": info, "seconds": seconds, "peak_rss_mib": peak,
+                "log_value": cfg["log_value"], "prompts": int(sum(len(r) for r, _ in frames.values()))},
+               smk.output.summary)
+    log.info("attribution of %s in %.0f s (peak RSS %.0f MiB): %s", p.source.name, seconds, peak,
+             pd.DataFrame({c: {"B": i["B"], **i["agreement"]} for c, i in info.items()}).T.to_string())
+
+
+if "snakemake" in globals():
+    main(snakemake)  # type: ignore[name-defined]  # noqa: F821
