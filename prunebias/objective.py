@@ -98,7 +98,8 @@ def grid_log_probs(model: Any, tok: Any, texts: Sequence[str], candidates: Seque
     ids, mask = ids.to(device), mask.to(device)
     pos = (mask.cumsum(1) - 1).clamp(min=0)
     cache = DynamicCache()
-    first = model(input_ids=ids, attention_mask=mask, position_ids=pos, cache=cache, use_cache=True)
+    first = model(input_ids=ids, attention_mask=mask, position_ids=pos, cache=cache, use_cache=True,
+                  logits_to_keep=1)  # only the last position's logits: no (P, T, vocab) tensor
     logp0 = torch.log_softmax(_at_least_fp32(first.logits[:, -1]), -1)  # (P, V): the first candidate token
     cands = [candidate_ids(tok, t, candidates) for t in texts]
     L = max(len(c) for per in cands for c in per)
