@@ -36,7 +36,7 @@ def main() -> None:
     n_linear = sum(p.numel() for n, p in model.named_parameters() if n.endswith("proj.weight"))
     with peak_rss() as mem:
         t0 = time.perf_counter()
-        b, scores, heads = weight_attribution(model, tok, rows, values, args.batch, log_value=True)
+        b, scores, heads, _ = weight_attribution(model, tok, rows, values, args.batch, log_value=True)
         seconds = time.perf_counter() - t0
     gib = 2**30
     save("attribution", {

@@ -15,7 +15,8 @@ The library behind the Snakemake workflow, usable from a notebook::
 Modules: ``plan`` (settings, sources, pools, levels), ``contexts``, ``names``, ``prompts``,
 ``parsing``, ``sampling``, ``answers``, ``modeling``, ``architecture``, ``activations``
 (hooks and caches), ``scoring`` (pure scores), ``neurons``, ``heads``, ``masks``,
-``controls``, ``pruning``, ``evaluation``, ``perplexity``, ``inference`` and ``metrics``
+``controls``, ``pruning``, ``objective`` and ``attribution`` (gradient scores of the grid bias
+objective), ``evaluation``, ``perplexity``, ``inference`` and ``metrics``
 (statistics), ``transfer``, ``planting`` (positive control), ``plots``, ``files``.
 The names below load their module on first use, so ``import prunebias`` stays light.
 """

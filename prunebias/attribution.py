@@ -4,7 +4,8 @@ With B the grid bias objective (``objective``) and G = dB/dW its gradient, zeroi
 weight changes B by about S_ij = -W_ij * G_ij (first order). A head's output passes
 through its slice of o_proj's input columns; a multiplicative gate g on it has
 dB/dg = sum over that slice of W * G at g = 1, so removing the head changes B by about
-the sum of S over the slice (Michel et al. 2019's head importance, signed).
+the sum of S over the slice (Michel et al. 2019's head importance, signed); zeroing its rows of
+q_proj (the paper's ablation, ``q_rows``) by about the sum of S over those rows.
 
 Only the decoder's linear weights require gradients (embeddings, norms and the LM head
 do not), the gradient of each batch adds into ``.grad`` (B is linear in the per-prompt
@@ -31,9 +32,28 @@ def linear_weights(model: Any) -> dict[str, torch.nn.Parameter]:
     return {f"layers.{layer}.{m}": linear(model, layer, m).weight for layer in range(geo.n_layers) for m in MODULES}
 
 
+def head_deltas(scores: dict[str, torch.Tensor], n_layers: int, n_heads: int, head_dim: int,
+                ablation: str = "q_rows") -> torch.Tensor:
+    """First-order change of B per head (layers x heads) for the evaluation's head ablation:
+    ``q_rows`` zeroes the head's rows of q_proj, ``o_cols`` its input columns of o_proj (the
+    gate attribution); either way the sum of S over the zeroed entries."""
+    out = torch.zeros(n_layers, n_heads)
+    for layer in range(n_layers):
+        if ablation == "q_rows":
+            s = scores[f"layers.{layer}.q_proj"]
+            out[layer] = s.view(n_heads, head_dim, s.shape[1]).sum(dim=(1, 2))
+        elif ablation == "o_cols":
+            s = scores[f"layers.{layer}.o_proj"]
+            out[layer] = s.view(s.shape[0], n_heads, head_dim).sum(dim=(0, 2))
+        else:
+            raise ValueError(f"unknown head ablation {ablation!r} (q_rows or o_cols)")
+    return out
+
+
 def weight_attribution(model: Any, tok: Any, rows: pd.DataFrame, values: Sequence[float], batch_size: int = 16,
-                       log_value: bool = False) -> tuple[float, dict[str, torch.Tensor], torch.Tensor]:
-    """(B, S per linear weight, head deltas layers x heads): first-order changes of B on removal."""
+                       log_value: bool = False, head_ablation: str = "q_rows"
+                       ) -> tuple[float, dict[str, torch.Tensor], torch.Tensor, np.ndarray]:
+    """(B, S per linear weight, head deltas layers x heads, E per prompt): first-order changes of B on removal."""
     geo = check_architecture(model)
     weights = linear_weights(model)
     saved = {p: p.requires_grad for p in model.parameters()}
@@ -43,17 +63,13 @@ def weight_attribution(model: Any, tok: Any, rows: pd.DataFrame, values: Sequenc
     for w in weights.values():
         w.requires_grad_(True)
     try:
-        b, _ = bias_objective(model, tok, rows, values, batch_size, log_value, backward=True)
+        b, expected = bias_objective(model, tok, rows, values, batch_size, log_value, backward=True)
         scores = {k: (-(w.detach() * w.grad)).float().cpu() for k, w in weights.items()}
     finally:
         for p, req in saved.items():
             p.requires_grad_(req)
             p.grad = None
-    heads = torch.zeros(geo.n_layers, geo.n_heads)
-    for layer in range(geo.n_layers):
-        s = scores[f"layers.{layer}.o_proj"]
-        heads[layer] = s.view(s.shape[0], geo.n_heads, geo.head_dim).sum(dim=(0, 2))
-    return b, scores, heads
+    return b, scores, head_deltas(scores, geo.n_layers, geo.n_heads, geo.head_dim, head_ablation), expected
 
 
 def select_weights(scores: torch.Tensor, b: float, count: int) -> torch.Tensor:
@@ -73,25 +89,26 @@ def select_heads(head_deltas: torch.Tensor, b: float, k: int) -> torch.Tensor:
 
 
 def source_attribution(model: Any, tok: Any, contexts: dict[str, tuple[pd.DataFrame, Sequence[float]]],
-                       batch_size: int = 8, log_value: bool = True
+                       batch_size: int = 8, log_value: bool = True, head_ablation: str = "q_rows"
                        ) -> tuple[dict[str, torch.Tensor], torch.Tensor, dict[str, dict[str, Any]]]:
     """Attribution for a mask source: ``contexts`` maps each context to (rows, grid values).
 
     Each context's objective B_c is attributed on its own and oriented by its sign, so the
     summed scores rank what shrinks sum_c |B_c| (contexts with opposite signs do not
     cancel); negative = removal moves the objectives toward 0. Returns (weight scores,
-    head scores, per context: B, E per prompt).
+    head scores, per context: B and E per prompt).
     """
     total: dict[str, torch.Tensor] = {}
     heads_total: torch.Tensor | None = None
     info: dict[str, dict[str, Any]] = {}
     for name, (rows, values) in contexts.items():
-        b, scores, heads = weight_attribution(model, tok, rows, values, batch_size, log_value)
+        b, scores, heads, expected = weight_attribution(model, tok, rows, values, batch_size, log_value,
+                                                        head_ablation)
         sign = float(np.sign(b)) or 1.0
         for k, s in scores.items():
             total[k] = total[k] + sign * s if k in total else sign * s
         heads_total = sign * heads if heads_total is None else heads_total + sign * heads
-        info[name] = {"B": b}
+        info[name] = {"B": b, "expected": expected}
     assert heads_total is not None
     return total, heads_total, info
 

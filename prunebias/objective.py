@@ -70,6 +70,14 @@ def candidate_ids(tok: Any, text: str, candidates: Sequence[str]) -> list[list[i
     return out
 
 
+def _fit(mask: torch.Tensor, n: int) -> torch.Tensor:
+    """A vocabulary mask cut or padded (False) to the model's output size, which can exceed
+    the tokenizer's (Qwen2.5: 151,936 logits for 151,665 tokens)."""
+    if mask.numel() >= n:
+        return mask[:n]
+    return torch.cat([mask, torch.zeros(n - mask.numel(), dtype=torch.bool)])
+
+
 def _at_least_fp32(x: torch.Tensor) -> torch.Tensor:
     """Softmax in float32 for half-precision models, in the model's own precision above that."""
     return x.to(torch.promote_types(x.dtype, torch.float32))
@@ -120,7 +128,8 @@ def grid_log_probs(model: Any, tok: Any, texts: Sequence[str], candidates: Seque
     first_tok = logp0.repeat_interleave(K, 0).gather(1, cid[:, :1]).squeeze(1)
     rest = logp[:, :-1].gather(2, cid[:, 1:].unsqueeze(-1)).squeeze(-1) * cmask[:, 1:]
     last = logp[torch.arange(P * K, device=device), lengths - 1]  # distribution after the candidate
-    log_end = torch.logsumexp(last[:, ~extends.to(device)], -1)  # log P(the number ends here), stably
+    ends = ~_fit(extends, last.shape[-1]).to(device)  # tokens past the tokenizer's ids end nothing: never written
+    log_end = torch.logsumexp(last[:, ends], -1)  # log P(the number ends here), stably
     total = first_tok + rest.sum(1) + log_end
     return total.view(P, K)
 

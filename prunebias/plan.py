@@ -45,6 +45,13 @@ def format_percent(p: float) -> str:
     return np.format_float_positional(float(p), unique=True, trim="-")
 
 
+def _whole(k: float) -> int:
+    """A count as an int (JSON Schema integers include 10.0); anything else is an error."""
+    if int(k) != k:
+        raise ValueError(f"not a whole number: {k!r}")
+    return int(k)
+
+
 @dataclass(frozen=True)
 class NeuronSetting:
     """A Wanda set-difference mask: the top ``p_black`` % of the Black scores minus the top
@@ -110,6 +117,9 @@ class HeadSetting:
             raise ValueError(f"not a head setting: {self!r}")
         if (self.score == "setdiff") != (self.k_white is not None) or (self.k_white is not None and self.k_white < 1):
             raise ValueError(f"k_white is needed by setdiff and only by it: {self!r}")
+        object.__setattr__(self, "k", _whole(self.k))  # the schema's integers may arrive as 10.0
+        if self.k_white is not None:
+            object.__setattr__(self, "k_white", _whole(self.k_white))
 
     @property
     def name(self) -> str:
@@ -181,6 +191,7 @@ class GradHeadSetting:
     def __post_init__(self) -> None:
         if self.k < 1:
             raise ValueError(f"not a head setting: {self!r}")
+        object.__setattr__(self, "k", _whole(self.k))
 
     @property
     def name(self) -> str:

@@ -129,6 +129,7 @@ if PLAN.grad_settings():
             contexts=lambda wc: source_contexts(wc.source),
             specs=lambda wc: {c: CONTEXTS[c].spec() for c in source_contexts(wc.source)},
             attribution=LOC["attribution"],
+            ablation=EVAL["head_ablation"],
             learn_names=LEARN_NAMES,
             dtype=config["model"]["dtype"],
             device=config["model"]["device"],
@@ -215,6 +216,7 @@ rule measure_mask_stability:
             category="Localization",
         ),
     params:
+        contexts=list(CONTEXTS),  # the order of both input lists
         halves=NAME_SPLIT,
         neuron_settings=PLAN.neuron_settings,
         head_settings=tuple(PLAN.one_shot_head_settings()),

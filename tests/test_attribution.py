@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from conftest import REPO
-from prunebias.attribution import linear_weights, select_heads, select_weights, weight_attribution
+from prunebias.attribution import head_deltas, linear_weights, select_heads, select_weights, weight_attribution
 from prunebias.contexts import load_yaml, resolve_context
 from prunebias.names import load_names
 from prunebias.objective import (answer_grid, bias_objective, candidate_ids, continues_number, expected_answer,
@@ -78,7 +78,7 @@ def test_gradient_matches_finite_differences(model64, tiny_model, rows):
     """dB/dW from the batched, cached backward pass against central differences (float64 weights;
     attention still normalizes in float32, so the steps are large enough to rise above that)."""
     _, tok = tiny_model
-    b, scores, _ = weight_attribution(model64, tok, rows, VALUES, batch_size=4)
+    b, scores, _, _ = weight_attribution(model64, tok, rows, VALUES, batch_size=4)
     weights = linear_weights(model64)
     for key in ["layers.0.q_proj", "layers.0.v_proj", "layers.1.down_proj", "layers.1.o_proj"]:
         w = weights[key]
@@ -103,7 +103,7 @@ def test_gradient_matches_plain_autograd_one_sequence_at_a_time(model64, tiny_mo
     """The cached, padded, batched gradient against autograd through one full sequence per
     (prompt, candidate): no cache, no padding, B assembled by hand."""
     _, tok = tiny_model
-    b, scores, _ = weight_attribution(model64, tok, rows, VALUES, batch_size=4)
+    b, scores, _, _ = weight_attribution(model64, tok, rows, VALUES, batch_size=4)
     weights = linear_weights(model64)
     for p in model64.parameters():
         p.requires_grad_(False)
@@ -134,7 +134,7 @@ def test_gradient_matches_plain_autograd_one_sequence_at_a_time(model64, tiny_mo
 def test_first_order_estimate_against_exact_ablation(model64, tiny_model, rows):
     """Zeroing the top-attributed weights one at a time: the predicted change of B against the real one."""
     _, tok = tiny_model
-    b, scores, heads = weight_attribution(model64, tok, rows, VALUES, batch_size=6)
+    b, scores, heads, expected = weight_attribution(model64, tok, rows, VALUES, batch_size=6)
     weights = linear_weights(model64)
     flat = sorted(((abs(float(v)), k, idx) for k, s in scores.items() for idx, v in np.ndenumerate(s.numpy())),
                   reverse=True)[:8]
@@ -151,9 +151,12 @@ def test_first_order_estimate_against_exact_ablation(model64, tiny_model, rows):
     predicted, actual = np.array(predicted), np.array(actual)
     assert (np.sign(predicted) == np.sign(actual)).mean() >= 0.75
     assert np.corrcoef(predicted, actual)[0, 1] > 0.8
-    # a head's delta is the sum of its o_proj column slice
-    geo_hd = scores["layers.0.o_proj"].shape[1] // heads.shape[1]
-    assert float(heads[0, 1]) == pytest.approx(float(scores["layers.0.o_proj"][:, geo_hd:2 * geo_hd].sum()), rel=1e-5)
+    # a head's delta sums S over the entries its ablation zeroes: q_proj rows (default) or o_proj columns
+    hd = scores["layers.0.o_proj"].shape[1] // heads.shape[1]
+    assert float(heads[0, 1]) == pytest.approx(float(scores["layers.0.q_proj"][hd:2 * hd].sum()), rel=1e-5)
+    o_cols = head_deltas(scores, heads.shape[0], heads.shape[1], hd, "o_cols")
+    assert float(o_cols[0, 1]) == pytest.approx(float(scores["layers.0.o_proj"][:, hd:2 * hd].sum()), rel=1e-5)
+    assert len(expected) == len(rows)
     assert all(w.grad is None for w in model64.parameters())  # nothing kept after scoring
 
 
@@ -186,7 +189,7 @@ def test_first_order_attribution_is_blind_to_a_saturated_plant(tmp_path):
     df = build_prompts(ctx, names, 1, 0)
     rows = pd.concat([df[df.race == "white"].head(6), df[df.race == "black"].head(6)], ignore_index=True)
     values = answer_grid(0, 100, 8)
-    b, scores, _ = weight_attribution(model, tok, rows, values, batch_size=6)
+    b, scores, _, _ = weight_attribution(model, tok, rows, values, batch_size=6)
     assert b > 0.2
     weights = linear_weights(model)
     for key, r, c in PLANTED:

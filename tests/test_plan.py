@@ -190,3 +190,13 @@ def test_plan_of_the_shipped_default_config():
     assert plan.level(Source.parse("purchase-house"), "hiring-lawyer") == "other_scenario"
     assert all(parse_setting(k, s.name) == s for k in ("neurons", "heads") for s in plan.settings(k))
     assert not math.isnan(plan.neuron_settings[0].p_black)
+
+
+def test_counts_that_arrive_as_floats_keep_their_names():
+    """JSON Schema integers include 10.0 (a YAML or --config value): names stay sum_k10."""
+    assert HeadSetting("sum", 10.0).name == "sum_k10" and HeadSetting("setdiff", 40.0, 5.0).name == "setdiff_k40_5"
+    from prunebias.plan import GradHeadSetting
+
+    assert GradHeadSetting(3.0).name == "grad_k3"
+    with pytest.raises(ValueError):
+        HeadSetting("sum", 2.5)

@@ -34,8 +34,7 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
     halves = p.halves
     shape = identity["n_layers"], identity["n_heads"]
     rows: list[dict[str, Any]] = []
-    for act, att in zip(smk.input.activations, smk.input.attention):
-        context = Path(act).stem
+    for context, act, att in zip(p.contexts, smk.input.activations, smk.input.attention):
         if p.neuron_settings:
             a = neuron_masks(model, group_sumsq([act], names_filter(halves["learn"])), p.neuron_settings)
             b = neuron_masks(model, group_sumsq([act], names_filter(halves["holdout"])), p.neuron_settings)

@@ -3,7 +3,8 @@
 
 For each context of the source, the grid bias objective B (``prunebias.objective``) over
 the learning names' prompts, and one backward pass: S = -W * dB/dW per weight, the sum of
-S over each head's o_proj slice per head (``prunebias.attribution``). Neuron masks take,
+S over each head's entries that the evaluation's head ablation zeroes
+(``prunebias.attribution``). Neuron masks take,
 per matrix, as many weights as the budget's Wanda mask of the same source; head masks the
 top k. The summary records B per context, how well the grid expectation follows the
 sampled answers (per-name correlation) and the time and memory it took.
@@ -22,7 +23,7 @@ from prunebias.files import read_parquet, write_json
 from prunebias.logs import setup_logging
 from prunebias.masks import read_mask, write_mask
 from prunebias.modeling import IDENTITY_FILE, load_model
-from prunebias.objective import answer_grid, bias_objective, grid_agreement
+from prunebias.objective import answer_grid, grid_agreement
 from prunebias.plan import GradHeadSetting, GradNeuronSetting
 
 NEED = ["context", "prompt", "answer_prefix", "name", "race", "sample", "value", "anomaly"]
@@ -43,9 +44,9 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
             rows = rows[rows["name"].isin(set(p.learn_names))]
         ctx = p.specs[rows["context"].iloc[0]]
         frames[ctx["name"]] = (rows.reset_index(drop=True), answer_grid(*ctx["range"], cfg["grid_size"]))
-    toward, heads, info = source_attribution(model, tok, frames, cfg["batch_size"], cfg["log_value"])
+    toward, heads, info = source_attribution(model, tok, frames, cfg["batch_size"], cfg["log_value"], p.ablation)
     for name, (rows, values) in frames.items():  # how well the objective stands in for the sampled answers
-        _, expected = bias_objective(model, tok, rows, values, cfg["batch_size"], cfg["log_value"])
+        expected = info[name].pop("expected")
         sampled = rows.assign(sampled=np.log(rows["value"].where(rows["value"] > 0)) if cfg["log_value"]
                               else rows["value"])
         info[name].update(grid=[float(v) for v in values],
