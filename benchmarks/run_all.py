@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ["bench_generation.py", "bench_cache.py", "bench_masks.py", "bench_eval.py", "bench_precision.py"]
+SCRIPTS = ["bench_generation.py", "bench_cache.py", "bench_masks.py", "bench_eval.py", "bench_precision.py",
+           "bench_attribution.py"]
 
 
 def main() -> int:
