@@ -116,3 +116,32 @@ def source_attribution(model: Any, tok: Any, contexts: dict[str, tuple[pd.DataFr
 def select_by_counts(toward: dict[str, torch.Tensor], counts: dict[str, int]) -> dict[str, np.ndarray]:
     """Per matrix, the ``counts[key]`` most negative entries of the oriented scores (equal budget)."""
     return {k: select_weights(s, 1.0, int(counts.get(k, 0))).numpy() for k, s in toward.items()}
+
+
+def head_faithfulness(model: Any, tok: Any, rows: pd.DataFrame, values: Sequence[float], deltas: torch.Tensor,
+                      b: float, top: int = 20, ablation: str = "q_rows", batch_size: int = 8,
+                      log_value: bool = False) -> tuple[pd.DataFrame, float]:
+    """Predicted against measured change of B for the ``top`` heads by |predicted change|.
+
+    Each head is ablated alone (``pruning.pruned``, undone exactly) and B recomputed on the
+    same prompts. Returns one row per head (layer, head, predicted, measured) and the
+    Spearman correlation of the two (NaN below 3 heads).
+    """
+    from scipy import stats
+
+    from prunebias.masks import Mask
+    from prunebias.pruning import pruned
+
+    flat = deltas.flatten()
+    order = torch.argsort(flat.abs(), descending=True)[:top]
+    rows_out = []
+    for idx in order.tolist():
+        layer, head = divmod(idx, deltas.shape[1])
+        one = np.zeros(tuple(deltas.shape), dtype=bool)
+        one[layer, head] = True
+        with pruned(model, Mask({"kind": "heads"}, {"heads": one}), ablation):
+            after, _ = bias_objective(model, tok, rows, values, batch_size, log_value)
+        rows_out.append({"layer": layer, "head": head, "predicted": float(flat[idx]), "measured": after - b})
+    table = pd.DataFrame(rows_out, columns=["layer", "head", "predicted", "measured"])
+    rho = float(stats.spearmanr(table["predicted"], table["measured"])[0]) if len(table) >= 3 else float("nan")
+    return table, rho

@@ -201,3 +201,18 @@ def test_first_order_attribution_is_blind_to_a_saturated_plant(tmp_path):
             after, _ = bias_objective(model, tok, rows, values, batch_size=6)
             w.data[r, c] = old
         assert abs(after) < 0.1 * b  # the ablation removes >= 90% of B
+
+
+def test_head_faithfulness_measures_each_head_alone(model64, tiny_model, rows):
+    """Predicted (sum of S over a head's q_proj rows) against the measured change of B when
+    that head's q rows are zeroed, one head at a time; the model is restored after each."""
+    from prunebias.attribution import head_faithfulness
+    from prunebias.pruning import state_checksum
+
+    _, tok = tiny_model
+    before = state_checksum(model64)
+    b, _, heads, _ = weight_attribution(model64, tok, rows, VALUES, batch_size=6)
+    table, rho = head_faithfulness(model64, tok, rows, VALUES, heads, b, top=8, batch_size=6)
+    assert len(table) == 8 and table["predicted"].abs().is_monotonic_decreasing
+    assert state_checksum(model64) == before
+    assert rho > 0.5, (rho, table)
