@@ -96,7 +96,7 @@ def source_attribution(model: Any, tok: Any, contexts: dict[str, tuple[pd.DataFr
     Each context's objective B_c is attributed on its own and oriented by its sign, so the
     summed scores rank what shrinks sum_c |B_c| (contexts with opposite signs do not
     cancel); negative = removal moves the objectives toward 0. Returns (weight scores,
-    head scores, per context: B and E per prompt).
+    head scores, per context: B, E per prompt and the head deltas).
     """
     total: dict[str, torch.Tensor] = {}
     heads_total: torch.Tensor | None = None
@@ -108,7 +108,7 @@ def source_attribution(model: Any, tok: Any, contexts: dict[str, tuple[pd.DataFr
         for k, s in scores.items():
             total[k] = total[k] + sign * s if k in total else sign * s
         heads_total = sign * heads if heads_total is None else heads_total + sign * heads
-        info[name] = {"B": b, "expected": expected}
+        info[name] = {"B": b, "expected": expected, "head_deltas": heads}
     assert heads_total is not None
     return total, heads_total, info
 

@@ -7,7 +7,9 @@ S over each head's entries that the evaluation's head ablation zeroes
 (``prunebias.attribution``). Neuron masks take,
 per matrix, as many weights as the budget's Wanda mask of the same source; head masks the
 top k. The summary records B per context, how well the grid expectation follows the
-sampled answers (per-name correlation) and the time and memory it took.
+sampled answers (per-name correlation), optionally the faithfulness of the head scores
+(``faithfulness_heads``: predicted against measured change of B, one head ablated at a
+time) and the time and memory it took.
 """
 
 import json
@@ -18,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from prunebias.attribution import select_by_counts, select_weights, source_attribution
+from prunebias.attribution import head_faithfulness, select_by_counts, select_weights, source_attribution
 from prunebias.files import read_parquet, write_json
 from prunebias.logs import setup_logging
 from prunebias.masks import read_mask, write_mask
@@ -47,6 +49,12 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
     toward, heads, info = source_attribution(model, tok, frames, cfg["batch_size"], cfg["log_value"], p.ablation)
     for name, (rows, values) in frames.items():  # how well the objective stands in for the sampled answers
         expected = info[name].pop("expected")
+        deltas = info[name].pop("head_deltas")
+        if cfg["faithfulness_heads"]:  # predicted against measured change of B, one head at a time
+            table, rho = head_faithfulness(model, tok, rows, values, deltas, info[name]["B"],
+                                           cfg["faithfulness_heads"], p.ablation, cfg["batch_size"],
+                                           cfg["log_value"])
+            info[name]["faithfulness"] = {"spearman": rho, "heads": table.to_dict(orient="records")}
         sampled = rows.assign(sampled=np.log(rows["value"].where(rows["value"] > 0)) if cfg["log_value"]
                               else rows["value"])
         info[name].update(grid=[float(v) for v in values],
