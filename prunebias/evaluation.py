@@ -9,12 +9,16 @@ paired comparison.
 from __future__ import annotations
 
 import contextlib
+import time
+from pathlib import Path
 from typing import Any, Sequence
 
 import pandas as pd
 
-from prunebias.answers import generate_for_contexts
-from prunebias.masks import Mask
+from prunebias.answers import PROMPT_COLUMNS, generate_for_contexts
+from prunebias.files import read_parquet, write_json, write_parquet
+from prunebias.masks import Mask, check_model, read_mask
+from prunebias.modeling import load_model, read_identity
 from prunebias.perplexity import perplexity
 from prunebias.pruning import pruned
 from prunebias.sampling import Sampling
@@ -60,16 +64,7 @@ def evaluation_job(mask_paths: Sequence[str], model_dir: str, prompt_paths: Sequ
     answers; ``params`` carries contexts, samples_per_name, eval_names, ablation,
     sampling, dtype, device and perplexity_max_tokens.
     """
-    import json
-    import time
-    from pathlib import Path
-
-    from prunebias.answers import PROMPT_COLUMNS
-    from prunebias.files import read_parquet, write_json, write_parquet
-    from prunebias.masks import check_model, read_mask
-    from prunebias.modeling import IDENTITY_FILE, load_model
-
-    identity = json.loads((Path(model_dir) / IDENTITY_FILE).read_text())
+    identity = read_identity(model_dir)
     masks = [read_mask(p) for p in mask_paths]
     for p, m in zip(mask_paths, masks):
         check_model(m, identity, p)

@@ -25,6 +25,7 @@ import torch
 from prunebias.activations import cache_batches
 from prunebias.architecture import check_architecture
 from prunebias.errors import ConfigError
+from prunebias.files import read_parquet
 from prunebias.masks import Mask
 from prunebias.plan import HeadSetting
 from prunebias.pruning import pruned
@@ -60,8 +61,6 @@ def race_means(df: pd.DataFrame, n_layers: int, n_heads: int, where: str) -> dic
 def group_attention(paths: Iterable[str | Path], n_layers: int, n_heads: int,
                     names: list[str] | None = None) -> dict[str, torch.Tensor]:
     """Mean name-attention (layers x heads) per race over the prompts of all files (of ``names`` only if given)."""
-    from prunebias.files import read_parquet  # noqa: PLC0415 - keeps the pure functions import-light
-
     frames = [read_parquet(p, ["name", "race", "attn", "n_answer_tokens"]) for p in paths]
     df = pd.concat(frames, ignore_index=True)
     if names is not None:

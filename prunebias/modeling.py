@@ -26,6 +26,11 @@ log = logging.getLogger("prunebias.model")
 IDENTITY_FILE = "prunebias_model.json"
 
 
+def read_identity(model_dir: str | Path) -> dict[str, Any]:
+    """The identity ``prepare_model`` wrote beside a materialized model (name, sizes, config hash)."""
+    return json.loads((Path(model_dir) / IDENTITY_FILE).read_text())
+
+
 @dataclass(frozen=True)
 class Source:
     kind: str  # "gguf" | "dir" | "hub"

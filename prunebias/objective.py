@@ -19,6 +19,7 @@ keys and values (a few tokens each), so the grid costs little more than the prom
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Sequence
 
@@ -46,8 +47,11 @@ def format_answer(v: float) -> str:
     return f"{v:,.6f}".rstrip("0").rstrip(".")
 
 
+@functools.lru_cache(maxsize=4)
 def continues_number(tok: Any) -> torch.Tensor:
-    """Bool over the vocabulary: tokens that would extend a number just written (digit, ',', '.')."""
+    """Bool over the vocabulary: tokens that would extend a number just written (digit, ',', '.').
+
+    Decoding every token takes a while on a large vocabulary; cached per tokenizer (read only)."""
     n = len(tok)
     out = torch.zeros(n, dtype=torch.bool)
     for i in range(n):
@@ -57,9 +61,10 @@ def continues_number(tok: Any) -> torch.Tensor:
     return out
 
 
-def candidate_ids(tok: Any, text: str, candidates: Sequence[str]) -> list[list[int]]:
-    """Token ids of each candidate as it continues ``text`` (tokenized together, then split)."""
-    base = tok(text, add_special_tokens=False).input_ids
+def candidate_ids(tok: Any, text: str, candidates: Sequence[str], base: list[int] | None = None) -> list[list[int]]:
+    """Token ids of each candidate as it continues ``text`` (tokenized together, then split);
+    ``base``: the ids of ``text`` when the caller has them already."""
+    base = tok(text, add_special_tokens=False).input_ids if base is None else base
     out = []
     for c in candidates:
         ids = tok(text + c, add_special_tokens=False).input_ids
@@ -109,7 +114,7 @@ def grid_log_probs(model: Any, tok: Any, texts: Sequence[str], candidates: Seque
     first = model(input_ids=ids, attention_mask=mask, position_ids=pos, cache=cache, use_cache=True,
                   logits_to_keep=1)  # only the last position's logits: no (P, T, vocab) tensor
     logp0 = torch.log_softmax(_at_least_fp32(first.logits[:, -1]), -1)  # (P, V): the first candidate token
-    cands = [candidate_ids(tok, t, candidates) for t in texts]
+    cands = [candidate_ids(tok, t, candidates, e) for t, e in zip(texts, enc)]
     L = max(len(c) for per in cands for c in per)
     cid = torch.full((P * K, L), pad, dtype=torch.long)
     cmask = torch.zeros((P * K, L), dtype=torch.long)

@@ -237,15 +237,6 @@ class Source:
         return self.of if self.form == "context" else f"{self.form}@{self.of}"
 
     @property
-    def pool(self) -> str | None:
-        return None if self.form == "context" else self.of
-
-    @property
-    def scored(self) -> bool:
-        """Scored from prompts (a context or ``pooled``), not combined from other masks."""
-        return self.form != "common"
-
-    @property
     def combine(self) -> str:
         """How the mask's metadata names its origin: single, pooled or common."""
         return "single" if self.form == "context" else self.form

@@ -102,11 +102,6 @@ def source_of(wildcards):
     return Source.parse(wildcards.source)
 
 
-def setting_of(kind):
-    """A params function: the configured setting of a job's ``{setting}`` wildcard."""
-    return lambda wc: PLAN.setting(kind, wc.setting)
-
-
 def source_contexts(source):
     """The contexts whose prompts a mask source (a name) is learned on."""
     return PLAN.source_contexts(Source.parse(source))

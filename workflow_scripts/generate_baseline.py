@@ -6,14 +6,12 @@ anomaly (bool) and outcome (the analysed number; NaN for anomalies). The file's 
 records the model identity and the sampling settings.
 """
 
-import json
 import time
-from pathlib import Path
 
 from prunebias.answers import PROMPT_COLUMNS, generate_answers
 from prunebias.files import read_parquet, write_parquet
 from prunebias.logs import setup_logging
-from prunebias.modeling import IDENTITY_FILE, load_model
+from prunebias.modeling import load_model, read_identity
 from prunebias.sampling import Sampling
 
 
@@ -25,7 +23,7 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
     t0 = time.perf_counter()
     out = generate_answers(model, tok, prompts, settings, "baseline", smk.params.context)
     dt = time.perf_counter() - t0
-    identity = json.loads((Path(smk.input.model) / IDENTITY_FILE).read_text())
+    identity = read_identity(smk.input.model)
     write_parquet(out, smk.output[0], metadata={"model": identity, "sampling": smk.params.sampling,
                                                "context": smk.params.context})
     log.info("%s: %d answers in %.1f s (%.1f answers/s, %d tokens), anomaly rate %.3f, answer kinds %s",

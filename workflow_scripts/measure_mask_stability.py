@@ -9,8 +9,6 @@ that reflects names rather than a context's bias changes with the names.
 Greedy head masks need a model run per pick and are not included.
 """
 
-import json
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -20,7 +18,7 @@ from prunebias.files import write_csv
 from prunebias.heads import group_attention, select_heads
 from prunebias.logs import setup_logging
 from prunebias.masks import jaccard
-from prunebias.modeling import IDENTITY_FILE, load_model
+from prunebias.modeling import load_model, read_identity
 from prunebias.neurons import neuron_masks
 
 COLUMNS = ["kind", "setting", "source", "n_a", "n_b", "jaccard", "jaccard_chance"]
@@ -29,7 +27,7 @@ COLUMNS = ["kind", "setting", "source", "n_a", "n_b", "jaccard", "jaccard_chance
 def main(smk) -> None:  # pragma: no cover - exercised through snakemake in tests
     log = setup_logging(smk.log[0], "prunebias.measure_mask_stability")
     p = smk.params
-    identity = json.loads((Path(smk.input.model) / IDENTITY_FILE).read_text())
+    identity = read_identity(smk.input.model)
     model, _ = load_model(smk.input.model, "float32", p.device, smk.threads)
     halves = p.halves
     shape = identity["n_layers"], identity["n_heads"]

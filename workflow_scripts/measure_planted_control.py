@@ -20,7 +20,6 @@ weights and the paired statistics), ``planted_baseline.csv`` (the planted model'
 ``results/controls/planted_bias.json`` (what was planted where) and a figure.
 """
 
-import json
 import time
 from pathlib import Path
 
@@ -39,7 +38,7 @@ from prunebias.heads import race_means, select_heads
 from prunebias.logs import setup_logging
 from prunebias.masks import Mask
 from prunebias.metrics import summarize
-from prunebias.modeling import IDENTITY_FILE, load_model
+from prunebias.modeling import load_model, read_identity
 from prunebias.names import load_names
 from prunebias.neurons import neuron_masks
 from prunebias.plan import Source, transfer_level
@@ -55,7 +54,7 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
     p = smk.params
     cfg = p.planted
     t0 = time.perf_counter()
-    identity = json.loads((Path(smk.input.model) / IDENTITY_FILE).read_text())
+    identity = read_identity(smk.input.model)
     model, tok = load_model(smk.input.model, p.dtype, p.device, smk.threads, attn_implementation="eager")
     geo = check_architecture(model)
     learn, holdout = set(p.halves["learn"]), list(p.halves["holdout"])

@@ -12,10 +12,8 @@ sampled answers (per-name correlation), optionally the faithfulness of the head 
 time) and the time and memory it took.
 """
 
-import json
 import resource
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -24,7 +22,7 @@ from prunebias.attribution import head_faithfulness, select_by_counts, select_we
 from prunebias.files import read_parquet, write_json
 from prunebias.logs import setup_logging
 from prunebias.masks import read_mask, write_mask
-from prunebias.modeling import IDENTITY_FILE, load_model
+from prunebias.modeling import load_model, read_identity
 from prunebias.objective import answer_grid, grid_agreement
 from prunebias.plan import GradHeadSetting, GradNeuronSetting
 
@@ -36,7 +34,7 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
     p = smk.params
     cfg = p.attribution
     t0 = time.perf_counter()
-    identity = json.loads((Path(smk.input.model) / IDENTITY_FILE).read_text())
+    identity = read_identity(smk.input.model)
     model, tok = load_model(smk.input.model, p.dtype, p.device, smk.threads)
     frames = {}
     for f in smk.input.answers:

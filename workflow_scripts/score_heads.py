@@ -5,19 +5,17 @@ Each head's score comes from the cached attention to the name's tokens, averaged
 White and over the Black prompts of the source's contexts (``prunebias.heads``).
 """
 
-import json
-from pathlib import Path
 
 from prunebias.heads import group_attention, select_heads
 from prunebias.logs import setup_logging
 from prunebias.masks import write_mask
-from prunebias.modeling import IDENTITY_FILE
+from prunebias.modeling import read_identity
 
 
 def main(smk) -> None:  # pragma: no cover - exercised through snakemake in tests
     log = setup_logging(smk.log[0], "prunebias.score_heads")
     p = smk.params
-    identity = json.loads((Path(smk.input.model) / IDENTITY_FILE).read_text())
+    identity = read_identity(smk.input.model)
     att = group_attention(smk.input.attention, identity["n_layers"], identity["n_heads"], p.learn_names)
     for path, setting in zip(smk.output, p.settings):
         heads, scores = select_heads(att["white"], att["black"], setting)

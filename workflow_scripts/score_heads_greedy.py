@@ -6,8 +6,6 @@ over the source's prompts + baseline answers, add the head with the highest name
 attention. The mask's metadata records the picks in order.
 """
 
-import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,7 +14,7 @@ from prunebias.files import read_parquet
 from prunebias.heads import greedy_heads
 from prunebias.logs import setup_logging
 from prunebias.masks import write_mask
-from prunebias.modeling import IDENTITY_FILE, load_model
+from prunebias.modeling import load_model, read_identity
 
 
 def main(smk) -> None:  # pragma: no cover - exercised through snakemake in tests
@@ -31,7 +29,7 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
         rows = rows[rows["name"].isin(set(p.learn_names))]
     rows = rows.reset_index(drop=True)
     rows["row"] = np.arange(len(rows))
-    identity = json.loads((Path(smk.input.model) / IDENTITY_FILE).read_text())
+    identity = read_identity(smk.input.model)
     model, tok = load_model(smk.input.model, p.dtype, p.device, smk.threads, attn_implementation="eager")
     for path, setting in zip(smk.output, p.settings):
         chosen, scores, order = greedy_heads(model, tok, rows, setting.k, p.batch_size, p.ablation,

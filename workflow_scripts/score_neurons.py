@@ -6,14 +6,12 @@ source's contexts, summed from the activation cache (never recomputed); see
 ``prunebias.neurons``. Only masks are written, never dense score matrices.
 """
 
-import json
 import time
-from pathlib import Path
 
 from prunebias.activations import group_sumsq, names_filter
 from prunebias.logs import setup_logging
 from prunebias.masks import write_mask
-from prunebias.modeling import IDENTITY_FILE, load_model
+from prunebias.modeling import load_model, read_identity
 from prunebias.neurons import neuron_masks
 
 
@@ -23,7 +21,7 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
     t0 = time.perf_counter()
     sums = group_sumsq(smk.input.activations, names_filter(p.learn_names))
     model, _ = load_model(smk.input.model, "float32", p.device, smk.threads)
-    identity = json.loads((Path(smk.input.model) / IDENTITY_FILE).read_text())
+    identity = read_identity(smk.input.model)
     masks = neuron_masks(model, sums, p.settings)
     for path, setting, arrays in zip(smk.output, p.settings, masks):
         meta = {"model": identity, "method": {"name": "neurons", **setting.params()}, "source": p.source.name,
