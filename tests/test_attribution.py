@@ -16,6 +16,17 @@ from prunebias.prompts import build_prompts
 VALUES = [5.0, 40.0, 300.0, 2500.0]
 
 
+def b_with(model, tok, rows, values, w, i, j, value, batch_size=6):
+    """B with the single weight w[i, j] set to ``value``; the weight is restored afterwards."""
+    old = float(w.data[i, j])
+    with torch.no_grad():
+        w.data[i, j] = value
+        try:
+            return bias_objective(model, tok, rows, values, batch_size=batch_size)[0]
+        finally:
+            w.data[i, j] = old
+
+
 @pytest.fixture(scope="module")
 def rows():
     names = load_names(REPO / "data/names/audit40.csv", use_surnames=False)
@@ -87,12 +98,7 @@ def test_gradient_matches_finite_differences(model64, tiny_model, rows):
         old = float(w.data[i, j])
 
         def central(eps):
-            with torch.no_grad():
-                w.data[i, j] = old + eps
-                up, _ = bias_objective(model64, tok, rows, VALUES, batch_size=6)
-                w.data[i, j] = old - eps
-                down, _ = bias_objective(model64, tok, rows, VALUES, batch_size=6)
-                w.data[i, j] = old
+            up, down = (b_with(model64, tok, rows, VALUES, w, i, j, old + e) for e in (eps, -eps))
             return (up - down) / (2 * eps)
 
         grad = (4 * central(1e-3) - central(2e-3)) / 3  # Richardson: the eps^2 term cancels
@@ -140,14 +146,8 @@ def test_first_order_estimate_against_exact_ablation(model64, tiny_model, rows):
                   reverse=True)[:8]
     predicted, actual = [], []
     for _, key, (i, j) in flat:
-        w = weights[key]
-        old = float(w.data[i, j])
-        with torch.no_grad():
-            w.data[i, j] = 0.0
-            after, _ = bias_objective(model64, tok, rows, VALUES, batch_size=6)
-            w.data[i, j] = old
         predicted.append(float(scores[key][i, j]))
-        actual.append(after - b)
+        actual.append(b_with(model64, tok, rows, VALUES, weights[key], i, j, 0.0) - b)
     predicted, actual = np.array(predicted), np.array(actual)
     assert (np.sign(predicted) == np.sign(actual)).mean() >= 0.75
     assert np.corrcoef(predicted, actual)[0, 1] > 0.8
@@ -194,12 +194,7 @@ def test_first_order_attribution_is_blind_to_a_saturated_plant(tmp_path):
     weights = linear_weights(model)
     for key, r, c in PLANTED:
         assert abs(float(scores[key][r, c])) < 1e-6
-        w = weights[key]
-        old = float(w.data[r, c])
-        with torch.no_grad():
-            w.data[r, c] = 0.0
-            after, _ = bias_objective(model, tok, rows, values, batch_size=6)
-            w.data[r, c] = old
+        after = b_with(model, tok, rows, values, weights[key], r, c, 0.0)
         assert abs(after) < 0.1 * b  # the ablation removes >= 90% of B
 
 
