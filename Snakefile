@@ -31,4 +31,5 @@ rule all:
         all_masks(),
         "results/tables/transfer.csv",
         "results/tables/mask_stability.csv",
+        attribution_outputs(),
         planted_outputs(),

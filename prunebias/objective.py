@@ -15,6 +15,13 @@ well E follows them, name by name.
 
 Cost: one forward pass over each prompt, then all K candidates at once on its cached
 keys and values (a few tokens each), so the grid costs little more than the prompt.
+
+The name path (``name_alpha``): the input embeddings of the name's tokens are moved to
+``baseline + alpha * (embedding - baseline)``, with the baseline the mean embedding of
+every name token of both races (a race-neutral name). At alpha = 0 the races differ
+only in their names' token counts; at 1 the prompts are unchanged. Integrated gradients
+(``attribution``) average the gradient of B along this path, where the race signal is
+not yet strong enough to saturate the answer's probabilities.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from prunebias.activations import char_spans
 from prunebias.modeling import chat_text
 
 
@@ -88,12 +96,36 @@ def _at_least_fp32(x: torch.Tensor) -> torch.Tensor:
     return x.to(torch.promote_types(x.dtype, torch.float32))
 
 
+def name_token_masks(tok: Any, texts: Sequence[str], rows: pd.DataFrame) -> list[np.ndarray]:
+    """Per text, bool per token (no special tokens added): the tokens of the row's name."""
+    out = []
+    for text, prompt, name in zip(texts, rows["prompt"], rows["name"]):
+        (n0, n1), _ = char_spans(text, prompt, name, "")
+        offsets = np.asarray(tok(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"])
+        out.append((offsets[:, 1] > offsets[:, 0]) & (offsets[:, 0] < n1) & (offsets[:, 1] > n0))
+    return out
+
+
+@torch.no_grad()
+def name_baseline(model: Any, tok: Any, rows: pd.DataFrame) -> torch.Tensor:
+    """Mean input embedding of every name token in ``rows`` (both races): the race-neutral
+    start of the name path."""
+    texts = prompt_texts(rows, tok)
+    ids = [np.asarray(tok(t, add_special_tokens=False).input_ids)[m]
+           for t, m in zip(texts, name_token_masks(tok, texts, rows))]
+    flat = torch.as_tensor(np.concatenate(ids), device=next(model.parameters()).device)
+    return model.get_input_embeddings()(flat).mean(0)
+
+
 def grid_log_probs(model: Any, tok: Any, texts: Sequence[str], candidates: Sequence[str],
-                   extends: torch.Tensor | None = None) -> torch.Tensor:
+                   extends: torch.Tensor | None = None, name_masks: Sequence[np.ndarray] | None = None,
+                   name_alpha: float = 1.0, baseline: torch.Tensor | None = None) -> torch.Tensor:
     """log P(candidate k, then the number ends | text p) for every p, k: a (P, K) tensor with grad.
 
     One pass over the left-padded texts, then the K candidates of every text in one pass
     over the cached keys and values (right-padded; causal attention keeps pads unseen).
+    ``name_masks`` (per text, from ``name_token_masks``), ``name_alpha`` and ``baseline``:
+    the name path (module docstring); off at alpha = 1.
     """
     from transformers import DynamicCache
 
@@ -110,8 +142,18 @@ def grid_log_probs(model: Any, tok: Any, texts: Sequence[str], candidates: Seque
         mask[i, T - len(e):] = 1
     ids, mask = ids.to(device), mask.to(device)
     pos = (mask.cumsum(1) - 1).clamp(min=0)
+    inputs: dict[str, torch.Tensor] = {"input_ids": ids}
+    if name_alpha != 1.0:
+        if name_masks is None or baseline is None:
+            raise ValueError("the name path needs name_masks and a baseline")
+        on = torch.zeros((P, T), dtype=torch.bool)
+        for i, m in enumerate(name_masks):
+            on[i, T - len(m):] = torch.as_tensor(m)
+        emb = model.get_input_embeddings()(ids)
+        moved = baseline.to(emb.dtype) + name_alpha * (emb - baseline.to(emb.dtype))
+        inputs = {"inputs_embeds": torch.where(on.to(device)[..., None], moved, emb)}
     cache = DynamicCache()
-    first = model(input_ids=ids, attention_mask=mask, position_ids=pos, cache=cache, use_cache=True,
+    first = model(**inputs, attention_mask=mask, position_ids=pos, cache=cache, use_cache=True,
                   logits_to_keep=1)  # only the last position's logits: no (P, T, vocab) tensor
     logp0 = torch.log_softmax(_at_least_fp32(first.logits[:, -1]), -1)  # (P, V): the first candidate token
     cands = [candidate_ids(tok, t, candidates, e) for t, e in zip(texts, enc)]
@@ -162,13 +204,16 @@ def prompt_texts(rows: pd.DataFrame, tok: Any) -> list[str]:
 
 
 def bias_objective(model: Any, tok: Any, rows: pd.DataFrame, values: Sequence[float], batch_size: int = 16,
-                   log_value: bool = False, backward: bool = False) -> tuple[float, np.ndarray]:
-    """(B, E per prompt) over ``rows`` (prompt, answer_prefix, race), in batches.
+                   log_value: bool = False, backward: bool = False, name_alpha: float = 1.0,
+                   baseline: torch.Tensor | None = None) -> tuple[float, np.ndarray]:
+    """(B, E per prompt) over ``rows`` (prompt, answer_prefix, race; name for the name path), in batches.
 
     With ``backward``, the gradient of B accumulates in the ``.grad`` of every parameter
     that requires it (B is linear in the per-prompt E, so batch gradients simply add).
+    ``name_alpha`` < 1 with ``baseline`` (``name_baseline``): B at that point of the name path.
     """
     texts = prompt_texts(rows, tok)
+    masks = name_token_masks(tok, texts, rows) if name_alpha != 1.0 else None
     weights = race_weights(rows["race"].to_numpy())
     candidates = [format_answer(v) for v in values]
     extends = continues_number(tok)
@@ -176,7 +221,9 @@ def bias_objective(model: Any, tok: Any, rows: pd.DataFrame, values: Sequence[fl
     with torch.set_grad_enabled(backward):
         for start in range(0, len(texts), batch_size):
             sl = slice(start, start + batch_size)
-            e = expected_answer(grid_log_probs(model, tok, texts[sl], candidates, extends), values, log_value)
+            lp = grid_log_probs(model, tok, texts[sl], candidates, extends, masks[sl] if masks else None, name_alpha,
+                                baseline)
+            e = expected_answer(lp, values, log_value)
             part = (e * torch.as_tensor(weights[sl], dtype=e.dtype, device=e.device)).sum()
             if backward:
                 part.backward()

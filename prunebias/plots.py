@@ -192,6 +192,31 @@ def planted_control_plot(table: pd.DataFrame, baseline: pd.DataFrame, effect: st
     _save(fig, path)
 
 
+def faithfulness_plot(units: pd.DataFrame, summary: pd.DataFrame, path: str | Path) -> None:
+    """Predicted against measured change of the objective B, one removed unit per point;
+    one panel per unit kind (heads, neurons), colour = the context, rho with its CI in the title."""
+    kinds = list(dict.fromkeys(units["unit"])) or ["head"]
+    fig, axes = plt.subplots(1, len(kinds), figsize=(4.6 * len(kinds), 4.2), squeeze=False)
+    for ax, unit in zip(axes[0], kinds):
+        got = units[units["unit"] == unit]
+        for (source, ctx), g in got.groupby(["source", "context"], sort=False):
+            ax.scatter(g["predicted"], g["measured"], s=18, alpha=0.8, label=f"{source}: {ctx}")
+        if len(got):
+            lim = float(np.nanmax(np.abs(got[["predicted", "measured"]].to_numpy()))) * 1.1 or 1.0
+            ax.plot([-lim, lim], [-lim, lim], color="grey", lw=0.8, ls="--")
+        rhos = summary[summary["unit"] == unit]
+        title = "; ".join(f"{r.context}: rho {r.spearman:.2f} [{r.spearman_ci_low:.2f}, {r.spearman_ci_high:.2f}]"
+                          for r in rhos.itertuples())
+        ax.set_title(f"{unit}s removed one at a time\n{title}", fontsize=8)
+        ax.set_xlabel("predicted change of B (attribution)")
+        ax.set_ylabel("measured change of B (ablation)")
+        ax.axhline(0, color="grey", lw=0.5)
+        ax.axvline(0, color="grey", lw=0.5)
+        if len(got):
+            ax.legend(fontsize=6, loc="best")
+    _save(fig, path)
+
+
 def make_plots(table: pd.DataFrame, contexts: Sequence[str], heatmaps: Sequence[tuple[str, str, str | Path]],
                levels: str, dose: str) -> None:
     """Every transfer figure; ``heatmaps`` lists (kind, setting, path) of the heatmaps to draw."""

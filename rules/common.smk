@@ -133,6 +133,13 @@ def all_evaluations():
     ]
 
 
+def attribution_outputs():
+    """The attribution summary tables, when gradient attribution is configured."""
+    if not PLAN.grad_settings():
+        return []
+    return ["results/tables/attribution_objective.csv", "results/tables/attribution_faithfulness.csv"]
+
+
 def planted_outputs():
     """The positive control's tables, when it is switched on."""
     if not PLANTED["enabled"]:

@@ -153,6 +153,8 @@ if PLANTED["enabled"]:
             scenarios=dict(PLAN.scenarios),
             neuron_settings=PLAN.neuron_settings,
             head_settings=tuple(PLAN.one_shot_head_settings()),
+            grad_settings=tuple(PLAN.grad_settings()),
+            attribution=LOC["attribution"],
             draws=EVAL["random_draws"],
             batch_size=LOC["batch_size"],
             head_queries=LOC["head_queries"],

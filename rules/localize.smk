@@ -130,6 +130,8 @@ if PLAN.grad_settings():
             specs=lambda wc: {c: CONTEXTS[c].spec() for c in source_contexts(wc.source)},
             attribution=LOC["attribution"],
             ablation=EVAL["head_ablation"],
+            n_boot=config["analysis"]["n_boot"],
+            seed=config["seed"],
             learn_names=LEARN_NAMES,
             dtype=config["model"]["dtype"],
             device=config["model"]["device"],
@@ -146,6 +148,35 @@ if PLAN.grad_settings():
             "../envs/prunebias.yaml"
         script:
             "../workflow_scripts/score_attribution.py"
+
+
+    rule summarize_attribution:
+        input:
+            summaries=[f"results/attribution/{s.name}.json" for s in PLAN.scored_sources()],
+        output:
+            objective=report(
+                "results/tables/attribution_objective.csv",
+                caption="../report/attribution.rst",
+                category="Attribution",
+            ),
+            faithfulness=report(
+                "results/tables/attribution_faithfulness.csv",
+                caption="../report/attribution.rst",
+                category="Attribution",
+            ),
+            units="results/tables/attribution_faithfulness_units.csv",
+            plot=report(
+                "results/plots/attribution_faithfulness.png",
+                caption="../report/attribution.rst",
+                category="Attribution",
+            ),
+        log:
+            "logs/summarize_attribution.log",
+        localrule: True
+        conda:
+            "../envs/prunebias.yaml"
+        script:
+            "../workflow_scripts/summarize_attribution.py"
 
 
 rule combine_masks:

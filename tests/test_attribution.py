@@ -175,10 +175,12 @@ def test_grid_agreement_of_per_name_means():
     assert got["names"] == 4 and got["pearson"] == pytest.approx(1.0) and got["spearman"] == pytest.approx(1.0)
 
 
-def test_first_order_attribution_is_blind_to_a_saturated_plant(tmp_path):
-    """The known limit of -W * dB/dW (why integrated gradients exist): in the hand-planted
-    model the race pathway saturates the answer's probabilities, so the gradient at the two
-    planted weights vanishes although zeroing either one removes the whole bias."""
+def test_gradient_attribution_is_blind_to_a_saturated_plant(tmp_path):
+    """The known limit of -W * dB/dW: in the hand-planted model the race pathway saturates
+    the answer's probabilities (a step function of the race signal, behind two RMSNorms), so
+    the gradient at the two planted weights vanishes although zeroing either one removes the
+    whole bias. The name path's integrated gradient (4 steps) does not reach the narrow
+    transition either: Wanda's activation sizes are what find this plant."""
     from tiny_model import PLANTED, build_planted_model
 
     from prunebias.modeling import load_model
@@ -190,24 +192,101 @@ def test_first_order_attribution_is_blind_to_a_saturated_plant(tmp_path):
     rows = pd.concat([df[df.race == "white"].head(6), df[df.race == "black"].head(6)], ignore_index=True)
     values = answer_grid(0, 100, 8)
     b, scores, _, _ = weight_attribution(model, tok, rows, values, batch_size=6)
+    _, integrated, _, _ = weight_attribution(model, tok, rows, values, batch_size=6, steps=4)
     assert b > 0.2
     weights = linear_weights(model)
     for key, r, c in PLANTED:
-        assert abs(float(scores[key][r, c])) < 1e-6
+        assert abs(float(scores[key][r, c])) < 1e-6 and abs(float(integrated[key][r, c])) < 1e-6
         after = b_with(model, tok, rows, values, weights[key], r, c, 0.0)
         assert abs(after) < 0.1 * b  # the ablation removes >= 90% of B
 
 
-def test_head_faithfulness_measures_each_head_alone(model64, tiny_model, rows):
-    """Predicted (sum of S over a head's q_proj rows) against the measured change of B when
-    that head's q rows are zeroed, one head at a time; the model is restored after each."""
-    from prunebias.attribution import head_faithfulness
+def test_faithfulness_removes_each_head_and_neuron_alone(model64, tiny_model, rows):
+    """Predicted (sum of S over a head's q_proj rows; over a neuron's gate and up rows and
+    down column) against the measured change of B when that unit alone is removed; the
+    model is restored after each. The measured change of the top neuron is checked by hand."""
+    from prunebias.attribution import faithfulness, neuron_deltas
     from prunebias.pruning import state_checksum
 
     _, tok = tiny_model
     before = state_checksum(model64)
-    b, _, heads, _ = weight_attribution(model64, tok, rows, VALUES, batch_size=6)
-    table, rho = head_faithfulness(model64, tok, rows, VALUES, heads, b, top=8, batch_size=6)
+    b, scores, heads, _ = weight_attribution(model64, tok, rows, VALUES, batch_size=6)
+    table, rho = faithfulness(model64, tok, rows, VALUES, heads, b, "head", top=8, batch_size=6)
     assert len(table) == 8 and table["predicted"].abs().is_monotonic_decreasing
     assert state_checksum(model64) == before
     assert rho > 0.5, (rho, table)
+    neurons = neuron_deltas(scores, heads.shape[0])
+    assert neurons.shape == (2, 64)
+    assert float(neurons[1, 5]) == pytest.approx(float(scores["layers.1.gate_proj"][5].sum()
+                                                       + scores["layers.1.up_proj"][5].sum()
+                                                       + scores["layers.1.down_proj"][:, 5].sum()), rel=1e-6)
+    table, rho = faithfulness(model64, tok, rows, VALUES, neurons, b, "neuron", top=6, batch_size=6)
+    assert list(table.unit.unique()) == ["neuron"] and len(table) == 6
+    top = table.iloc[0]
+    mlp = model64.model.layers[int(top.layer)].mlp
+    saved = [mlp.gate_proj.weight.data.clone(), mlp.up_proj.weight.data.clone(), mlp.down_proj.weight.data.clone()]
+    with torch.no_grad():  # by hand: zero the neuron's three slices
+        mlp.gate_proj.weight[int(top["index"])] = 0
+        mlp.up_proj.weight[int(top["index"])] = 0
+        mlp.down_proj.weight[:, int(top["index"])] = 0
+        after = bias_objective(model64, tok, rows, VALUES, batch_size=6)[0]
+        mlp.gate_proj.weight.data, mlp.up_proj.weight.data, mlp.down_proj.weight.data = saved
+    assert top.measured == pytest.approx(after - b, rel=1e-9, abs=1e-12)
+    assert state_checksum(model64) == before
+    assert rho > 0.5, (rho, table)
+
+
+def test_name_path_moves_only_the_name_tokens(tiny_model, rows):
+    """The name's tokens are found by character offsets; at alpha = 0 every name is the same
+    race-neutral embedding, so two prompts whose names have as many tokens score the same grid;
+    at alpha = 1 nothing moves."""
+    from prunebias.objective import name_baseline, name_token_masks
+
+    model, tok = tiny_model
+    texts = prompt_texts(rows, tok)
+    masks = name_token_masks(tok, texts, rows)
+    for text, m, name in zip(texts, masks, rows["name"]):
+        ids = tok(text, add_special_tokens=False).input_ids
+        assert tok.decode([i for i, on in zip(ids, m) if on]).strip() == name
+    base = name_baseline(model, tok, rows)
+    cands = [format_answer(v) for v in VALUES]
+    n_tok = [int(m.sum()) for m in masks]
+    lengths = [len(m) for m in masks]
+    pair = next((i, j) for i in range(len(rows)) for j in range(i + 1, len(rows))
+                if n_tok[i] == n_tok[j] and lengths[i] == lengths[j] and rows.race[i] != rows.race[j])
+    with torch.no_grad():
+        plain = grid_log_probs(model, tok, texts, cands)
+        same = grid_log_probs(model, tok, texts, cands, name_masks=masks, name_alpha=1.0, baseline=base)
+        zero = grid_log_probs(model, tok, texts, cands, name_masks=masks, name_alpha=0.0, baseline=base)
+    assert torch.equal(plain, same)
+    i, j = pair
+    assert not torch.allclose(plain[i], plain[j], atol=1e-4)
+    assert torch.allclose(zero[i], zero[j], atol=1e-5)
+    with pytest.raises(ValueError, match="name path"):
+        grid_log_probs(model, tok, texts, cands, name_alpha=0.5)
+
+
+def test_integrated_gradient_is_the_mean_of_the_path_gradients(model64, tiny_model, rows):
+    """steps = 2: S is -W times the mean of dB/dW at alpha 1/2 and 1, each computed on its own."""
+    from prunebias.attribution import name_path
+    from prunebias.objective import name_baseline
+
+    _, tok = tiny_model
+    assert name_path(1) == [1.0] and name_path(4) == [0.25, 0.5, 0.75, 1.0]
+    with pytest.raises(ValueError):
+        name_path(0)
+    b, scores, _, _ = weight_attribution(model64, tok, rows, VALUES, batch_size=6, steps=2)
+    w = model64.model.layers[1].mlp.down_proj.weight
+    base = name_baseline(model64, tok, rows)
+    grads = []
+    for alpha in (0.5, 1.0):
+        for p in model64.parameters():
+            p.requires_grad_(p is w)
+        bias_objective(model64, tok, rows, VALUES, batch_size=4, backward=True, name_alpha=alpha, baseline=base)
+        grads.append(w.grad.clone())
+        w.grad = None
+    for p in model64.parameters():
+        p.requires_grad_(True)
+    want = -(w.detach() * (grads[0] + grads[1]) / 2)
+    assert torch.allclose(scores["layers.1.down_proj"].double(), want.float().double(), rtol=1e-4, atol=1e-12)
+    assert b == pytest.approx(bias_objective(model64, tok, rows, VALUES, batch_size=6)[0], rel=1e-9)

@@ -23,7 +23,8 @@ def planted_run(tmp_path_factory):
     cfg["context_overrides"] = {c: {"range": [0, 100]} for c in cfg["contexts"]}
     cfg["localization"] = {"batch_size": 16, "neurons": {"directions": ["black"], "p": [[15, 15]]},
                            "heads": {"scores": ["sum"], "k": [2], "greedy": [2]}, "pools": {},
-                           "auto_pools": [], "attribution": {"neurons": True, "grid_size": 8, "faithfulness_heads": 3}}
+                           "auto_pools": [], "attribution": {"neurons": True, "grid_size": 8, "faithfulness_heads": 3,
+                                                                  "faithfulness_neurons": 3}}
     cfg["evaluation"] = {"samples_per_name": 2, "random_controls": True, "random_draws": 2}
     run_snakemake(work, cfg)
     return work
@@ -90,8 +91,16 @@ def test_gradient_attribution_masks_run_through_the_workflow(planted_run):
         obj = summary["contexts"][source]
         assert obj["B"] > 0.2  # White names' expected log answer is larger, as planted
         assert obj["agreement"]["spearman"] > 0.5  # the grid expectation follows the sampled answers
-        faith = obj["faithfulness"]["heads"]  # three heads ablated one at a time, predicted beside measured
+        faith = obj["faithfulness"]["head"]["units"]  # three heads ablated one at a time, predicted beside measured
         assert len(faith) == 3 and all(abs(h["measured"]) < 10 for h in faith)
+        assert len(obj["faithfulness"]["neuron"]["units"]) == 3
+        assert obj["B_ci_low"] <= obj["B"] <= obj["B_ci_high"] and obj["B_ci_low"] > 0  # name-bootstrap CI
+    objective = pd.read_csv(planted_run / "results/tables/attribution_objective.csv")
+    assert set(objective.source) == {"purchase-bicycle", "purchase-car"} and (objective.B_ci_low > 0).all()
+    faith = pd.read_csv(planted_run / "results/tables/attribution_faithfulness.csv")
+    assert len(faith) == 4 and set(faith.unit) == {"head", "neuron"} and faith.units.eq(3).all()
+    units = pd.read_csv(planted_run / "results/tables/attribution_faithfulness_units.csv")
+    assert len(units) == 12 and (planted_run / "results/plots/attribution_faithfulness.png").stat().st_size > 5000
     t = pd.read_csv(planted_run / "results/tables/transfer.csv")
     grad_rows = t[t.setting == "grad_black_b15_w15_global"]
     assert len(grad_rows) == 4 and (grad_rows.scoring == "grad").all() and grad_rows.delta_vs_random.notna().all()

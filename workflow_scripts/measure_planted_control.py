@@ -11,7 +11,9 @@ workflow's own rules call):
 2. baseline answers of the planted model (baseline seeds) and their bias, per context;
 3. activation and head-attention cache over the learning names' prompts + answers;
 4. neuron and one-shot head masks with the configured settings, per context, and their
-   matched random controls;
+   matched random controls; with gradient attribution configured, its ``grad_`` masks too
+   (the grid objective over the learning names' prompts, each neuron mask at its Wanda
+   budget's count per matrix, controls from that budget's band);
 5. the unpruned planted model (reference) and every mask answer the held-out names'
    evaluation prompts with the evaluation seeds; paired statistics as in transfer.csv.
 
@@ -22,6 +24,7 @@ weights and the paired statistics), ``planted_baseline.csv`` (the planted model'
 
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -30,6 +33,7 @@ from tqdm import tqdm
 from prunebias.activations import add_sumsq, cache_batches
 from prunebias.answers import PROMPT_COLUMNS, generate_answers
 from prunebias.architecture import check_architecture
+from prunebias.attribution import select_by_counts, select_weights, source_attribution
 from prunebias.contexts import load_yaml
 from prunebias.controls import matched_head_control, neuron_controls
 from prunebias.evaluation import eval_prompts, evaluate
@@ -41,7 +45,8 @@ from prunebias.metrics import summarize
 from prunebias.modeling import load_model, read_identity
 from prunebias.names import load_names
 from prunebias.neurons import neuron_masks
-from prunebias.plan import Source, transfer_level
+from prunebias.objective import answer_grid
+from prunebias.plan import GradNeuronSetting, Source, transfer_level
 from prunebias.planting import RECALL_COLUMNS, anchor_prompts, plant_bias, recall_columns
 from prunebias.plots import planted_control_plot
 from prunebias.sampling import Sampling
@@ -89,7 +94,7 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
     write_csv(base_table, smk.output.baseline)
 
     # 3. cache over the learning names; 4. masks and controls per context
-    masks: list[tuple[str, str, str, Mask, list[Mask]]] = []
+    masks: list[tuple[str, Any, str, Mask, list[Mask]]] = []  # (kind, setting, source, mask, controls)
     for c in contexts:
         rows = base[c][base[c]["name"].isin(learn)].reset_index(drop=True)
         rows["row"] = np.arange(len(rows))
@@ -106,21 +111,41 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
             ctrls = neuron_controls(model, arrays, sums, setting, seeds)
             meta = {"kind": "neurons", "n_pruned": sum(int(a.sum()) for a in arrays.values()),
                     "n_total": sum(a.size for a in arrays.values())}
-            masks.append(("neurons", setting.name, c, Mask(meta, arrays), [Mask(meta, a) for a in ctrls]))
+            masks.append(("neurons", setting, c, Mask(meta, arrays), [Mask(meta, a) for a in ctrls]))
+        head_masks = []
         for setting in p.head_settings:
             chosen, _ = select_heads(att["white"], att["black"], setting)
-            h = chosen.numpy()
+            head_masks.append((setting, chosen.numpy()))
+        if p.grad_settings:  # gradient attribution over the learning names' prompts
+            cfg_a = p.attribution
+            learn_rows = rows[rows["sample"] < cfg_a["max_samples_per_name"]].reset_index(drop=True)
+            frames = {c: (learn_rows, answer_grid(*specs[c]["range"], cfg_a["grid_size"]))}
+            toward, head_scores, _ = source_attribution(model, tok, frames, cfg_a["batch_size"], cfg_a["log_value"],
+                                                        p.ablation, cfg_a["integrated_steps"])
+            wanda = {m[1].name: m[3] for m in masks if m[0] == "neurons" and m[2] == c}
+            for setting in p.grad_settings:
+                if isinstance(setting, GradNeuronSetting):
+                    budget = wanda[setting.budget.name].arrays
+                    arrays = select_by_counts(toward, {k: int(a.sum()) for k, a in budget.items()})
+                    seeds = [derive_seed(p.seed, "planted-control", setting.name, c, d) for d in range(p.draws)]
+                    ctrls = neuron_controls(model, arrays, sums, setting.band, seeds)
+                    meta = {"kind": "neurons", "n_pruned": sum(int(a.sum()) for a in arrays.values()),
+                            "n_total": sum(a.size for a in arrays.values())}
+                    masks.append(("neurons", setting, c, Mask(meta, arrays), [Mask(meta, a) for a in ctrls]))
+                else:
+                    head_masks.append((setting, select_weights(head_scores, 1.0, setting.k).numpy()))
+        for setting, h in head_masks:
             meta = {"kind": "heads", "n_pruned": int(h.sum()), "n_total": int(h.size)}
             ctrls = [Mask(meta, {"heads": matched_head_control(h, np.random.default_rng(
                 derive_seed(p.seed, "planted-control", setting.name, c, d)))}) for d in range(p.draws)]
-            masks.append(("heads", setting.name, c, Mask(meta, {"heads": h}), ctrls))
+            masks.append(("heads", setting, c, Mask(meta, {"heads": h}), ctrls))
 
     # 5. reference and every mask on the held-out names' evaluation prompts
     targets = {c: eval_prompts(prompts[c], cfg["samples_per_name"], holdout) for c in contexts}
     text = Path(smk.input.text).read_text()
     ref_answers, ref_info = evaluate(model, tok, [None], p.ablation, targets, specs, settings, text, p.max_tokens)
     rows_out, ctrl_rows = [], []
-    for kind, name, source, mask, ctrls in masks:
+    for kind, setting, source, mask, ctrls in masks:
         answers, infos = evaluate(model, tok, [mask, *ctrls], p.ablation, targets, specs, settings, text,
                                   p.max_tokens)
         info = {"reference": ref_info, "real": infos[:1], "control": infos[1:]}
@@ -128,14 +153,16 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
             both = answers[target].assign(ablation=p.ablation if kind == "heads" else "zero")
             real = both[both["draw"] == 0]
             controls = [g for d, g in both.groupby("draw", sort=True) if d > 0]
-            row, crs = transfer_row(kind, name, source, target, base[target], ref_answers[target], real, controls,
-                                    info, transfer_level(Source("context", source), target, p.scenarios, {}), winsor, p.effect, p.n_boot, p.seed, tuple(p.inlier_percentiles))
+            level = transfer_level(Source("context", source), target, p.scenarios, {})
+            row, crs = transfer_row(kind, setting.name, source, target, base[target], ref_answers[target], real,
+                                    controls, info, level, winsor, p.effect, p.n_boot, p.seed,
+                                    tuple(p.inlier_percentiles), {"scoring": setting.scoring, **setting.params()})
             rows_out.append({**row, **recall_columns(planted, kind, mask.arrays, model)})
             ctrl_rows.extend(crs)
-        log.info("%s %s from %s: %s", kind, name, source,
+        log.info("%s %s from %s: %s", kind, setting.name, source,
                  [(r["target"], round(r["delta_abs"], 3)) for r in rows_out[-len(contexts):]])
     table = pd.DataFrame(rows_out)
-    lead = ["kind", "setting", "source", "target", "level"] + RECALL_COLUMNS
+    lead = ["kind", "scoring", "setting", "source", "target", "level"] + RECALL_COLUMNS
     table = table[lead + [c for c in table.columns if c not in lead]]
     write_csv(table, smk.output.table)
     planted_control_plot(table, base_table, p.effect, smk.output.plot)

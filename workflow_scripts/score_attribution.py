@@ -7,9 +7,10 @@ S over each head's entries that the evaluation's head ablation zeroes
 (``prunebias.attribution``). Neuron masks take,
 per matrix, as many weights as the budget's Wanda mask of the same source; head masks the
 top k. The summary records B per context, how well the grid expectation follows the
-sampled answers (per-name correlation), optionally the faithfulness of the head scores
-(``faithfulness_heads``: predicted against measured change of B, one head ablated at a
-time) and the time and memory it took.
+sampled answers (per-name correlation), optionally the faithfulness of the scores
+(``faithfulness_heads``, ``faithfulness_neurons``: predicted against measured change of
+B, one head or MLP neuron removed at a time) and the time and memory it took.
+``integrated_steps`` > 1 integrates the gradient along the name path.
 """
 
 import resource
@@ -18,8 +19,9 @@ import time
 import numpy as np
 import pandas as pd
 
-from prunebias.attribution import head_faithfulness, select_by_counts, select_weights, source_attribution
+from prunebias.attribution import faithfulness, select_by_counts, select_weights, source_attribution
 from prunebias.files import read_parquet, write_json
+from prunebias.inference import NameData, name_bootstrap
 from prunebias.logs import setup_logging
 from prunebias.masks import read_mask, write_mask
 from prunebias.modeling import load_model, read_identity
@@ -44,19 +46,27 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
             rows = rows[rows["name"].isin(set(p.learn_names))]
         ctx = p.specs[rows["context"].iloc[0]]
         frames[ctx["name"]] = (rows.reset_index(drop=True), answer_grid(*ctx["range"], cfg["grid_size"]))
-    toward, heads, info = source_attribution(model, tok, frames, cfg["batch_size"], cfg["log_value"], p.ablation)
+    steps = cfg["integrated_steps"]
+    toward, heads, info = source_attribution(model, tok, frames, cfg["batch_size"], cfg["log_value"], p.ablation,
+                                             steps)
     for name, (rows, values) in frames.items():  # how well the objective stands in for the sampled answers
         expected = info[name].pop("expected")
-        deltas = info[name].pop("head_deltas")
-        if cfg["faithfulness_heads"]:  # predicted against measured change of B, one head at a time
-            table, rho = head_faithfulness(model, tok, rows, values, deltas, info[name]["B"],
-                                           cfg["faithfulness_heads"], p.ablation, cfg["batch_size"],
-                                           cfg["log_value"])
-            info[name]["faithfulness"] = {"spearman": rho, "heads": table.to_dict(orient="records")}
+        deltas = {"head": info[name].pop("head_deltas"), "neuron": info[name].pop("neuron_deltas")}
+        faith = {}
+        for unit in ("head", "neuron"):  # predicted against measured change of B, one unit at a time
+            top = cfg[f"faithfulness_{unit}s"]
+            if top:
+                table, rho = faithfulness(model, tok, rows, values, deltas[unit], info[name]["B"], unit, top,
+                                          p.ablation, cfg["batch_size"], cfg["log_value"])
+                faith[unit] = {"spearman": rho, "units": table.to_dict(orient="records")}
+                log.info("%s faithfulness, %d %ss: Spearman %.2f", name, len(table), unit, rho)
+        info[name]["faithfulness"] = faith
         sampled = rows.assign(sampled=np.log(rows["value"].where(rows["value"] > 0)) if cfg["log_value"]
                               else rows["value"])
-        info[name].update(grid=[float(v) for v in values],
-                          agreement=grid_agreement(sampled, expected, value="sampled"))
+        ci = name_bootstrap(NameData.from_answers(rows["name"].to_numpy(), rows["race"].to_numpy(), expected),
+                            "diff", n_boot=p.n_boot, seed=p.seed)
+        info[name].update(grid=[float(v) for v in values], prompts=len(rows), B_ci_low=ci.ci_low,
+                          B_ci_high=ci.ci_high, agreement=grid_agreement(sampled, expected, value="sampled"))
     grad_neurons = [s for s in p.settings if isinstance(s, GradNeuronSetting)]
     budgets = {s.budget: read_mask(f) for s, f in zip(grad_neurons, smk.input.budgets)}  # same order
     for path, setting in zip(smk.output.masks, p.settings):
@@ -69,7 +79,8 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
             chosen = select_weights(heads, 1.0, setting.k).numpy()
             arrays = {"heads": chosen, "scores": (-heads).numpy().astype(np.float32)}
             kind = "heads"
-        meta = {"model": identity, "method": {"name": kind, **setting.params()}, "source": p.source.name,
+        meta = {"model": identity, "method": {"name": kind, **setting.params(), "integrated_steps": steps},
+                "source": p.source.name,
                 "sources": list(p.contexts), "combine": p.source.combine, "learn_names": p.learn_names,
                 "objective": {c: {"B": i["B"], "grid": i["grid"]} for c, i in info.items()}}
         write_mask(path, kind, meta, arrays)
@@ -78,7 +89,7 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
     seconds = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     write_json({"source": p.source.name, "contexts": info, "seconds": seconds, "peak_rss_mib": peak,
-                "log_value": cfg["log_value"], "prompts": int(sum(len(r) for r, _ in frames.values()))},
+                "log_value": cfg["log_value"], "integrated_steps": steps, "prompts": int(sum(len(r) for r, _ in frames.values()))},
                smk.output.summary)
     log.info("attribution of %s in %.0f s (peak RSS %.0f MiB): %s", p.source.name, seconds, peak,
              pd.DataFrame({c: {"B": i["B"], **i["agreement"]} for c, i in info.items()}).T.to_string())
