@@ -53,8 +53,7 @@ def test_attribution_finds_the_planted_bias_at_least_as_well_as_wanda(tmp_path):
     for act, _ in cache_batches(model, tok, rows, 32, with_attention=False):
         add_sumsq(sums, act.to_pandas())
     wanda = neuron_masks(model, sums, [NeuronSetting("black", 15, 15, "global")])[0]
-    att = cfg["localization"]["attribution"] if "attribution" in cfg["localization"] else {}
-    grid = answer_grid(*ctx.spec()["range"], att.get("grid_size", 12))
+    grid = answer_grid(*ctx.spec()["range"], cfg["localization"]["attribution"]["grid_size"])
     toward, _, info = source_attribution(model, tok, {context: (rows, grid)}, batch_size=8, log_value=True)
     assert info[context]["B"] < 0  # the plant makes Black names' answers larger (sign 1)
     grad = select_by_counts(toward, {k: int(a.sum()) for k, a in wanda.items()})
