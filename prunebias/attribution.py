@@ -16,15 +16,16 @@ S = -W * mean_alpha dB_alpha/dW: the weights through which the race signal moves
 answer while it is still growing. steps = 1 is the plain gradient.
 
 Only the decoder's linear weights require gradients (embeddings, norms and the LM head
-do not), the gradient of each batch adds into ``.grad`` (B is linear in the per-prompt
-expectations), and the scores are computed matrix by matrix and kept on the CPU in
-float32. Selection (``select_weights``, ``select_heads``) keeps the entries whose
+do not). B is linear in the per-prompt expectations, so each batch's -W * dB/dW adds into
+a float32 score on the host as soon as that weight's gradient is ready, and the gradient
+is freed (``scored_gradients``): no copy of every weight's gradient is kept. Selection (``select_weights``, ``select_heads``) keeps the entries whose
 removal moves B toward 0 the most.
 """
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+import contextlib
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -67,6 +68,49 @@ def name_path(steps: int) -> list[float]:
     return [k / steps for k in range(1, int(steps) + 1)]
 
 
+@contextlib.contextmanager
+def scored_gradients(model: Any, sign: float = -1.0, absolute: bool = False
+                     ) -> Iterator[dict[str, torch.Tensor]]:
+    """Inside the block, every backward pass adds ``sign * W * dL/dW`` (or its absolute value)
+    of each decoder linear weight into a host tensor (float32 after the block), yielded as a dict, as soon as
+    that weight's gradient is ready; the gradient is then freed. Only these weights require
+    gradients, and no gradient outlives its layer's backward step: on a GPU the peak is the
+    weights, one batch's activations and a layer's gradients, not a copy of every weight.
+    On exit every parameter's ``requires_grad`` is restored and no ``.grad`` is left.
+    """
+    weights = linear_weights(model)
+    saved = {p: p.requires_grad for p in model.parameters()}
+    # summed in float32, or in the model's precision above that; float32 on exit
+    out = {k: torch.zeros(tuple(w.shape), dtype=torch.promote_types(w.dtype, torch.float32))
+           for k, w in weights.items()}
+
+    def add(key: str):
+        def hook(w: torch.Tensor) -> None:
+            term = w.detach() * w.grad
+            out[key] += (term.abs() if absolute else sign * term).to(out[key].dtype).cpu()
+            w.grad = None
+        return hook
+
+    for p in model.parameters():
+        p.requires_grad_(False)
+        p.grad = None
+    handles = []
+    for k, w in weights.items():
+        w.requires_grad_(True)
+        handles.append(w.register_post_accumulate_grad_hook(add(k)))
+    try:
+        with torch.enable_grad():
+            yield out
+        for k in out:
+            out[k] = out[k].float()
+    finally:
+        for h in handles:
+            h.remove()
+        for p, req in saved.items():
+            p.requires_grad_(req)
+            p.grad = None
+
+
 def weight_attribution(model: Any, tok: Any, rows: pd.DataFrame, values: Sequence[float], batch_size: int = 16,
                        log_value: bool = False, head_ablation: str = "q_rows", steps: int = 1
                        ) -> tuple[float, dict[str, torch.Tensor], torch.Tensor, np.ndarray]:
@@ -74,24 +118,45 @@ def weight_attribution(model: Any, tok: Any, rows: pd.DataFrame, values: Sequenc
     first order (``steps`` 1) or with the gradient integrated along the name path."""
     geo = check_architecture(model)
     alphas = name_path(steps)
-    weights = linear_weights(model)
-    saved = {p: p.requires_grad for p in model.parameters()}
-    for p in model.parameters():
-        p.requires_grad_(False)
-        p.grad = None
-    for w in weights.values():
-        w.requires_grad_(True)
-    try:
-        base = name_baseline(model, tok, rows) if len(alphas) > 1 else None
-        for alpha in alphas:  # gradients add up in .grad; B and E are those at alpha = 1 (the last)
+    base = name_baseline(model, tok, rows) if len(alphas) > 1 else None
+    with scored_gradients(model) as scores:  # S = -W * dB/dW, summed over batches and path points
+        for alpha in alphas:  # B and E are those at alpha = 1 (the last)
             b, expected = bias_objective(model, tok, rows, values, batch_size, log_value, backward=True,
                                          name_alpha=alpha, baseline=base)
-        scores = {k: (-(w.detach() * w.grad) / len(alphas)).float().cpu() for k, w in weights.items()}
-    finally:
-        for p, req in saved.items():
-            p.requires_grad_(req)
-            p.grad = None
+    if len(alphas) > 1:
+        scores = {k: s / len(alphas) for k, s in scores.items()}
     return b, scores, head_deltas(scores, geo.n_layers, geo.n_heads, geo.head_dim, head_ablation), expected
+
+
+def text_importance(model: Any, tok: Any, text: str, max_tokens: int = 1024) -> dict[str, torch.Tensor]:
+    """SNIP importance for ordinary text, |W * dL/dW| per decoder linear weight, with L the
+    mean next-token loss on ``text`` (the perplexity text): what the model needs to write it."""
+    from prunebias.perplexity import text_nll
+
+    with scored_gradients(model, absolute=True) as importance:
+        loss = text_nll(model, tok, text, max_tokens=max_tokens)
+        if loss is None:
+            raise ValueError("the text for the SNIP importance has fewer than two tokens")
+        loss.backward()
+    return importance
+
+
+def protect(toward: dict[str, torch.Tensor], importance: dict[str, torch.Tensor], percent: float
+            ) -> dict[str, torch.Tensor]:
+    """The SNIP set difference (Wei et al. 2024): oriented scores with the top ``percent``%
+    of each matrix by text importance set to 0, so that selection (negative entries only)
+    never removes what ordinary text needs. ``percent`` 0 returns the scores unchanged."""
+    if percent <= 0:
+        return toward
+    out = {}
+    for k, s in toward.items():
+        imp = importance[k].flatten()
+        n = int(round(imp.numel() * percent / 100))
+        keep = s.clone().flatten()
+        if n > 0:
+            keep[torch.topk(imp, n).indices] = 0.0
+        out[k] = keep.view(s.shape)
+    return out
 
 
 def select_weights(scores: torch.Tensor, b: float, count: int) -> torch.Tensor:
@@ -198,3 +263,53 @@ def faithfulness(model: Any, tok: Any, rows: pd.DataFrame, values: Sequence[floa
     table = pd.DataFrame(out, columns=FAITHFULNESS_COLUMNS)
     rho = float(stats.spearmanr(table["predicted"], table["measured"])[0]) if len(table) >= 3 else float("nan")
     return table, rho
+
+
+def context_summary(model: Any, tok: Any, rows: pd.DataFrame, values: Sequence[float], info: dict[str, Any],
+                    cfg: Mapping[str, Any], ablation: str, n_boot: int, seed: int,
+                    log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """The JSON-ready record of one context of ``source_attribution`` (``info``: its entry).
+
+    B with a name-bootstrap CI (names resampled within race), the grid, how well the grid
+    expectation follows the sampled answers (``value`` of ``rows``, on the log scale with
+    ``log_value``), and the faithfulness of the top ``cfg["faithfulness_heads"]`` heads and
+    ``cfg["faithfulness_neurons"]`` neurons (``faithfulness``).
+    """
+    from prunebias.inference import NameData, name_bootstrap
+    from prunebias.objective import grid_agreement
+
+    expected = info["expected"]
+    deltas = {"head": info["head_deltas"], "neuron": info["neuron_deltas"]}
+    faith = {}
+    for unit in ("head", "neuron"):  # predicted against measured change of B, one unit at a time
+        top = cfg[f"faithfulness_{unit}s"]
+        if top:
+            table, rho = faithfulness(model, tok, rows, values, deltas[unit], info["B"], unit, top, ablation,
+                                      cfg["batch_size"], cfg["log_value"])
+            faith[unit] = {"spearman": rho, "units": table.to_dict(orient="records")}
+            if log is not None:
+                log(f"faithfulness, {len(table)} {unit}s: Spearman {rho:.2f}")
+    sampled = rows.assign(sampled=np.log(rows["value"].where(rows["value"] > 0)) if cfg["log_value"]
+                          else rows["value"])
+    ci = name_bootstrap(NameData.from_answers(rows["name"].to_numpy(), rows["race"].to_numpy(), expected),
+                        "diff", n_boot=n_boot, seed=seed)
+    return {"B": info["B"], "B_ci_low": ci.ci_low, "B_ci_high": ci.ci_high, "grid": [float(v) for v in values],
+            "prompts": len(rows), "agreement": grid_agreement(sampled, expected, value="sampled"),
+            "faithfulness": faith}
+
+
+def grad_masks(settings: Sequence[Any], toward: dict[str, torch.Tensor], heads: torch.Tensor,
+               budgets: Mapping[str, Mapping[str, int]]) -> list[tuple[str, dict[str, np.ndarray]]]:
+    """(kind, arrays) of each gradient-attribution setting: a ``GradNeuronSetting`` takes
+    ``budgets[its budget's name]`` entries per matrix (equal budget with that Wanda mask),
+    a ``GradHeadSetting`` the top k heads (with the scores, negated: larger = more bias removed)."""
+    from prunebias.plan import GradNeuronSetting
+
+    out = []
+    for setting in settings:
+        if isinstance(setting, GradNeuronSetting):
+            out.append(("neurons", select_by_counts(toward, budgets[setting.budget.name])))
+        else:
+            out.append(("heads", {"heads": select_weights(heads, 1.0, setting.k).numpy(),
+                                  "scores": (-heads).numpy().astype(np.float32)}))
+    return out

@@ -10,16 +10,22 @@ import torch
 
 @torch.inference_mode()
 def perplexity(model: Any, tok: Any, text: str, window: int = 128, max_tokens: int = 1024) -> float:
-    """exp(mean next-token NLL) over non-overlapping windows of the text, batched.
+    """exp(mean next-token NLL) over non-overlapping windows of the text, batched."""
+    nll = text_nll(model, tok, text, window, max_tokens)
+    return math.nan if nll is None else float(torch.exp(nll))
 
-    Every token after the first of each window is predicted once; windows are padded
-    on the right and padding is ignored.
+
+def text_nll(model: Any, tok: Any, text: str, window: int = 128, max_tokens: int = 1024) -> torch.Tensor | None:
+    """Mean next-token NLL of the text (a scalar tensor, differentiable outside inference mode).
+
+    Every token after the first of each non-overlapping window is predicted once; windows
+    are padded on the right and padding is ignored. None for a text of under two tokens.
     """
     ids = tok(text, add_special_tokens=False).input_ids[:max_tokens]
     chunks = [ids[i:i + window] for i in range(0, len(ids), window)]
     chunks = [c for c in chunks if len(c) > 1]
     if not chunks:
-        return math.nan
+        return None
     width = max(len(c) for c in chunks)
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
     inp = torch.full((len(chunks), width), pad, dtype=torch.long)
@@ -33,4 +39,4 @@ def perplexity(model: Any, tok: Any, text: str, window: int = 128, max_tokens: i
     target = inp[:, 1:].to(device)
     nll = -logp.gather(-1, target[..., None])[..., 0]
     valid = att[:, 1:].to(device).bool()
-    return float(torch.exp(nll[valid].mean()))
+    return nll[valid].mean()

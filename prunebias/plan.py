@@ -381,6 +381,7 @@ class Plan:
     random_controls: bool = True
     grad_neuron_settings: tuple[GradNeuronSetting, ...] = ()
     grad_head_settings: tuple[GradHeadSetting, ...] = ()
+    grad_in_transfer: bool = True  # False: gradient attribution runs in the positive control only
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], scenarios: Mapping[str, str],
@@ -397,7 +398,8 @@ class Plan:
         return cls(dict(scenarios), tuple(neurons), tuple(heads),
                    configured_pools(loc["pools"], sets, list(scenarios)),
                    auto_pools(scenarios, loc["auto_pools"]), tuple(loc["pool_masks"]),
-                   bool(config["evaluation"]["random_controls"]), tuple(grad_neurons), tuple(grad_heads))
+                   bool(config["evaluation"]["random_controls"]), tuple(grad_neurons), tuple(grad_heads),
+                   bool(attr.get("transfer", True)))
 
     @property
     def contexts(self) -> list[str]:
@@ -408,12 +410,19 @@ class Plan:
         return {**self.configured, **self.automatic}
 
     def settings(self, kind: str) -> list[Setting]:
-        """Every mask setting of a kind: the paper's (Wanda / attention), then gradient attribution."""
+        """Every mask setting of a kind in the transfer DAG: the paper's (Wanda / attention),
+        then gradient attribution's."""
+        grad = self.grad_settings()
         if kind == "neurons":
-            return [*self.neuron_settings, *self.grad_neuron_settings]
-        return [*self.head_settings, *self.grad_head_settings]
+            return [*self.neuron_settings, *(s for s in grad if isinstance(s, GradNeuronSetting))]
+        return [*self.head_settings, *(s for s in grad if isinstance(s, GradHeadSetting))]
 
     def grad_settings(self) -> list[GradNeuronSetting | GradHeadSetting]:
+        """The gradient-attribution settings of the transfer DAG (none with ``transfer: false``)."""
+        return self.attribution_settings() if self.grad_in_transfer else []
+
+    def attribution_settings(self) -> list[GradNeuronSetting | GradHeadSetting]:
+        """Every configured gradient-attribution setting (the positive control uses them all)."""
         return [*self.grad_neuron_settings, *self.grad_head_settings]
 
     def one_shot_head_settings(self) -> list[HeadSetting]:

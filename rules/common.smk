@@ -133,9 +133,25 @@ def all_evaluations():
     ]
 
 
+def attribution_summaries():
+    """The gradient attribution's summary files: one per source of the transfer DAG, and the
+    positive control's (when both it and an attribution method are on)."""
+    out = [f"results/attribution/{s.name}.json" for s in PLAN.scored_sources()] if PLAN.grad_settings() else []
+    if PLANTED["enabled"] and PLAN.attribution_settings():
+        out.append(planted_attribution_output()["attribution"])
+    return out
+
+
+def planted_attribution_output():
+    """The positive control's attribution summary, as a named output when attribution is on."""
+    if not PLAN.attribution_settings():
+        return {}
+    return {"attribution": "results/controls/planted_attribution.json"}
+
+
 def attribution_outputs():
-    """The attribution summary tables, when gradient attribution is configured."""
-    if not PLAN.grad_settings():
+    """The attribution summary tables, when there is a summary to make them from."""
+    if not attribution_summaries():
         return []
     return ["results/tables/attribution_objective.csv", "results/tables/attribution_faithfulness.csv"]
 

@@ -146,6 +146,7 @@ if PLANTED["enabled"]:
                 category="Positive control",
             ),
             record="results/controls/planted_bias.json",
+            **planted_attribution_output(),
         params:
             planted=PLANTED,
             halves=NAME_SPLIT,
@@ -153,7 +154,7 @@ if PLANTED["enabled"]:
             scenarios=dict(PLAN.scenarios),
             neuron_settings=PLAN.neuron_settings,
             head_settings=tuple(PLAN.one_shot_head_settings()),
-            grad_settings=tuple(PLAN.grad_settings()),
+            grad_settings=tuple(PLAN.attribution_settings()),
             attribution=LOC["attribution"],
             draws=EVAL["random_draws"],
             batch_size=LOC["batch_size"],

@@ -117,9 +117,12 @@ if PLAN.grad_settings():
         input:
             answers=lambda wc: expand("results/baseline/{c}.parquet", c=source_contexts(wc.source)),
             budgets=lambda wc: [
-                f"results/masks/neurons/{s.budget.name}/{wc.source}.npz" for s in PLAN.grad_neuron_settings
+                f"results/masks/neurons/{s.budget.name}/{wc.source}.npz"
+                for s in PLAN.grad_settings()
+                if s.kind == "neurons"
             ],
             model=MODEL_DIR,
+            text=data_path(EVAL["perplexity_text"]),
         output:
             masks=[f"results/masks/{s.kind}/{s.name}/{{source}}.npz" for s in PLAN.grad_settings()],
             summary="results/attribution/{source}.json",
@@ -132,6 +135,7 @@ if PLAN.grad_settings():
             ablation=EVAL["head_ablation"],
             n_boot=config["analysis"]["n_boot"],
             seed=config["seed"],
+            max_tokens=EVAL["perplexity_max_tokens"],
             learn_names=LEARN_NAMES,
             dtype=config["model"]["dtype"],
             device=config["model"]["device"],
@@ -150,9 +154,11 @@ if PLAN.grad_settings():
             "../workflow_scripts/score_attribution.py"
 
 
+if attribution_summaries():
+
     rule summarize_attribution:
         input:
-            summaries=[f"results/attribution/{s.name}.json" for s in PLAN.scored_sources()],
+            summaries=attribution_summaries(),
         output:
             objective=report(
                 "results/tables/attribution_objective.csv",

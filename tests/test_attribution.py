@@ -290,3 +290,30 @@ def test_integrated_gradient_is_the_mean_of_the_path_gradients(model64, tiny_mod
     want = -(w.detach() * (grads[0] + grads[1]) / 2)
     assert torch.allclose(scores["layers.1.down_proj"].double(), want.float().double(), rtol=1e-4, atol=1e-12)
     assert b == pytest.approx(bias_objective(model64, tok, rows, VALUES, batch_size=6)[0], rel=1e-9)
+
+
+def test_snip_importance_and_the_set_difference(model64, tiny_model):
+    """|W * dL/dW| on a text against plain autograd of the next-token cross-entropy; the
+    protected top share of a matrix is never selected."""
+    import torch.nn.functional as F
+
+    from prunebias.attribution import protect, text_importance
+
+    _, tok = tiny_model
+    text = "The committee met on Tuesday and agreed on the budget for the new library."
+    got = text_importance(model64, tok, text)
+    ids = torch.tensor([tok(text, add_special_tokens=False).input_ids])
+    w = model64.model.layers[0].self_attn.v_proj.weight
+    w.grad = None
+    loss = F.cross_entropy(model64(input_ids=ids).logits[0, :-1], ids[0, 1:])
+    (g,) = torch.autograd.grad(loss, w)
+    assert torch.allclose(got["layers.0.v_proj"].double(), (w.detach() * g).abs().float().double(), rtol=1e-4,
+                          atol=1e-12)
+    assert all(p.grad is None for p in model64.parameters())
+    toward = {"a": -torch.arange(1.0, 11.0).view(2, 5)}  # every entry's removal shrinks |B|; -10 most
+    importance = {"a": torch.zeros(2, 5)}
+    importance["a"][1, 4] = 5.0  # the entry ordinary text needs most is also the top bias entry
+    kept = protect(toward, importance, 10)  # top 10% of 10 entries: one
+    chosen = select_weights(kept["a"], 1.0, 2)
+    assert not chosen[1, 4] and chosen[1, 3] and chosen[1, 2]
+    assert protect(toward, importance, 0) is toward

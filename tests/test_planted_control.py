@@ -25,8 +25,13 @@ def test_planted_control_job(tiny_model_dir, tmp_path):
     cfg["controls"] = {"planted_bias": {"enabled": True, "contexts": ["purchase-bicycle", "purchase-car"],
                                         "layer": 1, "n_neurons": 2, "strength": 2.0, "seed": 3}}
     cfg["evaluation"] = {"samples_per_name": 1, "random_draws": 2}
-    proc = run_snakemake(tmp_path, cfg, "-p", "results/tables/planted_control.csv")
-    assert "evaluate_pruned" not in proc.stdout + proc.stderr  # its own job, no other evaluation
+    # gradient attribution in the positive control only (the default run's choice)
+    cfg["localization"]["attribution"] = {"neurons": True, "heads": [2], "transfer": False, "grid_size": 6,
+                                          "faithfulness_heads": 2, "faithfulness_neurons": 2}
+    proc = run_snakemake(tmp_path, cfg, "-p", "results/tables/planted_control.csv",
+                         "results/tables/attribution_faithfulness.csv")
+    log = proc.stdout + proc.stderr
+    assert "evaluate_pruned" not in log and "score_attribution" not in log  # its own job, no other evaluation
     record = json.loads((tmp_path / "results/controls/planted_bias.json").read_text())
     assert record["layer"] == 1 and len(record["neurons"]) == 2 and record["seed"] == 3
     assert set(record["edited"]) == {"layers.1.gate_proj", "layers.1.up_proj", "layers.1.down_proj"}
@@ -34,8 +39,18 @@ def test_planted_control_job(tiny_model_dir, tmp_path):
     prompts = pd.read_parquet(tmp_path / "results/prompts/purchase-bicycle.parquet")
     assert 0 < len(record["learn_names"]) < prompts["name"].nunique()
     table = pd.read_csv(tmp_path / "results/tables/planted_control.csv")
-    # (1 neuron setting + 1 head setting) x 2 sources x 2 targets
-    assert len(table) == 8 and set(table.kind) == {"neurons", "heads"}
+    # (1 neuron setting + 1 head setting) x (Wanda / attention, grad) x 2 sources x 2 targets
+    assert len(table) == 16 and set(table.kind) == {"neurons", "heads"}
+    assert table.groupby(["kind", "scoring"]).size().to_dict() == {("heads", "attention"): 4, ("heads", "grad"): 4,
+                                                                   ("neurons", "grad"): 4, ("neurons", "wanda"): 4}
+    grad_n = table[(table.scoring == "grad") & (table.kind == "neurons")].set_index(["source", "target"])
+    wanda_n = table[table.scoring == "wanda"].set_index(["source", "target"])
+    assert (grad_n.pruned_fraction == wanda_n.pruned_fraction).all()  # equal budget
+    summary = json.loads((tmp_path / "results/controls/planted_attribution.json").read_text())
+    assert summary["source"] == "planted" and set(summary["contexts"]) == {"purchase-bicycle", "purchase-car"}
+    assert summary["protect_text_percent"] == 50
+    faith = pd.read_csv(tmp_path / "results/tables/attribution_faithfulness.csv")
+    assert len(faith) == 4 and set(faith.source) == {"planted"}
     neurons = table[table.kind == "neurons"]
     assert neurons.recall_planted.between(0, 1).all() and table[table.kind == "heads"].recall_planted.isna().all()
     assert (table.names_eval == prompts["name"].nunique() - len(record["learn_names"])).all()

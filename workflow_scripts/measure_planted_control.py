@@ -33,7 +33,7 @@ from tqdm import tqdm
 from prunebias.activations import add_sumsq, cache_batches
 from prunebias.answers import PROMPT_COLUMNS, generate_answers
 from prunebias.architecture import check_architecture
-from prunebias.attribution import select_by_counts, select_weights, source_attribution
+from prunebias.attribution import context_summary, grad_masks, protect, source_attribution, text_importance
 from prunebias.contexts import load_yaml
 from prunebias.controls import matched_head_control, neuron_controls
 from prunebias.evaluation import eval_prompts, evaluate
@@ -46,7 +46,7 @@ from prunebias.modeling import load_model, read_identity
 from prunebias.names import load_names
 from prunebias.neurons import neuron_masks
 from prunebias.objective import answer_grid
-from prunebias.plan import GradNeuronSetting, Source, transfer_level
+from prunebias.plan import Source, transfer_level
 from prunebias.planting import RECALL_COLUMNS, anchor_prompts, plant_bias, recall_columns
 from prunebias.plots import planted_control_plot
 from prunebias.sampling import Sampling
@@ -94,6 +94,10 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
     write_csv(base_table, smk.output.baseline)
 
     # 3. cache over the learning names; 4. masks and controls per context
+    text = Path(smk.input.text).read_text()
+    acfg = p.attribution
+    importance = None  # SNIP importance on the perplexity text, computed once when needed
+    summaries: dict[str, dict] = {}
     masks: list[tuple[str, Any, str, Mask, list[Mask]]] = []  # (kind, setting, source, mask, controls)
     for c in contexts:
         rows = base[c][base[c]["name"].isin(learn)].reset_index(drop=True)
@@ -117,23 +121,28 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
             chosen, _ = select_heads(att["white"], att["black"], setting)
             head_masks.append((setting, chosen.numpy()))
         if p.grad_settings:  # gradient attribution over the learning names' prompts
-            cfg_a = p.attribution
-            learn_rows = rows[rows["sample"] < cfg_a["max_samples_per_name"]].reset_index(drop=True)
-            frames = {c: (learn_rows, answer_grid(*specs[c]["range"], cfg_a["grid_size"]))}
-            toward, head_scores, _ = source_attribution(model, tok, frames, cfg_a["batch_size"], cfg_a["log_value"],
-                                                        p.ablation, cfg_a["integrated_steps"])
-            wanda = {m[1].name: m[3] for m in masks if m[0] == "neurons" and m[2] == c}
-            for setting in p.grad_settings:
-                if isinstance(setting, GradNeuronSetting):
-                    budget = wanda[setting.budget.name].arrays
-                    arrays = select_by_counts(toward, {k: int(a.sum()) for k, a in budget.items()})
-                    seeds = [derive_seed(p.seed, "planted-control", setting.name, c, d) for d in range(p.draws)]
-                    ctrls = neuron_controls(model, arrays, sums, setting.band, seeds)
-                    meta = {"kind": "neurons", "n_pruned": sum(int(a.sum()) for a in arrays.values()),
-                            "n_total": sum(a.size for a in arrays.values())}
-                    masks.append(("neurons", setting, c, Mask(meta, arrays), [Mask(meta, a) for a in ctrls]))
-                else:
-                    head_masks.append((setting, select_weights(head_scores, 1.0, setting.k).numpy()))
+            learn_rows = rows[rows["sample"] < acfg["max_samples_per_name"]].reset_index(drop=True)
+            grid = answer_grid(*specs[c]["range"], acfg["grid_size"])
+            toward, head_scores, info = source_attribution(model, tok, {c: (learn_rows, grid)}, acfg["batch_size"],
+                                                           acfg["log_value"], p.ablation, acfg["integrated_steps"])
+            summaries[c] = context_summary(model, tok, learn_rows, grid, info[c], acfg, p.ablation, p.n_boot,
+                                           p.seed, lambda msg, c=c: log.info("planted %s %s", c, msg))
+            if acfg["protect_text_percent"] > 0:  # SNIP set difference: spare what ordinary text needs
+                if importance is None:
+                    importance = text_importance(model, tok, text, p.max_tokens)
+                toward = protect(toward, importance, acfg["protect_text_percent"])
+            budgets = {m[1].name: {k: int(a.sum()) for k, a in m[3].arrays.items()}
+                       for m in masks if m[0] == "neurons" and m[2] == c}
+            for setting, (kind, arrays) in zip(p.grad_settings, grad_masks(p.grad_settings, toward, head_scores,
+                                                                           budgets)):
+                if kind == "heads":
+                    head_masks.append((setting, arrays["heads"]))
+                    continue
+                seeds = [derive_seed(p.seed, "planted-control", setting.name, c, d) for d in range(p.draws)]
+                ctrls = neuron_controls(model, arrays, sums, setting.band, seeds)
+                meta = {"kind": "neurons", "n_pruned": sum(int(a.sum()) for a in arrays.values()),
+                        "n_total": sum(a.size for a in arrays.values())}
+                masks.append(("neurons", setting, c, Mask(meta, arrays), [Mask(meta, a) for a in ctrls]))
         for setting, h in head_masks:
             meta = {"kind": "heads", "n_pruned": int(h.sum()), "n_total": int(h.size)}
             ctrls = [Mask(meta, {"heads": matched_head_control(h, np.random.default_rng(
@@ -142,7 +151,6 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
 
     # 5. reference and every mask on the held-out names' evaluation prompts
     targets = {c: eval_prompts(prompts[c], cfg["samples_per_name"], holdout) for c in contexts}
-    text = Path(smk.input.text).read_text()
     ref_answers, ref_info = evaluate(model, tok, [None], p.ablation, targets, specs, settings, text, p.max_tokens)
     rows_out, ctrl_rows = [], []
     for kind, setting, source, mask, ctrls in masks:
@@ -166,6 +174,10 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
     table = table[lead + [c for c in table.columns if c not in lead]]
     write_csv(table, smk.output.table)
     planted_control_plot(table, base_table, p.effect, smk.output.plot)
+    if p.grad_settings:  # the attribution on the planted model, in the format of results/attribution/
+        write_json({"source": "planted", "contexts": summaries, "log_value": acfg["log_value"],
+                    "integrated_steps": acfg["integrated_steps"], "protect_text_percent": acfg["protect_text_percent"],
+                    "prompts": int(sum(s["prompts"] for s in summaries.values()))}, smk.output.attribution)
     log.info("planted control done in %.0f s:\n%s", time.perf_counter() - t0,
              table[["kind", "setting", "source", "target", "recall_planted", "effect_ref", "effect_pruned",
                     "delta_abs", "delta_abs_ci_low", "delta_abs_ci_high", "delta_vs_random"]].to_string(index=False))

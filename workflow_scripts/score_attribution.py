@@ -10,23 +10,24 @@ top k. The summary records B per context, how well the grid expectation follows 
 sampled answers (per-name correlation), optionally the faithfulness of the scores
 (``faithfulness_heads``, ``faithfulness_neurons``: predicted against measured change of
 B, one head or MLP neuron removed at a time) and the time and memory it took.
-``integrated_steps`` > 1 integrates the gradient along the name path.
+``integrated_steps`` > 1 integrates the gradient along the name path;
+``protect_text_percent`` > 0 keeps the weights most important for the perplexity text
+out of the neuron masks (the SNIP set difference).
 """
 
 import resource
 import time
+from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from prunebias.attribution import faithfulness, select_by_counts, select_weights, source_attribution
+from prunebias.attribution import context_summary, grad_masks, protect, source_attribution, text_importance
 from prunebias.files import read_parquet, write_json
-from prunebias.inference import NameData, name_bootstrap
 from prunebias.logs import setup_logging
 from prunebias.masks import read_mask, write_mask
 from prunebias.modeling import load_model, read_identity
-from prunebias.objective import answer_grid, grid_agreement
-from prunebias.plan import GradHeadSetting, GradNeuronSetting
+from prunebias.objective import answer_grid
+from prunebias.plan import GradNeuronSetting
 
 NEED = ["context", "prompt", "answer_prefix", "name", "race", "sample", "value", "anomaly"]
 
@@ -49,39 +50,19 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
     steps = cfg["integrated_steps"]
     toward, heads, info = source_attribution(model, tok, frames, cfg["batch_size"], cfg["log_value"], p.ablation,
                                              steps)
-    for name, (rows, values) in frames.items():  # how well the objective stands in for the sampled answers
-        expected = info[name].pop("expected")
-        deltas = {"head": info[name].pop("head_deltas"), "neuron": info[name].pop("neuron_deltas")}
-        faith = {}
-        for unit in ("head", "neuron"):  # predicted against measured change of B, one unit at a time
-            top = cfg[f"faithfulness_{unit}s"]
-            if top:
-                table, rho = faithfulness(model, tok, rows, values, deltas[unit], info[name]["B"], unit, top,
-                                          p.ablation, cfg["batch_size"], cfg["log_value"])
-                faith[unit] = {"spearman": rho, "units": table.to_dict(orient="records")}
-                log.info("%s faithfulness, %d %ss: Spearman %.2f", name, len(table), unit, rho)
-        info[name]["faithfulness"] = faith
-        sampled = rows.assign(sampled=np.log(rows["value"].where(rows["value"] > 0)) if cfg["log_value"]
-                              else rows["value"])
-        ci = name_bootstrap(NameData.from_answers(rows["name"].to_numpy(), rows["race"].to_numpy(), expected),
-                            "diff", n_boot=p.n_boot, seed=p.seed)
-        info[name].update(grid=[float(v) for v in values], prompts=len(rows), B_ci_low=ci.ci_low,
-                          B_ci_high=ci.ci_high, agreement=grid_agreement(sampled, expected, value="sampled"))
+    for name, (rows, values) in frames.items():  # B's CI, the grid's agreement, faithfulness
+        info[name] = context_summary(model, tok, rows, values, info[name], cfg, p.ablation, p.n_boot, p.seed,
+                                     lambda msg, c=name: log.info("%s %s", c, msg))
+    if cfg["protect_text_percent"] > 0:  # SNIP set difference: spare what ordinary text needs
+        importance = text_importance(model, tok, Path(smk.input.text).read_text(), p.max_tokens)
+        toward = protect(toward, importance, cfg["protect_text_percent"])
     grad_neurons = [s for s in p.settings if isinstance(s, GradNeuronSetting)]
-    budgets = {s.budget: read_mask(f) for s, f in zip(grad_neurons, smk.input.budgets)}  # same order
-    for path, setting in zip(smk.output.masks, p.settings):
-        if isinstance(setting, GradNeuronSetting):
-            counts = budgets[setting.budget].meta["counts"]
-            arrays = select_by_counts(toward, counts)
-            kind = "neurons"
-        else:
-            assert isinstance(setting, GradHeadSetting)
-            chosen = select_weights(heads, 1.0, setting.k).numpy()
-            arrays = {"heads": chosen, "scores": (-heads).numpy().astype(np.float32)}
-            kind = "heads"
-        meta = {"model": identity, "method": {"name": kind, **setting.params(), "integrated_steps": steps},
-                "source": p.source.name,
-                "sources": list(p.contexts), "combine": p.source.combine, "learn_names": p.learn_names,
+    budgets = {s.budget.name: read_mask(f).meta["counts"] for s, f in zip(grad_neurons, smk.input.budgets)}
+    for path, setting, (kind, arrays) in zip(smk.output.masks, p.settings,
+                                             grad_masks(p.settings, toward, heads, budgets)):
+        method = {"name": kind, **setting.params(), "integrated_steps": steps,
+                  "protect_text_percent": cfg["protect_text_percent"]}
+        meta = {"model": identity, "method": method, "source": p.source.name, "sources": list(p.contexts), "combine": p.source.combine, "learn_names": p.learn_names,
                 "objective": {c: {"B": i["B"], "grid": i["grid"]} for c, i in info.items()}}
         write_mask(path, kind, meta, arrays)
         n = sum(int(a.sum()) for k, a in arrays.items() if k != "scores")
@@ -89,8 +70,9 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
     seconds = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     write_json({"source": p.source.name, "contexts": info, "seconds": seconds, "peak_rss_mib": peak,
-                "log_value": cfg["log_value"], "integrated_steps": steps, "prompts": int(sum(len(r) for r, _ in frames.values()))},
-               smk.output.summary)
+                "log_value": cfg["log_value"], "integrated_steps": steps,
+                "protect_text_percent": cfg["protect_text_percent"],
+                "prompts": int(sum(len(r) for r, _ in frames.values()))}, smk.output.summary)
     log.info("attribution of %s in %.0f s (peak RSS %.0f MiB): %s", p.source.name, seconds, peak,
              pd.DataFrame({c: {"B": i["B"], **i["agreement"]} for c, i in info.items()}).T.to_string())
 
