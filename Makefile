@@ -1,5 +1,7 @@
 # make run  : install into .venv/ and run the whole workflow on the packaged default model
 # make test : install into .venv/ and run the test suite
+# PYTHON=python3.12 make ... : build the venv with another interpreter (pyproject.toml says which)
+PYTHON ?= python3
 VENV  ?= .venv
 PY    := $(VENV)/bin/python
 CORES ?= 2
@@ -8,7 +10,7 @@ STAMP := $(VENV)/.installed
 .PHONY: install run test dryrun lint clean
 
 $(STAMP): pyproject.toml Makefile
-	python3 -m venv $(VENV)
+	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch first and pinned: the CPU wheel on this kind of machine, not a CUDA build
 	$(PY) -m pip install --quiet torch==2.13.0

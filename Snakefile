@@ -1,9 +1,20 @@
 # prunebias: find where a language model stores racial bias, prune it, and measure
 # whether the pruning transfers across decision contexts. See README.md.
 
+import os
+import sys
+
+import yaml
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
+
+# The library is importable from the workflow folder also where it is not installed
+# (a conda env of --sdm conda, a cluster node): for this file and for every job script.
+sys.path.insert(0, workflow.basedir)
+os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (workflow.basedir, os.environ.get("PYTHONPATH")) if p))
+
+from prunebias.config_values import coerce_strings
 
 
 report: "report/workflow.rst"
@@ -12,6 +23,8 @@ report: "report/workflow.rst"
 configfile: "config/config.yaml"
 
 
+# nested --config overrides arrive as strings ("model={allow_download: true}"): typed first
+coerce_strings(config, yaml.safe_load(open(os.path.join(workflow.basedir, "config/schema.yaml"))))
 validate(config, "config/schema.yaml", set_default=True)
 
 

@@ -1,4 +1,9 @@
-"""Logging for rule scripts: to the rule's log file and to stderr."""
+"""Logging for rule scripts: to the rule's log file and to stderr.
+
+An uncaught exception is logged with its traceback before the job dies, so the job's log
+file (what ``--show-failed-logs`` and a SLURM user read) says why it failed, not only
+the scheduler's stderr.
+"""
 
 from __future__ import annotations
 
@@ -15,4 +20,13 @@ def setup_logging(log_file: str | Path | None, name: str = "prunebias") -> loggi
         handlers.append(logging.FileHandler(log_file, mode="w"))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s",
                         handlers=handlers, force=True)
-    return logging.getLogger(name)
+    log = logging.getLogger(name)
+
+    def log_failure(kind: type[BaseException], exc: BaseException, tb) -> None:
+        if issubclass(kind, KeyboardInterrupt):
+            sys.__excepthook__(kind, exc, tb)
+            return
+        log.critical("job failed: %s: %s", kind.__name__, exc, exc_info=(kind, exc, tb))
+
+    sys.excepthook = log_failure  # to the file and, through the stream handler, to stderr
+    return log

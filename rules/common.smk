@@ -3,17 +3,13 @@
 # any job starts. Jobs receive parsed settings and sources as params; no script parses
 # a path.
 
-import os
 import re
-import sys
 from pathlib import Path
 
-# The library is importable from the workflow folder also where it is not installed
-# (a conda env of --sdm conda, a cluster node): for this file and for every job script.
-sys.path.insert(0, workflow.basedir)
-os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (workflow.basedir, os.environ.get("PYTHONPATH")) if p))
-
+# The Snakefile puts the workflow folder on sys.path and PYTHONPATH (the library is
+# importable also where it is not installed).
 from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
 
 from prunebias.contexts import load_yaml, resolve_all
 from prunebias.errors import ConfigError
@@ -48,9 +44,12 @@ def _preflight():
                 raise ConfigError("config: controls.planted_bias.contexts", f"'{c}' is not a selected context",
                                   "list contexts that are under contexts/context_sets, or leave it empty")
         src = resolve_source(config["model"]["source"])
-        check_hub_cached(src, config["model"]["allow_download"])
     except ConfigError as exc:
         raise WorkflowError(f"Invalid input: {exc}") from None
+    try:  # dry-runs and lint go on without the weights; prepare_model stops a real run
+        check_hub_cached(src, config["model"]["allow_download"])
+    except ConfigError as exc:
+        logger.warning(f"Warning: {exc} (a dry-run or --lint goes on; prepare_model will stop a real run here)")
     return contexts, plan, names, scenarios_file
 
 
