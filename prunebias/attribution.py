@@ -237,8 +237,10 @@ FAITHFULNESS_COLUMNS = ["unit", "layer", "index", "predicted", "measured"]
 
 def faithfulness(model: Any, tok: Any, rows: pd.DataFrame, values: Sequence[float], deltas: torch.Tensor,
                  b: float, unit: str, top: int = 20, ablation: str = "q_rows", batch_size: int = 8,
-                 log_value: bool = False) -> tuple[pd.DataFrame, float]:
-    """Predicted against measured change of B for the ``top`` units by |predicted change|.
+                 log_value: bool = False, units: Sequence[tuple[int, int]] | None = None
+                 ) -> tuple[pd.DataFrame, float]:
+    """Predicted against measured change of B for the ``top`` units by |predicted change|
+    (or for the given ``units``, (layer, index) pairs, e.g. the planted neurons).
 
     ``unit`` "head" (``deltas`` from ``head_deltas``, removed by ``ablation``) or "neuron"
     (``neuron_deltas``, its three weight slices zeroed). Each unit is removed alone
@@ -251,7 +253,10 @@ def faithfulness(model: Any, tok: Any, rows: pd.DataFrame, values: Sequence[floa
     if unit not in ("head", "neuron"):
         raise ValueError(f"unit must be 'head' or 'neuron', not {unit!r}")
     flat = deltas.flatten()
-    order = torch.argsort(flat.abs(), descending=True)[:top]
+    if units is None:
+        order = torch.argsort(flat.abs(), descending=True)[:top]
+    else:
+        order = torch.tensor([layer * deltas.shape[1] + index for layer, index in units], dtype=torch.long)
     out = []
     for idx in order.tolist():
         layer, index = divmod(idx, deltas.shape[1])
@@ -267,13 +272,15 @@ def faithfulness(model: Any, tok: Any, rows: pd.DataFrame, values: Sequence[floa
 
 def context_summary(model: Any, tok: Any, rows: pd.DataFrame, values: Sequence[float], info: dict[str, Any],
                     cfg: Mapping[str, Any], ablation: str, n_boot: int, seed: int,
-                    log: Callable[[str], None] | None = None) -> dict[str, Any]:
+                    log: Callable[[str], None] | None = None,
+                    planted: Sequence[tuple[int, int]] = ()) -> dict[str, Any]:
     """The JSON-ready record of one context of ``source_attribution`` (``info``: its entry).
 
     B with a name-bootstrap CI (names resampled within race), the grid, how well the grid
     expectation follows the sampled answers (``value`` of ``rows``, on the log scale with
     ``log_value``), and the faithfulness of the top ``cfg["faithfulness_heads"]`` heads and
-    ``cfg["faithfulness_neurons"]`` neurons (``faithfulness``).
+    ``cfg["faithfulness_neurons"]`` neurons (``faithfulness``); ``planted``: (layer, neuron)
+    pairs also checked one by one, as unit kind "planted_neuron" (the positive control's).
     """
     from prunebias.inference import NameData, name_bootstrap
     from prunebias.objective import grid_agreement
@@ -289,6 +296,13 @@ def context_summary(model: Any, tok: Any, rows: pd.DataFrame, values: Sequence[f
             faith[unit] = {"spearman": rho, "units": table.to_dict(orient="records")}
             if log is not None:
                 log(f"faithfulness, {len(table)} {unit}s: Spearman {rho:.2f}")
+    if planted:
+        table, rho = faithfulness(model, tok, rows, values, deltas["neuron"], info["B"], "neuron", ablation=ablation,
+                                  batch_size=cfg["batch_size"], log_value=cfg["log_value"], units=planted)
+        table["unit"] = "planted_neuron"
+        faith["planted_neuron"] = {"spearman": rho, "units": table.to_dict(orient="records")}
+        if log is not None:
+            log("planted neurons, predicted against measured change of B:\n" + table.to_string(index=False))
     sampled = rows.assign(sampled=np.log(rows["value"].where(rows["value"] > 0)) if cfg["log_value"]
                           else rows["value"])
     ci = name_bootstrap(NameData.from_answers(rows["name"].to_numpy(), rows["race"].to_numpy(), expected),

@@ -4,7 +4,11 @@ Why our own loop instead of ``model.generate``: every answer gets its own seed (
 answer does not depend on which batch it landed in, and a rerun reproduces it), the
 loop stops as soon as every row has finished its number, and only the last position's
 logits are computed. Sampling uses the Gumbel-max trick with per-row generators:
-argmax(logits / T + Gumbel noise) is an exact draw from softmax(logits / T).
+argmax(logits / T + Gumbel noise) is an exact draw from softmax(logits / T). The noise is
+made where the logits are (a generator per row on that device) and only the chosen token
+ids are copied to the host: no (batch x vocabulary) copy per step. On the CPU the answers
+are those of the earlier row-by-row sampler (a test keeps that sampler as its reference);
+on a GPU the device's generator gives other, equally valid draws for the same seeds.
 """
 
 from __future__ import annotations
@@ -24,15 +28,21 @@ class Sampling:
     stop_after_number: bool = True
 
 
-def _gumbel_rows(gens: list[torch.Generator | None], vocab: int) -> torch.Tensor:
-    rows = []
-    for g in gens:
-        if g is None:
-            rows.append(torch.zeros(vocab))
-        else:
-            u = torch.rand(vocab, generator=g).clamp_(1e-20, 1.0 - 1e-7)
-            rows.append(-torch.log(-torch.log(u)))
-    return torch.stack(rows)
+def _gumbel_rows(gens: list[torch.Generator | None], vocab: int, device: str | torch.device = "cpu"
+                 ) -> torch.Tensor:
+    """Gumbel noise, one row per generator (zeros where None: finished rows), made on
+    ``device`` where the logits are: each row's uniforms come from its own generator (on
+    that device), so a row's noise depends on its seed only, and the logs run once over
+    the live rows instead of row by row."""
+    noise = torch.zeros((len(gens), vocab), device=device)
+    live = [i for i, g in enumerate(gens) if g is not None]
+    if live:
+        u = torch.empty((len(live), vocab), device=device)
+        for j, i in enumerate(live):
+            torch.rand(vocab, generator=gens[i], device=device, out=u[j])
+        u.clamp_(1e-20, 1.0 - 1e-7)
+        noise[torch.tensor(live, device=device)] = -torch.log(-torch.log(u))
+    return noise
 
 
 @torch.inference_mode()
@@ -49,8 +59,8 @@ def sample_batch(model: Any, tok: Any, texts: Sequence[str], seeds: Sequence[int
     ids, mask = enc.input_ids.to(device), enc.attention_mask.to(device)
     pos = (mask.long().cumsum(-1) - 1).clamp_(min=0)
     greedy = settings.temperature <= 0
-    gens: list[torch.Generator | None] = [None if greedy else torch.Generator().manual_seed(int(s) % (2**63))
-                                          for s in seeds]
+    gens: list[torch.Generator | None] = [
+        None if greedy else torch.Generator(device=device).manual_seed(int(s) % (2**63)) for s in seeds]
     out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1)
     n = len(texts)
     if len(uniq) < n:
@@ -61,12 +71,13 @@ def sample_batch(model: Any, tok: Any, texts: Sequence[str], seeds: Sequence[int
     generated: list[list[int]] = [[] for _ in range(n)]
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
     for _ in range(settings.max_new_tokens):
-        logits = out.logits[:, -1, :].float().cpu()
+        logits = out.logits[:, -1, :].float()  # stays on the device: only the chosen ids are copied
         if greedy:
-            nxt = logits.argmax(-1)
+            nxt = logits.argmax(-1).cpu()
         else:
             active = [None if d else g for g, d in zip(gens, done.tolist())]
-            nxt = (logits / settings.temperature + _gumbel_rows(active, logits.shape[-1])).argmax(-1)
+            noise = _gumbel_rows(active, logits.shape[-1], logits.device)
+            nxt = (logits / settings.temperature + noise).argmax(-1).cpu()
         nxt[done] = pad
         for i in (~done).nonzero().flatten().tolist():
             t = int(nxt[i])

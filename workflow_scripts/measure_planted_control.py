@@ -126,7 +126,8 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
             toward, head_scores, info = source_attribution(model, tok, {c: (learn_rows, grid)}, acfg["batch_size"],
                                                            acfg["log_value"], p.ablation, acfg["integrated_steps"])
             summaries[c] = context_summary(model, tok, learn_rows, grid, info[c], acfg, p.ablation, p.n_boot,
-                                           p.seed, lambda msg, c=c: log.info("planted %s %s", c, msg))
+                                           p.seed, lambda msg, c=c: log.info("planted %s %s", c, msg),
+                                           planted=[(planted.layer, n) for n in planted.neurons])
             if acfg["protect_text_percent"] > 0:  # SNIP set difference: spare what ordinary text needs
                 if importance is None:
                     importance = text_importance(model, tok, text, p.max_tokens)
