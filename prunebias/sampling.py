@@ -32,16 +32,14 @@ def _gumbel_rows(gens: list[torch.Generator | None], vocab: int, device: str | t
                  ) -> torch.Tensor:
     """Gumbel noise, one row per generator (zeros where None: finished rows), made on
     ``device`` where the logits are: each row's uniforms come from its own generator (on
-    that device), so a row's noise depends on its seed only, and the logs run once over
-    the live rows instead of row by row."""
+    that device), so a row's noise depends on its seed only. Each row is written in place
+    (-log(-log(u)), no per-row temporaries and no stacking copy)."""
     noise = torch.zeros((len(gens), vocab), device=device)
-    live = [i for i, g in enumerate(gens) if g is not None]
-    if live:
-        u = torch.empty((len(live), vocab), device=device)
-        for j, i in enumerate(live):
-            torch.rand(vocab, generator=gens[i], device=device, out=u[j])
-        u.clamp_(1e-20, 1.0 - 1e-7)
-        noise[torch.tensor(live, device=device)] = -torch.log(-torch.log(u))
+    for i, g in enumerate(gens):
+        if g is not None:
+            row = noise[i]
+            torch.rand(vocab, generator=g, device=device, out=row)
+            row.clamp_(1e-20, 1.0 - 1e-7).log_().neg_().log_().neg_()
     return noise
 
 
