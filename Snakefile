@@ -4,7 +4,6 @@
 import os
 import sys
 
-import yaml
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
@@ -15,6 +14,7 @@ sys.path.insert(0, workflow.basedir)
 os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (workflow.basedir, os.environ.get("PYTHONPATH")) if p))
 
 from prunebias.config_values import coerce_strings
+from prunebias.contexts import load_yaml
 
 
 report: "report/workflow.rst"
@@ -24,7 +24,7 @@ configfile: "config/config.yaml"
 
 
 # nested --config overrides arrive as strings ("model={allow_download: true}"): typed first
-coerce_strings(config, yaml.safe_load(open(os.path.join(workflow.basedir, "config/schema.yaml"))))
+coerce_strings(config, load_yaml(os.path.join(workflow.basedir, "config/schema.yaml")))
 validate(config, "config/schema.yaml", set_default=True)
 
 

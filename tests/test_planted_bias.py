@@ -61,7 +61,11 @@ def test_pruning_removes_the_bias_and_transfers_within_scenario(planted_run):
     # matched random masks of the same size leave the bias: the reduction is specific
     assert same.delta_vs_random_ci_high < 0 and same.control_draws == 2
     controls = pd.read_csv(planted_run / "results/tables/transfer_controls.csv")
-    assert len(controls) == len(t) * 2 and (controls.effect_pruned > 3).all()
+    assert len(controls) == len(t) * 2
+    # the Wanda mask holds both planted weights, so its controls (which exclude the real
+    # weights) cannot: they all leave the bias. (A grad mask misses them, and a control of
+    # it drawn from the same band may hit one by chance.)
+    assert (controls[controls.setting == "black_b15_w15_global"].effect_pruned > 3).all()
     assert set(t.kind) == {"neurons", "heads"}
     # (neurons wanda and grad, heads sum_k2 and greedy_k2) x 2 sources x 2 targets
     assert len(t) == 4 * 2 * 2
