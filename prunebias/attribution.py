@@ -13,13 +13,19 @@ averages the gradient along the name path of ``objective`` (the names' input emb
 moved from a race-neutral mean to themselves, alpha = 1/steps ... 1, right Riemann sum),
 as EAP-IG does along its input interpolation (Hanna et al. 2024), and scores
 S = -W * mean_alpha dB_alpha/dW: the weights through which the race signal moves the
-answer while it is still growing. steps = 1 is the plain gradient.
+answer while it is still growing. steps = 1 is the plain gradient; on the positive
+control 4 steps did not beat it (README, "Gradient attribution").
+
+Removing many weights at once is not first order: the most negative S include large
+weights every answer needs. ``protect`` (the SNIP set difference) spares the entries
+ordinary text needs most (|W * dL/dW| on a neutral text).
 
 Only the decoder's linear weights require gradients (embeddings, norms and the LM head
 do not). B is linear in the per-prompt expectations, so each batch's -W * dB/dW adds into
 a float32 score on the host as soon as that weight's gradient is ready, and the gradient
-is freed (``scored_gradients``): no copy of every weight's gradient is kept. Selection (``select_weights``, ``select_heads``) keeps the entries whose
-removal moves B toward 0 the most.
+is freed (``scored_gradients``): no copy of every weight's gradient is kept. Selection
+(``select_weights``, ``select_heads``) keeps the entries whose removal moves B toward 0
+the most.
 """
 
 from __future__ import annotations

@@ -62,7 +62,8 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
                                              grad_masks(p.settings, toward, heads, budgets)):
         method = {"name": kind, **setting.params(), "integrated_steps": steps,
                   "protect_text_percent": cfg["protect_text_percent"]}
-        meta = {"model": identity, "method": method, "source": p.source.name, "sources": list(p.contexts), "combine": p.source.combine, "learn_names": p.learn_names,
+        meta = {"model": identity, "method": method, "source": p.source.name, "sources": list(p.contexts),
+                "combine": p.source.combine, "learn_names": p.learn_names,
                 "objective": {c: {"B": i["B"], "grid": i["grid"]} for c, i in info.items()}}
         write_mask(path, kind, meta, arrays)
         n = sum(int(a.sum()) for k, a in arrays.items() if k != "scores")
