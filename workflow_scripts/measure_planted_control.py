@@ -110,12 +110,7 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
                 heads.append(head.to_pandas())
                 bar.update(head.num_rows)
         att = race_means(pd.concat(heads, ignore_index=True), geo.n_layers, geo.n_heads, f"planted {c}")
-        for setting, arrays in zip(p.neuron_settings, neuron_masks(model, sums, p.neuron_settings)):
-            seeds = [derive_seed(p.seed, "planted-control", setting.name, c, d) for d in range(p.draws)]
-            ctrls = neuron_controls(model, arrays, sums, setting, seeds)
-            meta = {"kind": "neurons", "n_pruned": sum(int(a.sum()) for a in arrays.values()),
-                    "n_total": sum(a.size for a in arrays.values())}
-            masks.append(("neurons", setting, c, Mask(meta, arrays), [Mask(meta, a) for a in ctrls]))
+        neuron_arrays = list(zip(p.neuron_settings, neuron_masks(model, sums, p.neuron_settings)))
         head_masks = []
         for setting in p.head_settings:
             chosen, _ = select_heads(att["white"], att["black"], setting)
@@ -132,18 +127,19 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
                 if importance is None:
                     importance = text_importance(model, tok, text, p.max_tokens)
                 toward = protect(toward, importance, acfg["protect_text_percent"])
-            budgets = {m[1].name: {k: int(a.sum()) for k, a in m[3].arrays.items()}
-                       for m in masks if m[0] == "neurons" and m[2] == c}
+            budgets = {s.name: {k: int(a.sum()) for k, a in arrays.items()} for s, arrays in neuron_arrays}
             for setting, (kind, arrays) in zip(p.grad_settings, grad_masks(p.grad_settings, toward, head_scores,
                                                                            budgets)):
                 if kind == "heads":
                     head_masks.append((setting, arrays["heads"]))
-                    continue
-                seeds = [derive_seed(p.seed, "planted-control", setting.name, c, d) for d in range(p.draws)]
-                ctrls = neuron_controls(model, arrays, sums, setting.band, seeds)
-                meta = {"kind": "neurons", "n_pruned": sum(int(a.sum()) for a in arrays.values()),
-                        "n_total": sum(a.size for a in arrays.values())}
-                masks.append(("neurons", setting, c, Mask(meta, arrays), [Mask(meta, a) for a in ctrls]))
+                else:
+                    neuron_arrays.append((setting, arrays))
+        for setting, arrays in neuron_arrays:  # controls from the setting's Wanda band (a grad mask: its budget's)
+            seeds = [derive_seed(p.seed, "planted-control", setting.name, c, d) for d in range(p.draws)]
+            ctrls = neuron_controls(model, arrays, sums, setting.band, seeds)
+            meta = {"kind": "neurons", "n_pruned": sum(int(a.sum()) for a in arrays.values()),
+                    "n_total": sum(a.size for a in arrays.values())}
+            masks.append(("neurons", setting, c, Mask(meta, arrays), [Mask(meta, a) for a in ctrls]))
         for setting, h in head_masks:
             meta = {"kind": "heads", "n_pruned": int(h.sum()), "n_total": int(h.size)}
             ctrls = [Mask(meta, {"heads": matched_head_control(h, np.random.default_rng(
