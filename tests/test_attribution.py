@@ -317,3 +317,99 @@ def test_snip_importance_and_the_set_difference(model64, tiny_model):
     chosen = select_weights(kept["a"], 1.0, 2)
     assert not chosen[1, 4] and chosen[1, 3] and chosen[1, 2]
     assert protect(toward, importance, 0) is toward
+
+
+def patched_b(model, tok, rows, values, layer, head, eps):
+    """B with head (layer, head)'s post-name outputs of each White/Black pair moved a share eps
+    toward the pair's mean, computed one prompt at a time (no batch, no padding): an
+    independent check of ``head_patching``."""
+    from prunebias.architecture import check_architecture, linear
+    from prunebias.patching import pair_rows, post_name_lengths
+
+    geo = check_architecture(model)
+    sl = slice(head * geo.head_dim, (head + 1) * geo.head_dim)
+    o_proj = linear(model, layer, "o_proj")
+    candidates = [format_answer(v) for v in values]
+
+    def run(text, edit=None):
+        seen = []
+
+        def hook(_m, args):
+            x = args[0]
+            seen.append(x.detach().clone())
+            return None if edit is None else (edit(len(seen) - 1, x),)
+
+        h = o_proj.register_forward_pre_hook(hook)
+        try:
+            with torch.no_grad():
+                e = expected_answer(grid_log_probs(model, tok, [text], candidates), values)
+        finally:
+            h.remove()
+        return float(e[0]), seen
+
+    total = 0.0
+    pairs = pair_rows(rows)
+    for w, b in pairs:
+        pair = rows.loc[[w, b]].reset_index(drop=True)
+        texts = prompt_texts(pair, tok)
+        post = post_name_lengths(tok, texts, pair)
+        span = int(min(post))
+        acts = [run(t)[1] for t in texts]
+        for i, sign in ((0, 1.0), (1, -1.0)):
+            own, other = acts[i], acts[1 - i]
+
+            def edit(call, x, own=own, other=other):
+                x = x.clone()
+                if call == 0:  # the prompt: the last `span` positions
+                    mid = (own[0][0, -span:, sl] + other[0][0, -span:, sl]) / 2
+                    x[0, -span:, sl] += eps * (mid - own[0][0, -span:, sl])
+                else:  # the candidates: every position
+                    x[..., sl] += eps * ((own[1][..., sl] + other[1][..., sl]) / 2 - own[1][..., sl])
+                return x
+
+            total += sign * (run(texts[i], edit)[0] - run(texts[i])[0]) / len(pairs)
+    return total
+
+
+def test_head_patching_against_a_patch_computed_by_hand(model64, tiny_model, rows):
+    """The first-order change of B per head equals the derivative of the hand-made patch
+    (central difference, float64), for every head of the tiny model."""
+    from prunebias.patching import head_patching, pair_rows
+
+    _, tok = tiny_model
+    assert len(pair_rows(rows)) == 3
+    deltas, info = head_patching(model64, tok, rows, VALUES, batch_size=2)
+    assert info["pairs"] == 3 and info["mean_span"] > 5
+    eps = 1e-2  # central difference: error ~ eps^2; smaller steps drown in the rounding of E (~1e3)
+    for layer in range(deltas.shape[0]):
+        for head in range(deltas.shape[1]):
+            fd = (patched_b(model64, tok, rows, VALUES, layer, head, eps)
+                  - patched_b(model64, tok, rows, VALUES, layer, head, -eps)) / (2 * eps)
+            assert float(deltas[layer, head]) == pytest.approx(fd, rel=5e-3, abs=1e-4), (layer, head)
+    assert deltas.abs().max() > 1e-4  # not all zero
+
+
+def test_patching_finds_the_saturated_head_that_weight_gradients_miss(tmp_path):
+    """In the hand-planted model the race pathway (layer 0, head 0) saturates the Black
+    prompts' answers, and -W * dB/dW is ~0 at its weights (the test above). Patching is not
+    blind: a White prompt is not saturated against the Black prompt's head output, so both
+    the plain and the integrated estimate (8 steps) rank head (0, 0) first by far. The plain
+    one overshoots (the first order of a step); the integrated one undershoots (the step lies
+    before its first point, alpha = 1/16): a ranking, not a size."""
+    from tiny_model import build_planted_model
+
+    from prunebias.modeling import load_model
+    from prunebias.patching import head_patching
+
+    model, tok = load_model(build_planted_model(tmp_path / "m"), dtype="float32", device="cpu", threads=1)
+    names = load_names(REPO / "data/names/audit40.csv", use_surnames=True)
+    ctx = resolve_context("purchase-bicycle", load_yaml(REPO / "data/scenarios.yaml"))
+    df = build_prompts(ctx, names, 1, 0)
+    rows = pd.concat([df[df.race == "white"].head(4), df[df.race == "black"].head(4)], ignore_index=True)
+    values = answer_grid(0, 100, 8)
+    b, _ = bias_objective(model, tok, rows, values, batch_size=8)
+    assert b > 0.5
+    for steps in (1, 8):
+        deltas, _ = head_patching(model, tok, rows, values, batch_size=8, steps=steps)
+        others = deltas.flatten()[1:].abs().max()
+        assert float(deltas[0, 0]) < -100 * float(others), (steps, deltas)  # removing it moves B toward 0
