@@ -31,6 +31,7 @@ the most.
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -41,6 +42,8 @@ from prunebias.architecture import MODULES, check_architecture, linear
 from prunebias.masks import Mask
 from prunebias.objective import bias_objective, name_baseline
 from prunebias.pruning import pruned
+
+MLP = ("gate_proj", "up_proj", "down_proj")  # a neuron: its gate and up rows, its down column
 
 
 def linear_weights(model: Any) -> dict[str, torch.nn.Parameter]:
@@ -165,6 +168,28 @@ def protect(toward: dict[str, torch.Tensor], importance: dict[str, torch.Tensor]
     return out
 
 
+def protect_units(toward: torch.Tensor, importance: torch.Tensor, percent: float) -> torch.Tensor:
+    """The set difference for whole units (layers x units): per layer, the top ``percent``% of
+    units by text importance (``neuron_deltas`` of the importance) get score 0."""
+    if percent <= 0:
+        return toward
+    out = toward.clone()
+    n = int(round(toward.shape[1] * percent / 100))
+    if n > 0:
+        rows = torch.arange(toward.shape[0])[:, None]
+        out[rows, torch.topk(importance, n, dim=1).indices] = 0.0
+    return out
+
+
+def protect_scores(scores: SourceScores, importance: dict[str, torch.Tensor], percent: float) -> SourceScores:
+    """``scores`` with the SNIP set difference applied to weights (per matrix) and to MLP
+    neurons (per layer); heads are kept whole, as the paper's head masks are."""
+    if percent <= 0:
+        return scores
+    return replace(scores, weights=protect(scores.weights, importance, percent),
+                   neurons=protect_units(scores.neurons, neuron_deltas(importance, scores.neurons.shape[0]), percent))
+
+
 def select_weights(scores: torch.Tensor, b: float, count: int) -> torch.Tensor:
     """The ``count`` entries whose removal moves B toward 0 the most (only entries that do)."""
     toward = scores * float(np.sign(b))  # negative: removal shrinks |B| (first order)
@@ -181,18 +206,37 @@ def select_heads(head_deltas: torch.Tensor, b: float, k: int) -> torch.Tensor:
     return select_weights(head_deltas, b, k)
 
 
+@dataclass
+class SourceScores:
+    """A mask source's attribution, oriented (negative: removal moves the objectives toward 0).
+
+    ``weights``: S per decoder linear weight; ``heads``: per head, the sum of S over the
+    entries the head ablation zeroes (gate attribution); ``neurons``: per MLP neuron
+    (layers x intermediate), the sum of S over its gate and up rows and down column;
+    ``patch``: per head, attribution patching (``prunebias.patching``), when computed."""
+
+    weights: dict[str, torch.Tensor]
+    heads: torch.Tensor
+    neurons: torch.Tensor
+    patch: torch.Tensor | None = None
+
+
 def source_attribution(model: Any, tok: Any, contexts: dict[str, tuple[pd.DataFrame, Sequence[float]]],
-                       batch_size: int = 8, log_value: bool = True, head_ablation: str = "q_rows", steps: int = 1
-                       ) -> tuple[dict[str, torch.Tensor], torch.Tensor, dict[str, dict[str, Any]]]:
+                       batch_size: int = 8, log_value: bool = True, head_ablation: str = "q_rows", steps: int = 1,
+                       patching: bool = False) -> tuple[SourceScores, dict[str, dict[str, Any]]]:
     """Attribution for a mask source: ``contexts`` maps each context to (rows, grid values).
 
     Each context's objective B_c is attributed on its own and oriented by its sign, so the
     summed scores rank what shrinks sum_c |B_c| (contexts with opposite signs do not
-    cancel); negative = removal moves the objectives toward 0. Returns (weight scores,
-    head scores, per context: B, E per prompt, the head and the neuron deltas).
+    cancel). ``patching``: also attribution patching of heads (``steps`` as its
+    integration steps). Returns the summed scores and, per context, B, E per prompt, the
+    head and the neuron deltas (and the patching deltas).
     """
+    from prunebias.patching import head_patching
+
     total: dict[str, torch.Tensor] = {}
     heads_total: torch.Tensor | None = None
+    patch_total: torch.Tensor | None = None
     info: dict[str, dict[str, Any]] = {}
     for name, (rows, values) in contexts.items():
         b, scores, heads, expected = weight_attribution(model, tok, rows, values, batch_size, log_value,
@@ -203,8 +247,12 @@ def source_attribution(model: Any, tok: Any, contexts: dict[str, tuple[pd.DataFr
         heads_total = sign * heads if heads_total is None else heads_total + sign * heads
         info[name] = {"B": b, "expected": expected, "head_deltas": heads,
                       "neuron_deltas": neuron_deltas(scores, heads.shape[0])}
+        if patching:
+            patch, _ = head_patching(model, tok, rows, values, batch_size, log_value, steps)
+            patch_total = sign * patch if patch_total is None else patch_total + sign * patch
+            info[name]["patch_deltas"] = patch
     assert heads_total is not None
-    return total, heads_total, info
+    return SourceScores(total, heads_total, neuron_deltas(total, heads_total.shape[0]), patch_total), info
 
 
 def select_by_counts(toward: dict[str, torch.Tensor], counts: dict[str, int]) -> dict[str, np.ndarray]:
@@ -318,18 +366,51 @@ def context_summary(model: Any, tok: Any, rows: pd.DataFrame, values: Sequence[f
             "faithfulness": faith}
 
 
-def grad_masks(settings: Sequence[Any], toward: dict[str, torch.Tensor], heads: torch.Tensor,
-               budgets: Mapping[str, Mapping[str, int]]) -> list[tuple[str, dict[str, np.ndarray]]]:
-    """(kind, arrays) of each gradient-attribution setting: a ``GradNeuronSetting`` takes
-    ``budgets[its budget's name]`` entries per matrix (equal budget with that Wanda mask),
-    a ``GradHeadSetting`` the top k heads (with the scores, negated: larger = more bias removed)."""
+def select_neurons(toward: torch.Tensor, budget: int, shapes: Mapping[str, tuple[int, ...]]
+                   ) -> dict[str, np.ndarray]:
+    """Whole MLP neurons (``toward``: layers x intermediate, oriented) whose removal moves B
+    toward 0 the most, as many as fit in ``budget`` weights: each takes its gate and up rows
+    and its down column. Other matrices of ``shapes`` get empty masks (equal budget)."""
+    arrays = {k: np.zeros(tuple(shape), dtype=bool) for k, shape in shapes.items()}
+    gate, up, down = (shapes[f"layers.0.{m}"] for m in MLP)
+    per = int(gate[1] + up[1] + down[0])  # the weights of one neuron
+    flat = toward.flatten()
+    n = min(int(budget) // per, int((flat < 0).sum()))
+    for i in torch.topk(-flat, n).indices.tolist() if n > 0 else []:
+        layer, j = divmod(i, toward.shape[1])
+        arrays[f"layers.{layer}.{MLP[0]}"][j] = True
+        arrays[f"layers.{layer}.{MLP[1]}"][j] = True
+        arrays[f"layers.{layer}.{MLP[2]}"][:, j] = True
+    return arrays
+
+
+def mlp_count(counts: Mapping[str, int]) -> int:
+    """The number of MLP weights in a mask's per-matrix counts."""
+    return sum(int(v) for k, v in counts.items() if k.rsplit(".", 1)[-1] in MLP)
+
+
+def grad_masks(settings: Sequence[Any], scores: SourceScores, budgets: Mapping[str, Mapping[str, int]]
+               ) -> list[tuple[str, dict[str, np.ndarray]]]:
+    """(kind, arrays) of each gradient-attribution setting. A ``GradNeuronSetting`` has the
+    size of ``budgets[its budget's name]`` (per-matrix counts of that Wanda mask): single
+    weights, the same count per matrix; or whole MLP neurons, as many as fit in its MLP
+    count. A ``GradHeadSetting`` takes the top k heads by its score (saved with the mask,
+    negated: larger = more bias removed)."""
     from prunebias.plan import GradNeuronSetting
 
+    shapes = {k: tuple(s.shape) for k, s in scores.weights.items()}
     out = []
     for setting in settings:
         if isinstance(setting, GradNeuronSetting):
-            out.append(("neurons", select_by_counts(toward, budgets[setting.budget.name])))
+            counts = budgets[setting.budget.name]
+            if setting.whole:
+                out.append(("neurons", select_neurons(scores.neurons, mlp_count(counts), shapes)))
+            else:
+                out.append(("neurons", select_by_counts(scores.weights, counts)))
         else:
+            heads = scores.heads if setting.score == "gate" else scores.patch
+            if heads is None:
+                raise ValueError(f"{setting.name} needs the patching scores (source_attribution(patching=True))")
             out.append(("heads", {"heads": select_weights(heads, 1.0, setting.k).numpy(),
                                   "scores": (-heads).numpy().astype(np.float32)}))
     return out

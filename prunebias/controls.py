@@ -84,3 +84,25 @@ def neuron_controls(model: Any, real: dict[str, np.ndarray], sums: dict[str, dic
         for i, rng in enumerate(rngs):
             out[i][key] = matched_neuron_control(real[key], band, per_row, rng)
     return out
+
+
+def unit_controls(real: dict[str, np.ndarray], seeds: list[int]) -> list[dict[str, np.ndarray]]:
+    """Matched controls of a whole-neuron mask (``gradmlp_``): in every layer as many whole
+    MLP neurons (gate and up rows, down column) as the real mask, drawn from that layer's
+    other neurons; other matrices stay empty. The structure is the null's, not the band:
+    a scattered-weight control would remove far less of any one neuron."""
+    out: list[dict[str, np.ndarray]] = [{k: np.zeros_like(a, dtype=bool) for k, a in real.items() if k != "scores"}
+                                        for _ in seeds]
+    layers = sorted({int(k.split(".")[1]) for k in real if k.endswith(".gate_proj")})
+    rngs = [np.random.default_rng(s) for s in seeds]
+    for layer in layers:
+        gate, up, down = (f"layers.{layer}.{m}" for m in ("gate_proj", "up_proj", "down_proj"))
+        chosen = real[gate].any(axis=1)
+        if not chosen.any():
+            continue
+        for arrays, rng in zip(out, rngs):
+            pick = _draw(np.flatnonzero(~chosen), np.arange(chosen.size), int(chosen.sum()), rng)
+            arrays[gate][pick] = True
+            arrays[up][pick] = True
+            arrays[down][:, pick] = True
+    return out

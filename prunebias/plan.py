@@ -6,8 +6,10 @@ Every name that becomes a path part is built and parsed here and nowhere else:
 - ``HeadSetting``   -> ``sum_k10``, ``diff_k10``, ``greedy_k10``, ``setdiff_k40_5``;
 - ``GradNeuronSetting`` -> ``grad_black_b15_w15_global``: gradient attribution of the grid
   bias objective, as many weights per matrix as that Wanda setting's mask (equal budget);
-- ``GradHeadSetting`` -> ``grad_k10``: the 10 heads whose removal moves the objective
-  toward 0 the most (gate attribution);
+  ``gradmlp_black_b15_w15_global``: whole MLP neurons by the same attribution, as many as
+  fit in that mask's MLP weight count;
+- ``GradHeadSetting`` -> ``grad_k10`` / ``patch_k10``: the 10 heads whose removal moves the
+  objective toward 0 the most (gate attribution / attribution patching);
 - ``Source``        -> ``hiring-lawyer`` (one context), ``pooled@POOL`` (scored on the
   pool's prompts together), ``common@POOL`` (combined from the members' own masks);
 - ``Method``        -> ``neurons`` / ``heads`` (the real mask) or ``random_neurons`` /
@@ -150,27 +152,37 @@ class HeadSetting:
 
 @dataclass(frozen=True)
 class GradNeuronSetting:
-    """Weights ranked by the first-order change of the grid bias objective when zeroed
-    (-W * dB/dW), as many per matrix as ``budget``'s Wanda mask of the same source."""
+    """Gradient attribution of the grid bias objective, at ``budget``'s Wanda mask's size.
+
+    ``whole`` False (``grad_``): single weights ranked by -W * dB/dW, as many per matrix as
+    the budget's mask. ``whole`` True (``gradmlp_``): whole MLP neurons (gate and up rows,
+    down column) ranked by the sum of S over them, as many as fit in the budget's MLP
+    weight count."""
 
     budget: NeuronSetting
+    whole: bool = False
 
     kind = "neurons"
-    scoring = "grad"
-    PREFIX = "grad_"
+    PREFIXES = {False: "grad_", True: "gradmlp_"}
+
+    @property
+    def scoring(self) -> str:
+        return "grad_mlp" if self.whole else "grad"
 
     @property
     def name(self) -> str:
-        return self.PREFIX + self.budget.name
+        return self.PREFIXES[self.whole] + self.budget.name
 
     @classmethod
     def parse(cls, name: str) -> GradNeuronSetting:
-        if not name.startswith(cls.PREFIX):
-            raise ValueError(f"not a gradient neuron setting: {name!r} (e.g. grad_black_b15_w15_global)")
-        return cls(NeuronSetting.parse(name.removeprefix(cls.PREFIX)))
+        for whole, prefix in cls.PREFIXES.items():
+            if name.startswith(prefix) and (whole or not name.startswith(cls.PREFIXES[True])):
+                return cls(NeuronSetting.parse(name.removeprefix(prefix)), whole)
+        raise ValueError(f"not a gradient neuron setting: {name!r} (e.g. grad_black_b15_w15_global,"
+                         " gradmlp_black_b15_w15_global)")
 
     def params(self) -> dict[str, Any]:
-        return self.budget.params()
+        return {**self.budget.params(), "unit": "neuron" if self.whole else "weight"}
 
     @property
     def band(self) -> NeuronSetting:
@@ -180,32 +192,39 @@ class GradNeuronSetting:
 
 @dataclass(frozen=True)
 class GradHeadSetting:
-    """The k heads whose removal moves the grid bias objective toward 0 the most (gate attribution)."""
+    """The k heads whose removal moves the grid bias objective toward 0 the most: by gate
+    attribution (``grad_k10``, the sum of S over the entries the head ablation zeroes) or
+    by attribution patching between White and Black prompts (``patch_k10``)."""
 
     k: int
+    score: str = "gate"
 
     kind = "heads"
-    scoring = "grad"
-    PATTERN = re.compile(r"^grad_k(?P<k>[1-9][0-9]*)$")
+    PATTERN = re.compile(r"^(?P<prefix>grad|patch)_k(?P<k>[1-9][0-9]*)$")
+    PREFIXES = {"gate": "grad", "patch": "patch"}
 
     def __post_init__(self) -> None:
-        if self.k < 1:
+        if self.k < 1 or self.score not in self.PREFIXES:
             raise ValueError(f"not a head setting: {self!r}")
         object.__setattr__(self, "k", _whole(self.k))
 
     @property
+    def scoring(self) -> str:
+        return "grad" if self.score == "gate" else "patching"
+
+    @property
     def name(self) -> str:
-        return f"grad_k{self.k}"
+        return f"{self.PREFIXES[self.score]}_k{self.k}"
 
     @classmethod
     def parse(cls, name: str) -> GradHeadSetting:
         m = cls.PATTERN.match(name)
         if not m:
-            raise ValueError(f"not a gradient head setting: {name!r} (e.g. grad_k10)")
-        return cls(int(m["k"]))
+            raise ValueError(f"not a gradient head setting: {name!r} (e.g. grad_k10, patch_k10)")
+        return cls(int(m["k"]), "gate" if m["prefix"] == "grad" else "patch")
 
     def params(self) -> dict[str, Any]:
-        return {"score": "grad", "k": self.k}
+        return {"score": self.scoring, "k": self.k}
 
 
 Setting = NeuronSetting | HeadSetting | GradNeuronSetting | GradHeadSetting
@@ -214,9 +233,9 @@ Setting = NeuronSetting | HeadSetting | GradNeuronSetting | GradHeadSetting
 def parse_setting(kind: str, name: str) -> Setting:
     """The setting of a ``neurons`` or ``heads`` mask from its name."""
     if kind == "neurons":
-        return GradNeuronSetting.parse(name) if name.startswith("grad_") else NeuronSetting.parse(name)
+        return GradNeuronSetting.parse(name) if name.startswith("grad") else NeuronSetting.parse(name)
     if kind == "heads":
-        return GradHeadSetting.parse(name) if name.startswith("grad_") else HeadSetting.parse(name)
+        return GradHeadSetting.parse(name) if name.startswith(("grad_", "patch_")) else HeadSetting.parse(name)
     raise ValueError(f"not a mask kind: {kind!r} (neurons or heads)")
 
 
@@ -393,8 +412,10 @@ class Plan:
                        + [HeadSetting("setdiff", kb, kw) for kb, kw in loc["heads"]["setdiff"]]
                        + [HeadSetting("greedy", k) for k in loc["heads"]["greedy"]])
         attr = loc.get("attribution") or {}
-        grad_neurons = [GradNeuronSetting(s) for s in neurons] if attr.get("neurons") else []
-        grad_heads = unique([GradHeadSetting(k) for k in attr.get("heads") or []])
+        grad_neurons = ([GradNeuronSetting(s) for s in neurons] if attr.get("neurons") else []) + (
+            [GradNeuronSetting(s, whole=True) for s in neurons] if attr.get("mlp_neurons") else [])
+        grad_heads = unique([GradHeadSetting(k) for k in attr.get("heads") or []]
+                            + [GradHeadSetting(k, "patch") for k in attr.get("patch_heads") or []])
         return cls(dict(scenarios), tuple(neurons), tuple(heads),
                    configured_pools(loc["pools"], sets, list(scenarios)),
                    auto_pools(scenarios, loc["auto_pools"]), tuple(loc["pool_masks"]),

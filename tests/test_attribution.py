@@ -413,3 +413,33 @@ def test_patching_finds_the_saturated_head_that_weight_gradients_miss(tmp_path):
         deltas, _ = head_patching(model, tok, rows, values, batch_size=8, steps=steps)
         others = deltas.flatten()[1:].abs().max()
         assert float(deltas[0, 0]) < -100 * float(others), (steps, deltas)  # removing it moves B toward 0
+
+
+def test_whole_neuron_selection_and_its_controls():
+    """Whole MLP neurons by their summed S within the MLP budget, only those that move B
+    toward 0, and their protection; controls: as many whole neurons per layer, elsewhere."""
+    from prunebias.attribution import mlp_count, protect_units, select_neurons
+    from prunebias.controls import unit_controls
+
+    shapes = {f"layers.{L}.{m}": s for L in range(2) for m, s in
+              [("gate_proj", (6, 4)), ("up_proj", (6, 4)), ("down_proj", (4, 6)), ("q_proj", (4, 4))]}
+    toward = torch.tensor([[0.0, -3.0, 1.0, -0.5, 0.0, 0.0], [-2.0, 0.0, 0.0, 0.0, 0.0, -0.1]])
+    counts = {"layers.0.gate_proj": 10, "layers.1.down_proj": 20, "layers.0.q_proj": 99}
+    assert mlp_count(counts) == 30  # 2 neurons of 12 weights fit
+    got = select_neurons(toward, mlp_count(counts), shapes)
+    assert got["layers.0.gate_proj"][:, 0].tolist() == [False, True, False, False, False, False]
+    assert got["layers.1.up_proj"].any(axis=1).tolist() == [True, False, False, False, False, False]
+    assert got["layers.1.down_proj"][:, 0].all() and got["layers.1.down_proj"].sum() == 4
+    assert not got["layers.0.q_proj"].any() and sum(int(a.sum()) for a in got.values()) == 24
+    assert sum(int(a.sum()) for a in select_neurons(toward, 10**6, shapes).values()) == 4 * 12  # negatives only
+    spared = protect_units(toward, torch.tensor([[0, 9, 0, 0, 0, 0], [0, 0, 0, 0, 0, 1.0]]), 100 / 6)
+    assert float(spared[0, 1]) == 0 and float(spared[1, 5]) == 0 and float(spared[1, 0]) == -2
+    a, b = unit_controls(got, [1, 2])
+    for ctrl in (a, b):
+        for L in range(2):
+            real_rows = got[f"layers.{L}.gate_proj"].any(axis=1)
+            rows_ = ctrl[f"layers.{L}.gate_proj"].any(axis=1)
+            assert rows_.sum() == real_rows.sum() and not (rows_ & real_rows).any()
+            assert (ctrl[f"layers.{L}.up_proj"].any(axis=1) == rows_).all()
+            assert (ctrl[f"layers.{L}.down_proj"].any(axis=0) == rows_).all()
+        assert not ctrl["layers.0.q_proj"].any()

@@ -35,6 +35,17 @@ def test_head_setting_round_trips(score, k):
     assert HeadSetting.parse(s.name) == s and parse_setting("heads", s.name) == s
 
 
+@given(st.sampled_from(["black", "white"]), percent, percent, st.sampled_from(["global", "row"]), st.booleans(),
+       ks, st.sampled_from(["gate", "patch"]))
+def test_attribution_settings_round_trip(direction, pb, pw, selection, whole, k, score):
+    from prunebias.plan import GradHeadSetting, GradNeuronSetting
+
+    n = GradNeuronSetting(NeuronSetting(direction, pb, pw, selection), whole)
+    assert n.name.startswith("gradmlp_" if whole else "grad_") and parse_setting("neurons", n.name) == n
+    h = GradHeadSetting(k, score)
+    assert h.name == f"{'grad' if score == 'gate' else 'patch'}_k{k}" and parse_setting("heads", h.name) == h
+
+
 @given(ks, ks)
 def test_setdiff_head_setting_round_trips(kb, kw):
     s = HeadSetting("setdiff", kb, kw)

@@ -23,8 +23,8 @@ def planted_run(tmp_path_factory):
     cfg["context_overrides"] = {c: {"range": [0, 100]} for c in cfg["contexts"]}
     cfg["localization"] = {"batch_size": 16, "neurons": {"directions": ["black"], "p": [[15, 15]]},
                            "heads": {"scores": ["sum"], "k": [2], "greedy": [2]}, "pools": {},
-                           "auto_pools": [], "attribution": {"neurons": True, "grid_size": 8, "faithfulness_heads": 3,
-                                                                  "faithfulness_neurons": 3}}
+                           "auto_pools": [], "attribution": {"mlp_neurons": True, "patch_heads": [2], "grid_size": 8,
+                                                                  "faithfulness_heads": 3, "faithfulness_neurons": 3}}
     cfg["evaluation"] = {"samples_per_name": 2, "random_controls": True, "random_draws": 2}
     run_snakemake(work, cfg)
     return work
@@ -48,6 +48,8 @@ def test_planted_weights_are_in_the_mask(planted_run):
 
 
 def test_pruning_removes_the_bias_and_transfers_within_scenario(planted_run):
+    from prunebias.masks import read_mask
+
     t = pd.read_csv(planted_run / "results/tables/transfer.csv")
     neurons = t[(t.kind == "neurons") & (t.scoring == "wanda")].set_index(["source", "target"])
     same = neurons.loc[("purchase-bicycle", "purchase-bicycle")]
@@ -67,8 +69,13 @@ def test_pruning_removes_the_bias_and_transfers_within_scenario(planted_run):
     # it drawn from the same band may hit one by chance.)
     assert (controls[controls.setting == "black_b15_w15_global"].effect_pruned > 3).all()
     assert set(t.kind) == {"neurons", "heads"}
-    # (neurons wanda and grad, heads sum_k2 and greedy_k2) x 2 sources x 2 targets
-    assert len(t) == 4 * 2 * 2
+    # (neurons wanda and gradmlp, heads sum_k2, greedy_k2 and patch_k2) x 2 sources x 2 targets
+    assert len(t) == 5 * 2 * 2
+    # attribution patching finds the planted head, where the weight gradients are blind
+    # (tests/test_attribution.py); the attention mask holds it too
+    for setting in ("patch_k2", "sum_k2"):
+        heads = read_mask(planted_run / f"results/masks/heads/{setting}/purchase-bicycle.npz").arrays["heads"]
+        assert heads[0, 0] and heads.sum() == 2, setting
     greedy = t[(t.kind == "heads") & (t.setting == "greedy_k2")]
     assert len(greedy) == 4 and greedy.pruned_fraction.notna().all()
     stability = pd.read_csv(planted_run / "results/tables/mask_stability.csv")
@@ -80,17 +87,21 @@ def test_pruning_removes_the_bias_and_transfers_within_scenario(planted_run):
 
 
 def test_gradient_attribution_masks_run_through_the_workflow(planted_run):
-    """grad_ masks: equal budget to Wanda per matrix, the objective sees the planted bias and
-    follows the sampled answers, and the masks go through controls, evaluation and the table.
-    (Whether they hold the plant: see test_attribution.py, first order is blind to saturation.)"""
+    """gradmlp_ masks (whole MLP neurons within Wanda's MLP count) and patch_ head masks: the
+    objective sees the planted bias and follows the sampled answers, and the masks go through
+    matched controls, evaluation and the table. (The plant is in attention: the weight
+    gradients are blind to it, test_attribution.py; patching finds its head, above.)"""
     import json
 
     from prunebias.masks import read_mask
 
     for source in ("purchase-bicycle", "purchase-car"):
         wanda = read_mask(planted_run / f"results/masks/neurons/black_b15_w15_global/{source}.npz")
-        grad = read_mask(planted_run / f"results/masks/neurons/grad_black_b15_w15_global/{source}.npz")
-        assert grad.meta["counts"] == wanda.meta["counts"]  # equal budget, matrix by matrix
+        grad = read_mask(planted_run / f"results/masks/neurons/gradmlp_black_b15_w15_global/{source}.npz")
+        assert grad.meta["n_pruned"] <= sum(v for k, v in wanda.meta["counts"].items()
+                                            if k.split(".")[-1] in ("gate_proj", "up_proj", "down_proj"))
+        rows = grad.arrays["layers.0.gate_proj"].any(axis=1)  # whole neurons: gate, up rows and down column
+        assert (grad.arrays["layers.0.gate_proj"][rows]).all() and grad.arrays["layers.0.down_proj"][:, rows].all()
         summary = json.loads((planted_run / f"results/attribution/{source}.json").read_text())
         obj = summary["contexts"][source]
         assert obj["B"] > 0.2  # White names' expected log answer is larger, as planted
@@ -106,5 +117,6 @@ def test_gradient_attribution_masks_run_through_the_workflow(planted_run):
     units = pd.read_csv(planted_run / "results/tables/attribution_faithfulness_units.csv")
     assert len(units) == 12 and (planted_run / "results/plots/attribution_faithfulness.png").stat().st_size > 5000
     t = pd.read_csv(planted_run / "results/tables/transfer.csv")
-    grad_rows = t[t.setting == "grad_black_b15_w15_global"]
-    assert len(grad_rows) == 4 and (grad_rows.scoring == "grad").all() and grad_rows.delta_vs_random.notna().all()
+    for setting, scoring in (("gradmlp_black_b15_w15_global", "grad_mlp"), ("patch_k2", "patching")):
+        rows = t[t.setting == setting]
+        assert len(rows) == 4 and (rows.scoring == scoring).all() and rows.delta_vs_random.notna().all()

@@ -26,8 +26,9 @@ def test_planted_control_job(tiny_model_dir, tmp_path):
                                         "layer": 1, "n_neurons": 2, "strength": 2.0, "seed": 3}}
     cfg["evaluation"] = {"samples_per_name": 1, "random_draws": 2}
     # gradient attribution in the positive control only (the default run's choice)
-    cfg["localization"]["attribution"] = {"neurons": True, "heads": [2], "transfer": False, "grid_size": 6,
-                                          "faithfulness_heads": 2, "faithfulness_neurons": 2}
+    cfg["localization"]["attribution"] = {"neurons": True, "mlp_neurons": True, "heads": [2], "patch_heads": [2],
+                                          "transfer": False, "grid_size": 6, "faithfulness_heads": 2,
+                                          "faithfulness_neurons": 2}
     proc = run_snakemake(tmp_path, cfg, "-p", "results/tables/planted_control.csv",
                          "results/tables/attribution_faithfulness.csv")
     log = proc.stdout + proc.stderr
@@ -39,13 +40,16 @@ def test_planted_control_job(tiny_model_dir, tmp_path):
     prompts = pd.read_parquet(tmp_path / "results/prompts/purchase-bicycle.parquet")
     assert 0 < len(record["learn_names"]) < prompts["name"].nunique()
     table = pd.read_csv(tmp_path / "results/tables/planted_control.csv")
-    # (1 neuron setting + 1 head setting) x (Wanda / attention, grad) x 2 sources x 2 targets
-    assert len(table) == 16 and set(table.kind) == {"neurons", "heads"}
-    assert table.groupby(["kind", "scoring"]).size().to_dict() == {("heads", "attention"): 4, ("heads", "grad"): 4,
-                                                                   ("neurons", "grad"): 4, ("neurons", "wanda"): 4}
+    # (1 neuron setting + 1 head setting) x (Wanda / attention, grad, grad_mlp / patching) x 2 sources x 2 targets
+    assert len(table) == 24 and set(table.kind) == {"neurons", "heads"}
+    assert table.groupby(["kind", "scoring"]).size().to_dict() == {
+        ("heads", "attention"): 4, ("heads", "grad"): 4, ("heads", "patching"): 4,
+        ("neurons", "grad"): 4, ("neurons", "grad_mlp"): 4, ("neurons", "wanda"): 4}
+    whole = table[table.scoring == "grad_mlp"].set_index(["source", "target"])
     grad_n = table[(table.scoring == "grad") & (table.kind == "neurons")].set_index(["source", "target"])
     wanda_n = table[table.scoring == "wanda"].set_index(["source", "target"])
     assert (grad_n.pruned_fraction == wanda_n.pruned_fraction).all()  # equal budget
+    assert (whole.pruned_fraction <= wanda_n.pruned_fraction).all()  # whole neurons within Wanda's MLP count
     summary = json.loads((tmp_path / "results/controls/planted_attribution.json").read_text())
     assert summary["source"] == "planted" and set(summary["contexts"]) == {"purchase-bicycle", "purchase-car"}
     assert summary["protect_text_percent"] == 50

@@ -11,7 +11,7 @@ activation cache. Seeds derive from (seed, "control", kind, setting, source, dra
 import numpy as np
 
 from prunebias.activations import group_sumsq, names_filter
-from prunebias.controls import matched_head_control, neuron_controls
+from prunebias.controls import matched_head_control, neuron_controls, unit_controls
 from prunebias.logs import setup_logging
 from prunebias.masks import read_mask, write_mask
 from prunebias.modeling import load_model
@@ -25,7 +25,9 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
     p = smk.params
     real = read_mask(smk.input.mask)
     seeds = [derive_seed(p.seed, "control", p.kind, p.setting.name, p.source.name, d) for d in range(len(smk.output))]
-    if p.kind == "neurons":
+    if getattr(p.setting, "whole", False):  # whole MLP neurons: random whole neurons, same count per layer
+        draws = unit_controls(real.arrays, seeds)
+    elif p.kind == "neurons":
         sums = group_sumsq(smk.input.activations, names_filter(p.learn_names))
         model, _ = load_model(smk.input.model, "float32", p.device, smk.threads)
         draws = neuron_controls(model, real.arrays, sums, p.setting.band, seeds)  # band: Wanda's

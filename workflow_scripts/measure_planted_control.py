@@ -33,9 +33,9 @@ from tqdm import tqdm
 from prunebias.activations import add_sumsq, cache_batches
 from prunebias.answers import PROMPT_COLUMNS, generate_answers
 from prunebias.architecture import check_architecture
-from prunebias.attribution import context_summary, grad_masks, protect, source_attribution, text_importance
+from prunebias.attribution import context_summary, grad_masks, protect_scores, source_attribution, text_importance
 from prunebias.contexts import load_yaml
-from prunebias.controls import matched_head_control, neuron_controls
+from prunebias.controls import matched_head_control, neuron_controls, unit_controls
 from prunebias.evaluation import eval_prompts, evaluate
 from prunebias.files import read_parquet, write_csv, write_json
 from prunebias.heads import race_means, select_heads
@@ -118,25 +118,26 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
         if p.grad_settings:  # gradient attribution over the learning names' prompts
             learn_rows = rows[rows["sample"] < acfg["max_samples_per_name"]].reset_index(drop=True)
             grid = answer_grid(*specs[c]["range"], acfg["grid_size"])
-            toward, head_scores, info = source_attribution(model, tok, {c: (learn_rows, grid)}, acfg["batch_size"],
-                                                           acfg["log_value"], p.ablation, acfg["integrated_steps"])
+            patching = any(getattr(s, "score", None) == "patch" for s in p.grad_settings)
+            scores, info = source_attribution(model, tok, {c: (learn_rows, grid)}, acfg["batch_size"],
+                                              acfg["log_value"], p.ablation, acfg["integrated_steps"], patching)
             summaries[c] = context_summary(model, tok, learn_rows, grid, info[c], acfg, p.ablation, p.n_boot,
                                            p.seed, lambda msg, c=c: log.info("planted %s %s", c, msg),
                                            planted=[(planted.layer, n) for n in planted.neurons])
             if acfg["protect_text_percent"] > 0:  # SNIP set difference: spare what ordinary text needs
                 if importance is None:
                     importance = text_importance(model, tok, text, p.max_tokens)
-                toward = protect(toward, importance, acfg["protect_text_percent"])
+                scores = protect_scores(scores, importance, acfg["protect_text_percent"])
             budgets = {s.name: {k: int(a.sum()) for k, a in arrays.items()} for s, arrays in neuron_arrays}
-            for setting, (kind, arrays) in zip(p.grad_settings, grad_masks(p.grad_settings, toward, head_scores,
-                                                                           budgets)):
+            for setting, (kind, arrays) in zip(p.grad_settings, grad_masks(p.grad_settings, scores, budgets)):
                 if kind == "heads":
                     head_masks.append((setting, arrays["heads"]))
                 else:
                     neuron_arrays.append((setting, arrays))
         for setting, arrays in neuron_arrays:  # controls from the setting's Wanda band (a grad mask: its budget's)
             seeds = [derive_seed(p.seed, "planted-control", setting.name, c, d) for d in range(p.draws)]
-            ctrls = neuron_controls(model, arrays, sums, setting.band, seeds)
+            ctrls = (unit_controls(arrays, seeds) if getattr(setting, "whole", False)
+                     else neuron_controls(model, arrays, sums, setting.band, seeds))
             meta = {"kind": "neurons", "n_pruned": sum(int(a.sum()) for a in arrays.values()),
                     "n_total": sum(a.size for a in arrays.values())}
             masks.append(("neurons", setting, c, Mask(meta, arrays), [Mask(meta, a) for a in ctrls]))

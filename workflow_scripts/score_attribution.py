@@ -1,18 +1,21 @@
 """Rule score_attribution: gradient-attribution masks of one source ->
-``results/masks/{kind}/grad_*/{source}.npz`` and ``results/attribution/{source}.json``.
+``results/masks/{kind}/{grad,gradmlp,patch}_*/{source}.npz`` and ``results/attribution/{source}.json``.
 
 For each context of the source, the grid bias objective B (``prunebias.objective``) over
 the learning names' prompts, and one backward pass: S = -W * dB/dW per weight, the sum of
 S over each head's entries that the evaluation's head ablation zeroes
-(``prunebias.attribution``). Neuron masks take,
-per matrix, as many weights as the budget's Wanda mask of the same source; head masks the
-top k. The summary records B per context, how well the grid expectation follows the
-sampled answers (per-name correlation), optionally the faithfulness of the scores
+(``prunebias.attribution``), and with ``patch_`` head settings attribution patching
+between White and Black prompts (``prunebias.patching``). ``grad_`` neuron masks take, per
+matrix, as many weights as the budget's Wanda mask of the same source; ``gradmlp_`` masks
+whole MLP neurons, as many as fit in its MLP weight count; head masks the top k. The
+summary records B per context, how well the grid expectation follows the sampled
+answers (per-name correlation), optionally the faithfulness of the scores
 (``faithfulness_heads``, ``faithfulness_neurons``: predicted against measured change of
 B, one head or MLP neuron removed at a time) and the time and memory it took.
-``integrated_steps`` > 1 integrates the gradient along the name path;
-``protect_text_percent`` > 0 keeps the weights most important for the perplexity text
-out of the neuron masks (the SNIP set difference).
+``integrated_steps`` > 1 integrates the weight gradient along the name path and the
+patching gradient along the patch; ``protect_text_percent`` > 0 keeps the weights (and
+the whole neurons) most important for the perplexity text out of the neuron masks (the
+SNIP set difference).
 """
 
 import resource
@@ -21,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from prunebias.attribution import context_summary, grad_masks, protect, source_attribution, text_importance
+from prunebias.attribution import context_summary, grad_masks, protect_scores, source_attribution, text_importance
 from prunebias.files import read_parquet, write_json
 from prunebias.logs import setup_logging
 from prunebias.masks import read_mask, write_mask
@@ -48,18 +51,19 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
         ctx = p.specs[rows["context"].iloc[0]]
         frames[ctx["name"]] = (rows.reset_index(drop=True), answer_grid(*ctx["range"], cfg["grid_size"]))
     steps = cfg["integrated_steps"]
-    toward, heads, info = source_attribution(model, tok, frames, cfg["batch_size"], cfg["log_value"], p.ablation,
-                                             steps)
+    patching = any(getattr(s, "score", None) == "patch" for s in p.settings)
+    scores, info = source_attribution(model, tok, frames, cfg["batch_size"], cfg["log_value"], p.ablation, steps,
+                                      patching)
     for name, (rows, values) in frames.items():  # B's CI, the grid's agreement, faithfulness
         info[name] = context_summary(model, tok, rows, values, info[name], cfg, p.ablation, p.n_boot, p.seed,
                                      lambda msg, c=name: log.info("%s %s", c, msg))
     if cfg["protect_text_percent"] > 0:  # SNIP set difference: spare what ordinary text needs
         importance = text_importance(model, tok, Path(smk.input.text).read_text(), p.max_tokens)
-        toward = protect(toward, importance, cfg["protect_text_percent"])
+        scores = protect_scores(scores, importance, cfg["protect_text_percent"])
     grad_neurons = [s for s in p.settings if isinstance(s, GradNeuronSetting)]
     budgets = {s.budget.name: read_mask(f).meta["counts"] for s, f in zip(grad_neurons, smk.input.budgets)}
     for path, setting, (kind, arrays) in zip(smk.output.masks, p.settings,
-                                             grad_masks(p.settings, toward, heads, budgets)):
+                                             grad_masks(p.settings, scores, budgets)):
         method = {"name": kind, **setting.params(), "integrated_steps": steps,
                   "protect_text_percent": cfg["protect_text_percent"]}
         meta = {"model": identity, "method": method, "source": p.source.name, "sources": list(p.contexts),
