@@ -19,10 +19,11 @@ a mask made for another model.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -53,9 +54,14 @@ def write_mask(path: str | Path, kind: str, meta: dict[str, Any], arrays: dict[s
             payload[key] = np.packbits(arr.reshape(-1)) if kind == "neurons" else arr
         else:
             payload[key] = arr.astype(np.float32)
+    _write_payload(path, kind, meta, payload, counts, shapes)
+
+
+def _write_payload(path: str | Path, kind: str, meta: dict[str, Any], payload: dict[str, np.ndarray],
+                   counts: dict[str, int], shapes: dict[str, list[int]]) -> None:
     full = {**meta, "format": FORMAT, "kind": kind, "counts": counts, "shapes": shapes,
             "n_pruned": int(sum(counts.values())), "n_total": int(sum(int(np.prod(s)) for s in shapes.values()))}
-    payload["__meta__"] = np.array(json.dumps(full, sort_keys=True))
+    payload = {**payload, "__meta__": np.array(json.dumps(full, sort_keys=True))}
     with atomic_path(path) as tmp:
         _write_npz(tmp, payload)
 
@@ -74,30 +80,45 @@ def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
             zf.writestr(info, buf.getvalue())
 
 
-def read_mask(path: str | Path) -> Mask:
-    """Read a mask file, unpacking bits; errors name the file."""
+@contextlib.contextmanager
+def _opened(path: str | Path) -> Iterator[tuple[dict[str, Any], Any]]:
+    """(meta, the lazily read npz) of a mask file; errors name the file and the fix."""
     p = Path(path)
     try:
         with np.load(p, allow_pickle=False) as z:
             meta = json.loads(str(z["__meta__"]))
             if meta.get("format") != FORMAT:
                 raise ValueError(f"format {meta.get('format')!r}")
-            arrays = {}
-            for key, shape in meta["shapes"].items():
-                raw = z[key]
-                if meta["kind"] == "neurons":
-                    n = int(np.prod(shape))
-                    arrays[key] = np.unpackbits(raw, count=n).astype(bool).reshape(shape)
-                else:
-                    arrays[key] = raw.astype(bool)
-            if "scores" in z.files:
-                arrays["scores"] = z["scores"]
+            yield meta, z
     except FileNotFoundError:
         raise ConfigError(str(p), "mask file not found", "run snakemake to build it") from None
+    except ConfigError:
+        raise
     except Exception as exc:
         raise ConfigError(str(p), f"not a readable prunebias mask ({exc.__class__.__name__}: {exc})",
                           "delete the file and rerun snakemake") from exc
+
+
+def read_mask(path: str | Path) -> Mask:
+    """Read a mask file, unpacking bits; errors name the file."""
+    with _opened(path) as (meta, z):
+        arrays = {}
+        for key, shape in meta["shapes"].items():
+            raw = z[key]
+            if meta["kind"] == "neurons":
+                n = int(np.prod(shape))
+                arrays[key] = np.unpackbits(raw, count=n).astype(bool).reshape(shape)
+            else:
+                arrays[key] = raw.astype(bool)
+        if "scores" in z.files:
+            arrays["scores"] = z["scores"]
     return Mask(meta, arrays)
+
+
+def read_meta(path: str | Path) -> dict[str, Any]:
+    """Only the meta of a mask file (no array is read)."""
+    with _opened(path) as (meta, _):
+        return meta
 
 
 def check_model(mask: Mask, identity: dict[str, Any], where: str) -> None:
@@ -111,9 +132,44 @@ def check_model(mask: Mask, identity: dict[str, Any], where: str) -> None:
 
 
 def intersect_neuron_masks(masks: list[Mask]) -> dict[str, np.ndarray]:
-    """The weights present in *every* mask (the common neuron mask of a pool)."""
+    """The weights present in *every* mask (the common neuron mask of a pool), in memory."""
     keys = [k for k in masks[0].arrays if k != "scores"]
     return {k: np.logical_and.reduce([m.arrays[k] for m in masks]) for k in keys}
+
+
+def write_common_neuron_mask(paths: Sequence[str | Path], out: str | Path, meta: dict[str, Any]) -> int:
+    """Write the common neuron mask of the member files ``paths`` (``intersect_neuron_masks``
+    on disk) and return its count, in bounded memory: the packed bits (1 bit per weight)
+    of the result, ANDed with one member's one matrix at a time, so the peak is about one
+    packed mask, whatever the number of members (8B model: 0.9 GB instead of 7 GB per
+    unpacked member). Every member must come from the first one's model and shapes."""
+    first = read_meta(paths[0])
+    if first["kind"] != "neurons":
+        raise ConfigError(str(paths[0]), f"not a neuron mask ({first['kind']})", "combine neuron masks only")
+    shapes = first["shapes"]
+    with _opened(paths[0]) as (_, z):
+        acc = {k: np.array(z[k], dtype=np.uint8) for k in shapes}
+    for p in paths[1:]:
+        with _opened(p) as (m, z):
+            check_model(Mask(m, {}), first.get("model", {}), str(p))
+            if m["kind"] != "neurons" or m["shapes"] != shapes:
+                raise ConfigError(str(p), "a member mask of another kind or shape than " + str(paths[0]),
+                                  "delete the stale masks (results/masks) and rerun snakemake")
+            for k in shapes:
+                np.bitwise_and(acc[k], z[k], out=acc[k])
+    counts = {k: int(np.bitwise_count(a).sum(dtype=np.int64)) for k, a in acc.items()}
+    _write_payload(out, "neurons", meta, acc, counts, shapes)
+    return sum(counts.values())
+
+
+def combine_mem_mb(path: str | Path, attempt: int = 1) -> int:
+    """Memory for combining neuron masks like the member ``path``: twice its packed size
+    (the result and one matrix being read, with room) plus the interpreter, per attempt."""
+    try:
+        n = read_meta(path)["n_total"]
+    except ConfigError:  # not built yet (a dry-run): a default
+        return 1000 * attempt
+    return int((2 * n / 8 / 2**20 + 500) * attempt)
 
 
 def jaccard(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> tuple[float, float, int, int]:

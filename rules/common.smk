@@ -13,6 +13,7 @@ from snakemake.logging import logger
 
 from prunebias.contexts import load_yaml, resolve_all
 from prunebias.errors import ConfigError
+from prunebias.masks import combine_mem_mb
 from prunebias.modeling import check_hub_cached, resolve_source
 from prunebias.names import load_names, split_names
 from prunebias.plan import Method, Plan, Source

@@ -202,7 +202,11 @@ rule combine_masks:
         pool=one_of(PLAN.pools),
     log:
         "logs/combine_masks/{kind}/{setting}/{pool}.log",
-    localrule: True
+    threads: 1
+    resources:
+        # the packed bits of one mask, twice, read from the first member once it exists
+        mem_mb=lambda wc, input, attempt: combine_mem_mb(input.masks[0], attempt),
+        runtime=30,
     conda:
         "../envs/prunebias.yaml"
     script:
