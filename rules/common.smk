@@ -14,6 +14,7 @@ from snakemake.logging import logger
 from prunebias.contexts import load_yaml, resolve_all
 from prunebias.errors import ConfigError
 from prunebias.masks import combine_mem_mb
+from prunebias import resources
 from prunebias.modeling import check_hub_cached, resolve_source
 from prunebias.names import load_names, split_names
 from prunebias.plan import Method, Plan, Source
@@ -84,13 +85,8 @@ def prompt_spec(wildcards):
 
 
 def model_resources():
-    """Resources of every job that runs the model; GPUs only when configured."""
-    res = {"mem_mb": RES["model_mem_mb"], "runtime": RES["model_runtime"]}
-    if RES["gpu"] > 0:
-        res["gpu"] = RES["gpu"]
-        if RES["gpu_model"]:
-            res["gpu_model"] = RES["gpu_model"]
-    return res
+    """Resources of every job that runs the model (``prunebias.resources``)."""
+    return resources.model_resources(RES)
 
 
 def setting_names(settings):

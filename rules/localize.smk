@@ -206,7 +206,7 @@ rule combine_masks:
     resources:
         # the packed bits of one mask, twice, read from the first member once it exists
         mem_mb=lambda wc, input, attempt: combine_mem_mb(input.masks[0], attempt),
-        runtime=30,
+        **resources.light_resources(RES),
     conda:
         "../envs/prunebias.yaml"
     script:
