@@ -2,7 +2,9 @@
 
 An uncaught exception is logged with its traceback before the job dies, so the job's log
 file (what ``--show-failed-logs`` and a SLURM user read) says why it failed, not only
-the scheduler's stderr.
+the scheduler's stderr. Progress bars (``progress``) draw on stderr and write a line to
+the log file at every tenth of the work and at the end, so a job's log shows how far it
+got and how fast, without a line per update.
 """
 
 from __future__ import annotations
@@ -10,6 +12,11 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+PROGRESS = logging.getLogger("prunebias.progress")  # the log files only (not stderr, which has the bar)
 
 
 def setup_logging(log_file: str | Path | None, name: str = "prunebias") -> logging.Logger:
@@ -21,6 +28,11 @@ def setup_logging(log_file: str | Path | None, name: str = "prunebias") -> loggi
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s",
                         handlers=handlers, force=True)
     log = logging.getLogger(name)
+    PROGRESS.handlers = [h for h in handlers if isinstance(h, logging.FileHandler)]
+    for h in PROGRESS.handlers:
+        h.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    PROGRESS.propagate = False
+    PROGRESS.setLevel(logging.INFO)
 
     def log_failure(kind: type[BaseException], exc: BaseException, tb) -> None:
         if issubclass(kind, KeyboardInterrupt):
@@ -30,3 +42,23 @@ def setup_logging(log_file: str | Path | None, name: str = "prunebias") -> loggi
 
     sys.excepthook = log_failure  # to the file and, through the stream handler, to stderr
     return log
+
+
+class progress(tqdm):  # noqa: N801 - used like tqdm
+    """tqdm on stderr, plus a line in the job's log file at every tenth of ``total`` and at the end."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._logged_tenth = 0
+
+    def update(self, n: float | None = 1) -> bool | None:
+        out = super().update(n)
+        if self.total:
+            tenth = int(10 * self.n / self.total)
+            if tenth > self._logged_tenth:
+                self._logged_tenth = tenth
+                elapsed = self.format_dict["elapsed"]
+                rate = self.n / elapsed if elapsed > 0 else float("nan")
+                PROGRESS.info("%s: %d of %d %s (%d%%) in %.0f s, %.2f %s/s", self.desc or "progress", self.n,
+                              self.total, self.unit, 100 * self.n // self.total, elapsed, rate, self.unit)
+        return out

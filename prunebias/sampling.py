@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import torch
-from tqdm import tqdm
+
+from prunebias.logs import progress
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,7 @@ def sample_all(model: Any, tok: Any, texts: Sequence[str], seeds: Sequence[int],
     order = sorted(range(len(texts)), key=lambda i: (lengths[i], texts[i], i))
     results: list[tuple[str, int] | None] = [None] * len(texts)
     bs = max(1, int(settings.batch_size))
-    with tqdm(total=len(texts), desc=desc, unit="answer") as bar:
+    with progress(total=len(texts), desc=desc, unit="answer") as bar:
         for start in range(0, len(order), bs):
             idx = order[start:start + bs]
             got = sample_batch(model, tok, [texts[i] for i in idx], [seeds[i] for i in idx], settings, eos_ids,

@@ -11,11 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
-from tqdm import tqdm
 
 from prunebias.activations import ACT_SCHEMA, HEAD_SCHEMA, cache_batches
 from prunebias.files import atomic_path, read_parquet
-from prunebias.logs import setup_logging
+from prunebias.logs import progress, setup_logging
 from prunebias.modeling import load_model
 
 
@@ -33,7 +32,7 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
     log.info("head attention averaged over the %s query positions", head_queries)
     with atomic_path(smk.output.activations) as tmp_act, atomic_path(smk.output.heads) as tmp_head:
         with pq.ParquetWriter(tmp_act, ACT_SCHEMA) as wa, pq.ParquetWriter(tmp_head, HEAD_SCHEMA) as wh:
-            with tqdm(total=len(answers), desc="caching", unit="prompt") as bar:
+            with progress(total=len(answers), desc="caching", unit="prompt") as bar:
                 for act, head in cache_batches(model, tok, answers, smk.params.batch_size,
                                                query_positions=head_queries):
                     wa.write_table(act, row_group_size=len(act))

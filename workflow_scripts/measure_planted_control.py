@@ -28,7 +28,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from prunebias.activations import add_sumsq, cache_batches
 from prunebias.answers import PROMPT_COLUMNS, generate_answers
@@ -39,7 +38,7 @@ from prunebias.controls import matched_head_control, neuron_controls, unit_contr
 from prunebias.evaluation import eval_prompts, evaluate
 from prunebias.files import read_parquet, write_csv, write_json
 from prunebias.heads import race_means, select_heads
-from prunebias.logs import setup_logging
+from prunebias.logs import progress, setup_logging
 from prunebias.masks import Mask
 from prunebias.metrics import summarize
 from prunebias.modeling import load_model, read_identity
@@ -104,7 +103,7 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
         rows["row"] = np.arange(len(rows))
         sums: dict[str, dict] = {"white": {}, "black": {}}
         heads = []
-        with tqdm(total=len(rows), desc=f"caching {c}", unit="prompt") as bar:
+        with progress(total=len(rows), desc=f"caching {c}", unit="prompt") as bar:
             for act, head in cache_batches(model, tok, rows, p.batch_size, query_positions=p.head_queries):
                 add_sumsq(sums, act.to_pandas())
                 heads.append(head.to_pandas())
