@@ -5,6 +5,7 @@ rule generate_baseline:
     output:
         "results/baseline/{context}.parquet",
     params:
+        code=CODE_VERSIONS["generate_baseline"],
         context=prompt_spec,
         sampling=config["sampling"],
         dtype=config["model"]["dtype"],
@@ -44,6 +45,7 @@ rule summarize_baseline:
             category="Baseline bias",
         ),
     params:
+        code=CODE_VERSIONS["summarize_baseline"],
         winsorize=config["analysis"]["winsorize"],
         n_boot=config["analysis"]["n_boot"],
         n_perm=config["analysis"]["n_perm"],

@@ -15,6 +15,7 @@ from prunebias.contexts import load_yaml, resolve_all
 from prunebias.errors import ConfigError
 from prunebias.masks import combine_mem_mb
 from prunebias import resources
+from prunebias.code_version import code_versions
 from prunebias.modeling import check_hub_cached, resolve_source
 from prunebias.names import load_names, split_names
 from prunebias.plan import Method, Plan, Source
@@ -60,6 +61,8 @@ PLANTED = {**config["controls"]["planted_bias"]}
 PLANTED["contexts"] = PLANTED["contexts"] or list(CONTEXTS)[:1]
 MODEL_DIR = f"results/model/{config['model']['name']}"
 RES = config["resources"]
+# per entry script: a hash of it and the prunebias modules it imports (params: edits rerun its jobs)
+CODE_VERSIONS = code_versions(Path(workflow.basedir))
 LOC = config["localization"]
 EVAL = config["evaluation"]
 DRAWS = list(range(EVAL["random_draws"]))

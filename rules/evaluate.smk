@@ -19,6 +19,7 @@ rule evaluate_reference:
         answers=expand("results/eval/reference/{target}.parquet", target=CONTEXTS),
         info="results/eval/reference/info.json",
     params:
+        code=CODE_VERSIONS["evaluate_reference"],
         **EVAL_PARAMS,
     threads: RES["model_threads"]
     resources:
@@ -43,6 +44,7 @@ rule evaluate_pruned:
         answers=expand("results/eval/{{method}}/{{setting}}/{{source}}/{target}.parquet", target=CONTEXTS),
         info="results/eval/{method}/{setting}/{source}/info.json",
     params:
+        code=CODE_VERSIONS["evaluate_pruned"],
         method=lambda wc: Method.parse(wc.method),
         setting=lambda wc: PLAN.setting(Method.parse(wc.method).kind, wc.setting),
         source=source_of,
@@ -100,6 +102,7 @@ rule aggregate_transfer:
             category="Transfer",
         ),
     params:
+        code=CODE_VERSIONS["aggregate_transfer"],
         contexts=list(CONTEXTS),
         scenarios=dict(PLAN.scenarios),
         pools=PLAN.pool_info(),
@@ -148,6 +151,7 @@ if PLANTED["enabled"]:
             record="results/controls/planted_bias.json",
             **planted_attribution_output(),
         params:
+            code=CODE_VERSIONS["measure_planted_control"],
             planted=PLANTED,
             halves=NAME_SPLIT,
             use_surnames=config["use_surnames"],

@@ -6,6 +6,7 @@ rule cache_activations:
         activations="results/activations/{context}.parquet",
         heads="results/head_attention/{context}.parquet",
     params:
+        code=CODE_VERSIONS["cache_activations"],
         batch_size=LOC["batch_size"],
         max_samples_per_name=LOC["max_samples_per_name"],
         head_queries=LOC["head_queries"],
@@ -33,6 +34,7 @@ rule score_neurons:
     output:
         expand("results/masks/neurons/{setting}/{{source}}.npz", setting=setting_names(PLAN.neuron_settings)),
     params:
+        code=CODE_VERSIONS["score_neurons"],
         settings=PLAN.neuron_settings,
         source=source_of,
         contexts=lambda wc: source_contexts(wc.source),
@@ -62,6 +64,7 @@ if PLAN.one_shot_head_settings():
         output:
             expand("results/masks/heads/{setting}/{{source}}.npz", setting=setting_names(PLAN.one_shot_head_settings())),
         params:
+            code=CODE_VERSIONS["score_heads"],
             settings=tuple(PLAN.one_shot_head_settings()),
             source=source_of,
             contexts=lambda wc: source_contexts(wc.source),
@@ -86,6 +89,7 @@ if PLAN.greedy_head_settings():
         output:
             expand("results/masks/heads/{setting}/{{source}}.npz", setting=setting_names(PLAN.greedy_head_settings())),
         params:
+            code=CODE_VERSIONS["score_heads_greedy"],
             settings=tuple(PLAN.greedy_head_settings()),
             source=source_of,
             contexts=lambda wc: source_contexts(wc.source),
@@ -127,6 +131,7 @@ if PLAN.grad_settings():
             masks=[f"results/masks/{s.kind}/{s.name}/{{source}}.npz" for s in PLAN.grad_settings()],
             summary="results/attribution/{source}.json",
         params:
+            code=CODE_VERSIONS["score_attribution"],
             settings=tuple(PLAN.grad_settings()),
             source=source_of,
             contexts=lambda wc: source_contexts(wc.source),
@@ -176,6 +181,8 @@ if attribution_summaries():
                 caption="../report/attribution.rst",
                 category="Attribution",
             ),
+        params:
+            code=CODE_VERSIONS["summarize_attribution"],
         log:
             "logs/summarize_attribution.log",
         localrule: True
@@ -196,6 +203,7 @@ rule combine_masks:
     output:
         "results/masks/{kind}/{setting}/common@{pool}.npz",
     params:
+        code=CODE_VERSIONS["combine_masks"],
         source=lambda wc: Source("common", wc.pool),
     wildcard_constraints:
         kind="neurons|heads",
@@ -225,6 +233,7 @@ rule draw_controls:
     output:
         [f"results/masks/random_{{kind}}/{{setting}}/{{source}}/draw{d}.npz" for d in DRAWS],
     params:
+        code=CODE_VERSIONS["draw_controls"],
         kind=lambda wc: wc.kind,
         setting=lambda wc: PLAN.setting(wc.kind, wc.setting),
         source=source_of,
@@ -257,6 +266,7 @@ rule measure_mask_stability:
             category="Localization",
         ),
     params:
+        code=CODE_VERSIONS["measure_mask_stability"],
         contexts=list(CONTEXTS),  # the order of both input lists
         halves=NAME_SPLIT,
         neuron_settings=PLAN.neuron_settings,

@@ -2,6 +2,7 @@ rule prepare_model:
     output:
         directory(MODEL_DIR),
     params:
+        code=CODE_VERSIONS["prepare_model"],
         source=config["model"]["source"],
         name=config["model"]["name"],
         allow_download=config["model"]["allow_download"],

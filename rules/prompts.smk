@@ -4,6 +4,7 @@ rule make_prompts:
     output:
         "results/prompts/{context}.parquet",
     params:
+        code=CODE_VERSIONS["make_prompts"],
         context=prompt_spec,
         samples_per_name=config["samples_per_name"],
         seed=config["seed"],

@@ -67,9 +67,9 @@ def small_config(model_dir: Path) -> dict:
 
 
 def run_snakemake(workdir: Path, config: dict | None = None, *args: str, check: bool = True,
-                  timeout: int = 900) -> subprocess.CompletedProcess:
-    """Run the repository's Snakefile with ``workdir`` as working directory."""
-    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile")]
+                  timeout: int = 900, snakefile: Path | None = None) -> subprocess.CompletedProcess:
+    """Run the repository's Snakefile (or ``snakefile``) with ``workdir`` as working directory."""
+    cmd = [SNAKEMAKE, "-s", str(snakefile or REPO / "Snakefile")]
     if config is not None:  # before the other options: --configfile takes several values
         cfgfile = workdir / "test_config.yaml"
         cfgfile.write_text(yaml.safe_dump(config))

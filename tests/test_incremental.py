@@ -85,3 +85,30 @@ def test_dag_and_rulegraph_render(done_run):
     assert dag.lstrip().startswith("digraph") and "generate_baseline" in dag
     rg = run_snakemake(work, cfg, "--rulegraph").stdout
     assert "aggregate_transfer" in rg and "evaluate_pruned" in rg
+
+
+def test_editing_an_imported_module_reruns_the_jobs_whose_code_it_is(done_run, tmp_path):
+    """The workflow's code copied elsewhere plans nothing on a finished run; after an edit
+    of the answer parser (imported by the scripts, not a script itself) it plans exactly
+    the jobs whose scripts reach prunebias/parsing.py through their imports."""
+    from prunebias.code_version import code_files
+
+    work, cfg = done_run
+    code = tmp_path / "code"
+    for part in ("Snakefile", "rules", "workflow_scripts", "prunebias", "config", "data", "report", "envs",
+                 "profiles"):
+        src = REPO / part
+        (shutil.copytree(src, code / part, ignore=shutil.ignore_patterns("__pycache__")) if src.is_dir()
+         else shutil.copy2(src, code / part))
+    counts, _ = planned(run_snakemake(work, cfg, "-n", *UNTIL, snakefile=code / "Snakefile"))
+    assert counts == {}, counts
+    parser = code / "prunebias/parsing.py"
+    parser.write_text(parser.read_text() + "\n# an edit\n")
+    proc = run_snakemake(work, cfg, "-n", *UNTIL, snakefile=code / "Snakefile")
+    counts, _ = planned(proc)
+    blocks = re.findall(r"^rule (\w+):\n(.*?)(?:\n\n|\Z)", proc.stdout + proc.stderr, re.M | re.S)
+    changed = {rule for rule, body in blocks if "Params have changed" in body}  # not merely downstream
+    reaches = {p.stem for p in (code / "workflow_scripts").glob("*.py") if parser in code_files(p, code)}
+    assert "generate_baseline" in reaches and "make_prompts" not in reaches
+    assert changed == reaches & set(counts) and "generate_baseline" in changed, (changed, reaches, counts)
+    assert "make_prompts" not in counts  # upstream of every parser use: nothing to redo

@@ -1,11 +1,14 @@
 """The workflow on a real one-node SLURM cluster through `snakemake --profile slurm`.
 
 Installs Debian's slurm-wlm and munge when missing, starts the daemons inside a private
-mount namespace (tests/slurm/cluster_test.sh), runs the tiny-model workflow with GPUs
-switched off, and checks that every model job ran as a SLURM job.
+mount namespace (tests/slurm/cluster_test.sh) on ports of their own, beside an
+unrelated controller on the default ports with a job of its own queued (DECOY=1), runs
+the tiny-model workflow with GPUs switched off, and checks, among the job ids this run
+submitted only, that every model job ran as a SLURM job.
 """
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -45,7 +48,7 @@ def test_workflow_runs_through_slurm(tiny_model_dir, tmp_path):
     cfg["resources"] = {"model_threads": 1, "model_mem_mb": 1500, "model_runtime": 30, "gpu": 0}
     cfg_file = tmp_path / "cluster_config.yaml"
     cfg_file.write_text(yaml.safe_dump(cfg))
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "DECOY": "1",
            "SNAKEMAKE": str(Path(sys.executable).parent / "snakemake")}
     start = time.time()
     proc = subprocess.run(["unshare", "-m", "--propagation", "private", "bash",
@@ -55,10 +58,13 @@ def test_workflow_runs_through_slurm(tiny_model_dir, tmp_path):
     assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
     print(f"cluster test took {elapsed:.0f} s")
     assert (tmp_path / "results/tables/transfer.csv").exists()
-    jobs = [line.split("|") for line in (tmp_path / "slurm_jobs.txt").read_text().splitlines() if line]
+    ours = set(re.findall(r"submitted with SLURM jobid (\d+)", (tmp_path / "snakemake_slurm.log").read_text()))
+    listed = [line.split("|") for line in (tmp_path / "slurm_jobs.txt").read_text().splitlines() if line]
+    jobs = [(state, comment) for jobid, state, comment in listed if jobid in ours]  # judge only this run's jobs
+    assert len(jobs) == len(ours) > 0, (ours, listed)
     by_rule: dict[str, list[str]] = {}
     groups = 0
-    for _, state, comment in jobs:
+    for state, comment in jobs:
         head = comment.split("_wildcards")[0].removeprefix("rule_")
         if head.startswith("per_context"):  # generate_baseline + cache_activations of a context, one job
             groups += 1

@@ -1,0 +1,72 @@
+"""Code versions per stage: a hash of a rule's script and every ``prunebias`` module it
+imports, directly or through other modules.
+
+Snakemake reruns a job when its script file changes, but not when a library module the
+script imports changes (e.g. the answer parser). Passed as a rule param, the version
+makes such an edit a rerun trigger for exactly the jobs whose code it is, and for no
+other: editing ``prunebias/plots.py`` reruns the plotting jobs, not generation.
+``prunebias/__init__.py`` only names lazy exports and is not followed.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+from pathlib import Path
+
+PACKAGE = "prunebias"
+
+
+def imported_modules(source: str) -> set[str]:
+    """``prunebias`` modules named by the imports anywhere in ``source`` (function-local ones too)."""
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            out.update(a.name for a in node.names if a.name.split(".")[0] == PACKAGE)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module == PACKAGE:  # from prunebias import x: x may be a module
+                out.update(f"{PACKAGE}.{a.name}" for a in node.names)
+            elif node.module.split(".")[0] == PACKAGE:
+                out.add(node.module)
+    return out
+
+
+def module_file(module: str, root: Path) -> Path | None:
+    """The file of a ``prunebias`` module under ``root`` (the repository), or None (a name, not a
+    module; or the package itself)."""
+    parts = module.split(".")
+    path = root.joinpath(*parts)
+    candidate = path.with_suffix(".py")
+    return candidate if candidate.is_file() else None
+
+
+def code_files(script: Path, root: Path) -> list[Path]:
+    """``script`` and every ``prunebias`` module file it reaches through imports (sorted)."""
+    seen: set[Path] = set()
+    todo = [Path(script)]
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        for module in imported_modules(path.read_text()):
+            found = module_file(module, root)
+            if found is not None and found not in seen:
+                todo.append(found)
+    return sorted(seen)
+
+
+def code_version(script: Path, root: Path) -> str:
+    """12 hex digits of the SHA-256 over the paths (relative to ``root``) and contents of ``code_files``."""
+    h = hashlib.sha256()
+    for path in code_files(script, root):
+        h.update(str(path.resolve().relative_to(Path(root).resolve())).encode())
+        h.update(b"\0")
+        h.update(path.read_bytes())
+        h.update(b"\0")
+    return h.hexdigest()[:12]
+
+
+def code_versions(root: Path, scripts_dir: str = "workflow_scripts") -> dict[str, str]:
+    """Script stem -> code version, for every entry script of the workflow."""
+    return {p.stem: code_version(p, root) for p in sorted((Path(root) / scripts_dir).glob("*.py"))}
