@@ -22,7 +22,9 @@ averaged; it reaches a pathway whose effect is saturated at alpha = 0, where the
 gradient is 0. ``steps`` = 1 is the plain estimate at alpha = 0.
 
 Every pass goes through ``objective.grid_log_probs`` (the same grid, batched), with
-forward pre-hooks on o_proj; no weight gradient is computed.
+forward pre-hooks on o_proj; no weight gradient is computed (every parameter's
+``requires_grad`` is off during the passes and restored after), and one batch's
+recordings are kept at a time.
 """
 
 from __future__ import annotations
@@ -127,7 +129,7 @@ class _HookZ:
 
     def _grad(self, layer: int, delta: torch.Tensor):
         def hook(g: torch.Tensor) -> None:
-            term = (delta * g).double().reshape(*g.shape[:-1], self.n_heads, self.head_dim)
+            term = (delta.double() * g.double()).reshape(*g.shape[:-1], self.n_heads, self.head_dim)
             self.total[layer] += term.sum(dim=tuple(range(term.dim() - 2)) + (term.dim() - 1,)).cpu()
         return hook
 
@@ -166,10 +168,28 @@ def head_patching(model: Any, tok: Any, rows: pd.DataFrame, values: Sequence[flo
     extends = continues_number(tok)
     hz = _HookZ(model)
     n = len(pairs)
+    saved = {p: p.requires_grad for p in model.parameters()}  # no weight gradient: activations only
+    for p in model.parameters():
+        p.requires_grad_(False)
+    try:
+        _patch_batches(model, tok, hz, texts_w, texts_b, spans, candidates, extends, values, log_value, alphas,
+                       batch_size, n)
+    finally:
+        for p, req in saved.items():
+            p.requires_grad_(req)
+    hz.mode = "off"
+    return hz.total.float(), {"pairs": n, "mean_span": float(spans.mean())}
+
+
+def _patch_batches(model: Any, tok: Any, hz: _HookZ, texts_w: list[str], texts_b: list[str], spans: np.ndarray,
+                   candidates: list[str], extends: torch.Tensor, values: Sequence[float], log_value: bool,
+                   alphas: list[float], batch_size: int, n: int) -> None:
+    """The passes of ``head_patching``, one batch of pairs at a time (recordings freed per batch)."""
     with hz.installed():
         for start in range(0, n, batch_size):
             sl = slice(start, start + batch_size)
             batch = {"white": texts_w[sl], "black": texts_b[sl]}
+            hz.own, hz.pair = {}, {}  # the previous batch's recordings go before this one's are made
             recorded = {}
             for race in ("white", "black"):  # each side's own outputs
                 hz.start("record")
@@ -189,5 +209,5 @@ def head_patching(model: Any, tok: Any, rows: pd.DataFrame, values: Sequence[flo
                         e = expected_answer(lp, values, log_value)
                         # B = mean E_white - mean E_black over the pairs; half of each direction
                         (e.sum() * (sign / n / 2 / len(alphas))).backward()
-    hz.mode = "off"
-    return hz.total.float(), {"pairs": n, "mean_span": float(spans.mean())}
+            del recorded
+    hz.own, hz.pair, hz.saved = {}, {}, {}

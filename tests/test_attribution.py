@@ -378,8 +378,12 @@ def test_head_patching_against_a_patch_computed_by_hand(model64, tiny_model, row
 
     _, tok = tiny_model
     assert len(pair_rows(rows)) == 3
+    before = [p.requires_grad for p in model64.parameters()]
     deltas, info = head_patching(model64, tok, rows, VALUES, batch_size=2)
     assert info["pairs"] == 3 and info["mean_span"] > 5
+    # activations only: no weight gradient computed or kept, requires_grad as it was
+    assert all(p.grad is None for p in model64.parameters())
+    assert [p.requires_grad for p in model64.parameters()] == before
     eps = 1e-2  # central difference: error ~ eps^2; smaller steps drown in the rounding of E (~1e3)
     for layer in range(deltas.shape[0]):
         for head in range(deltas.shape[1]):

@@ -11,9 +11,11 @@ workflow's own rules call):
 2. baseline answers of the planted model (baseline seeds) and their bias, per context;
 3. activation and head-attention cache over the learning names' prompts + answers;
 4. neuron and one-shot head masks with the configured settings, per context, and their
-   matched random controls; with gradient attribution configured, its ``grad_`` masks too
-   (the grid objective over the learning names' prompts, each neuron mask at its Wanda
-   budget's count per matrix, controls from that budget's band);
+   matched random controls; with gradient attribution configured, its masks too (the grid
+   objective over the learning names' prompts: ``grad_`` single weights at the Wanda
+   budget's count per matrix, controls from that budget's band; ``gradmlp_`` whole MLP
+   neurons within its MLP count, random whole neurons as controls; ``grad_k`` / ``patch_k``
+   heads by gate attribution / attribution patching);
 5. the unpruned planted model (reference) and every mask answer the held-out names'
    evaluation prompts with the evaluation seeds; paired statistics as in transfer.csv.
 
