@@ -389,6 +389,11 @@ def mlp_count(counts: Mapping[str, int]) -> int:
     return sum(int(v) for k, v in counts.items() if k.rsplit(".", 1)[-1] in MLP)
 
 
+def needs_patching(settings: Sequence[Any]) -> bool:
+    """Whether any setting ranks heads by attribution patching (``source_attribution(patching=True)``)."""
+    return any(getattr(s, "score", None) == "patch" for s in settings)
+
+
 def grad_masks(settings: Sequence[Any], scores: SourceScores, budgets: Mapping[str, Mapping[str, int]]
                ) -> list[tuple[str, dict[str, np.ndarray]]]:
     """(kind, arrays) of each gradient-attribution setting. A ``GradNeuronSetting`` has the

@@ -37,6 +37,22 @@ def rows():
 
 
 @pytest.fixture(scope="module")
+def hand_planted(tmp_path_factory):
+    """The hand-planted tiny model (tests/tiny_model.py), 6 prompts per race with surnames, a grid."""
+    from tiny_model import build_planted_model
+
+    from prunebias.modeling import load_model
+
+    model_dir = build_planted_model(tmp_path_factory.mktemp("planted") / "m")
+    model, tok = load_model(model_dir, dtype="float32", device="cpu", threads=1)
+    names = load_names(REPO / "data/names/audit40.csv", use_surnames=True)
+    ctx = resolve_context("purchase-bicycle", load_yaml(REPO / "data/scenarios.yaml"))
+    df = build_prompts(ctx, names, 1, 0)
+    rows = pd.concat([df[df.race == "white"].head(6), df[df.race == "black"].head(6)], ignore_index=True)
+    return model, tok, rows, answer_grid(0, 100, 8)
+
+
+@pytest.fixture(scope="module")
 def model64(tiny_model_dir):
     from transformers import AutoModelForCausalLM
 
@@ -175,22 +191,15 @@ def test_grid_agreement_of_per_name_means():
     assert got["names"] == 4 and got["pearson"] == pytest.approx(1.0) and got["spearman"] == pytest.approx(1.0)
 
 
-def test_gradient_attribution_is_blind_to_a_saturated_plant(tmp_path):
+def test_gradient_attribution_is_blind_to_a_saturated_plant(hand_planted):
     """The known limit of -W * dB/dW: in the hand-planted model the race pathway saturates
     the answer's probabilities (a step function of the race signal, behind two RMSNorms), so
     the gradient at the two planted weights vanishes although zeroing either one removes the
     whole bias. The name path's integrated gradient (4 steps) does not reach the narrow
     transition either: Wanda's activation sizes are what find this plant."""
-    from tiny_model import PLANTED, build_planted_model
+    from tiny_model import PLANTED
 
-    from prunebias.modeling import load_model
-
-    model, tok = load_model(build_planted_model(tmp_path / "m"), dtype="float32", device="cpu", threads=1)
-    names = load_names(REPO / "data/names/audit40.csv", use_surnames=True)
-    ctx = resolve_context("purchase-bicycle", load_yaml(REPO / "data/scenarios.yaml"))
-    df = build_prompts(ctx, names, 1, 0)
-    rows = pd.concat([df[df.race == "white"].head(6), df[df.race == "black"].head(6)], ignore_index=True)
-    values = answer_grid(0, 100, 8)
+    model, tok, rows, values = hand_planted
     b, scores, _, _ = weight_attribution(model, tok, rows, values, batch_size=6)
     _, integrated, _, _ = weight_attribution(model, tok, rows, values, batch_size=6, steps=4)
     assert b > 0.2
@@ -393,28 +402,20 @@ def test_head_patching_against_a_patch_computed_by_hand(model64, tiny_model, row
     assert deltas.abs().max() > 1e-4  # not all zero
 
 
-def test_patching_finds_the_saturated_head_that_weight_gradients_miss(tmp_path):
+def test_patching_finds_the_saturated_head_that_weight_gradients_miss(hand_planted):
     """In the hand-planted model the race pathway (layer 0, head 0) saturates the Black
     prompts' answers, and -W * dB/dW is ~0 at its weights (the test above). Patching is not
     blind: a White prompt is not saturated against the Black prompt's head output, so both
     the plain and the integrated estimate (8 steps) rank head (0, 0) first by far. The plain
     one overshoots (the first order of a step); the integrated one undershoots (the step lies
     before its first point, alpha = 1/16): a ranking, not a size."""
-    from tiny_model import build_planted_model
-
-    from prunebias.modeling import load_model
     from prunebias.patching import head_patching
 
-    model, tok = load_model(build_planted_model(tmp_path / "m"), dtype="float32", device="cpu", threads=1)
-    names = load_names(REPO / "data/names/audit40.csv", use_surnames=True)
-    ctx = resolve_context("purchase-bicycle", load_yaml(REPO / "data/scenarios.yaml"))
-    df = build_prompts(ctx, names, 1, 0)
-    rows = pd.concat([df[df.race == "white"].head(4), df[df.race == "black"].head(4)], ignore_index=True)
-    values = answer_grid(0, 100, 8)
-    b, _ = bias_objective(model, tok, rows, values, batch_size=8)
+    model, tok, rows, values = hand_planted
+    b, _ = bias_objective(model, tok, rows, values, batch_size=6)
     assert b > 0.5
     for steps in (1, 8):
-        deltas, _ = head_patching(model, tok, rows, values, batch_size=8, steps=steps)
+        deltas, _ = head_patching(model, tok, rows, values, batch_size=6, steps=steps)
         others = deltas.flatten()[1:].abs().max()
         assert float(deltas[0, 0]) < -100 * float(others), (steps, deltas)  # removing it moves B toward 0
 

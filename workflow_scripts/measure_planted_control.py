@@ -34,7 +34,8 @@ import pandas as pd
 from prunebias.activations import add_sumsq, cache_batches
 from prunebias.answers import PROMPT_COLUMNS, generate_answers
 from prunebias.architecture import check_architecture
-from prunebias.attribution import context_summary, grad_masks, protect_scores, source_attribution, text_importance
+from prunebias.attribution import (context_summary, grad_masks, needs_patching, protect_scores, source_attribution,
+                                   text_importance)
 from prunebias.contexts import load_yaml
 from prunebias.controls import matched_head_control, neuron_controls, unit_controls
 from prunebias.evaluation import eval_prompts, evaluate
@@ -119,7 +120,7 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
         if p.grad_settings:  # gradient attribution over the learning names' prompts
             learn_rows = rows[rows["sample"] < acfg["max_samples_per_name"]].reset_index(drop=True)
             grid = answer_grid(*specs[c]["range"], acfg["grid_size"])
-            patching = any(getattr(s, "score", None) == "patch" for s in p.grad_settings)
+            patching = needs_patching(p.grad_settings)
             scores, info = source_attribution(model, tok, {c: (learn_rows, grid)}, acfg["batch_size"],
                                               acfg["log_value"], p.ablation, acfg["integrated_steps"], patching)
             summaries[c] = context_summary(model, tok, learn_rows, grid, info[c], acfg, p.ablation, p.n_boot,

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from prunebias.attribution import context_summary, grad_masks, protect_scores, source_attribution, text_importance
+from prunebias.attribution import (context_summary, grad_masks, needs_patching, protect_scores, source_attribution,
+                                   text_importance)
 from prunebias.files import read_parquet, write_json
 from prunebias.logs import setup_logging
 from prunebias.masks import read_mask, write_mask
@@ -51,7 +52,7 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
         ctx = p.specs[rows["context"].iloc[0]]
         frames[ctx["name"]] = (rows.reset_index(drop=True), answer_grid(*ctx["range"], cfg["grid_size"]))
     steps = cfg["integrated_steps"]
-    patching = any(getattr(s, "score", None) == "patch" for s in p.settings)
+    patching = needs_patching(p.settings)
     scores, info = source_attribution(model, tok, frames, cfg["batch_size"], cfg["log_value"], p.ablation, steps,
                                       patching)
     for name, (rows, values) in frames.items():  # B's CI, the grid's agreement, faithfulness

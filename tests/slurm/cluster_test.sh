@@ -16,6 +16,16 @@ STATE=$WORK/slurm-state
 mkdir -p "$STATE"/spool "$STATE"/state "$STATE"/log /etc/slurm
 NODE_LINE=$(slurmd -C | head -1)
 NODE=$(echo "$NODE_LINE" | sed -E 's/^NodeName=([^ ]+).*/\1/')
+# the settings both controllers (ours and the decoy) share
+COMMON="SlurmctldHost=$(hostname -s)
+SlurmUser=root
+AuthType=auth/munge
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core_Memory"
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("", 0)); print(s.getsockname()[1])'; }
 CTLD_PORT=$(free_port); SLURMD_PORT=$(free_port)
 while [ "$SLURMD_PORT" = "$CTLD_PORT" ]; do SLURMD_PORT=$(free_port); done
@@ -23,21 +33,13 @@ cat > "$STATE/slurm.conf" <<CONF
 ClusterName=prunebiastest
 SlurmctldPort=$CTLD_PORT
 SlurmdPort=$SLURMD_PORT
-SlurmctldHost=$(hostname -s)
-SlurmUser=root
-AuthType=auth/munge
 StateSaveLocation=$STATE/state
 SlurmdSpoolDir=$STATE/spool
 SlurmctldPidFile=$STATE/slurmctld.pid
 SlurmdPidFile=$STATE/slurmd.pid
 SlurmctldLogFile=$STATE/log/slurmctld.log
 SlurmdLogFile=$STATE/log/slurmd.log
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core_Memory
+$COMMON
 ReturnToService=2
 MinJobAge=3600
 $NODE_LINE State=UNKNOWN
@@ -51,18 +53,10 @@ if [ "${DECOY:-0}" = 1 ] && port_free 6817 && port_free 6818; then
   mkdir -p "$DECOY_DIR"/state "$DECOY_DIR"/log
   cat > "$DECOY_DIR/slurm.conf" <<CONF
 ClusterName=decoy
-SlurmctldHost=$(hostname -s)
-SlurmUser=root
-AuthType=auth/munge
 StateSaveLocation=$DECOY_DIR/state
 SlurmctldPidFile=$DECOY_DIR/slurmctld.pid
 SlurmctldLogFile=$DECOY_DIR/log/slurmctld.log
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core_Memory
+$COMMON
 MinJobAge=3600
 NodeName=decoynode NodeAddr=127.0.0.1 CPUs=1 RealMemory=100 State=UNKNOWN
 PartitionName=decoy Nodes=decoynode Default=YES State=UP MaxTime=INFINITE
