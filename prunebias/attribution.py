@@ -274,15 +274,18 @@ def _head_mask(model: Any, layer: int, head: int) -> Mask:
     return Mask({"kind": "heads"}, {"heads": one})
 
 
-def _neuron_mask(model: Any, layer: int, neuron: int) -> Mask:
-    arrays = {}
-    for module in ("gate_proj", "up_proj", "down_proj"):
-        m = np.zeros(tuple(linear(model, layer, module).weight.shape), dtype=bool)
-        if module == "down_proj":
-            m[:, neuron] = True
-        else:
-            m[neuron, :] = True
-        arrays[f"layers.{layer}.{module}"] = m
+def _neuron_mask(model: Any, units: Sequence[tuple[int, int]]) -> Mask:
+    """The three weight slices of every (layer, neuron) in ``units`` (a whole-neuron ablation)."""
+    arrays: dict[str, np.ndarray] = {}
+    for layer, neuron in units:
+        for module in ("gate_proj", "up_proj", "down_proj"):
+            key = f"layers.{layer}.{module}"
+            if key not in arrays:
+                arrays[key] = np.zeros(tuple(linear(model, layer, module).weight.shape), dtype=bool)
+            if module == "down_proj":
+                arrays[key][:, neuron] = True
+            else:
+                arrays[key][neuron, :] = True
     return Mask({"kind": "neurons"}, arrays)
 
 
@@ -314,7 +317,7 @@ def faithfulness(model: Any, tok: Any, rows: pd.DataFrame, values: Sequence[floa
     out = []
     for idx in order.tolist():
         layer, index = divmod(idx, deltas.shape[1])
-        mask = _head_mask(model, layer, index) if unit == "head" else _neuron_mask(model, layer, index)
+        mask = _head_mask(model, layer, index) if unit == "head" else _neuron_mask(model, [(layer, index)])
         with pruned(model, mask, ablation):
             after, _ = bias_objective(model, tok, rows, values, batch_size, log_value)
         out.append({"unit": unit, "layer": layer, "index": index, "predicted": float(flat[idx]),
@@ -334,7 +337,8 @@ def context_summary(model: Any, tok: Any, rows: pd.DataFrame, values: Sequence[f
     expectation follows the sampled answers (``value`` of ``rows``, on the log scale with
     ``log_value``), and the faithfulness of the top ``cfg["faithfulness_heads"]`` heads and
     ``cfg["faithfulness_neurons"]`` neurons (``faithfulness``); ``planted``: (layer, neuron)
-    pairs also checked one by one, as unit kind "planted_neuron" (the positive control's).
+    pairs removed together, one row of unit kind "planted_neurons" (index -1; the positive
+    control's plant).
     """
     from prunebias.inference import NameData, name_bootstrap
     from prunebias.objective import grid_agreement
@@ -350,13 +354,16 @@ def context_summary(model: Any, tok: Any, rows: pd.DataFrame, values: Sequence[f
             faith[unit] = {"spearman": rho, "units": table.to_dict(orient="records")}
             if log is not None:
                 log(f"faithfulness, {len(table)} {unit}s: Spearman {rho:.2f}")
-    if planted:
-        table, rho = faithfulness(model, tok, rows, values, deltas["neuron"], info["B"], "neuron", ablation=ablation,
-                                  batch_size=cfg["batch_size"], log_value=cfg["log_value"], units=planted)
-        table["unit"] = "planted_neuron"
-        faith["planted_neuron"] = {"spearman": rho, "units": table.to_dict(orient="records")}
+    if planted:  # removed together: one B, and the interaction of the planted copies is in it
+        with pruned(model, _neuron_mask(model, planted), ablation):
+            after, _ = bias_objective(model, tok, rows, values, cfg["batch_size"], cfg["log_value"])
+        predicted = float(sum(deltas["neuron"][layer, index] for layer, index in planted))
+        table = pd.DataFrame([{"unit": "planted_neurons", "layer": planted[0][0], "index": -1,
+                               "predicted": predicted, "measured": after - info["B"]}], columns=FAITHFULNESS_COLUMNS)
+        faith["planted_neurons"] = {"spearman": float("nan"), "units": table.to_dict(orient="records")}
         if log is not None:
-            log("planted neurons, predicted against measured change of B:\n" + table.to_string(index=False))
+            log(f"planted neurons {[n for _, n in planted]} removed together: predicted change of B "
+                f"{predicted:+.3f}, measured {after - info['B']:+.3f}")
     sampled = rows.assign(sampled=np.log(rows["value"].where(rows["value"] > 0)) if cfg["log_value"]
                           else rows["value"])
     ci = name_bootstrap(NameData.from_answers(rows["name"].to_numpy(), rows["race"].to_numpy(), expected),

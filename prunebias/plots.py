@@ -192,6 +192,10 @@ def planted_control_plot(table: pd.DataFrame, baseline: pd.DataFrame, effect: st
     _save(fig, path)
 
 
+FAITH_TITLES = {"head": "heads removed one at a time", "neuron": "MLP neurons removed one at a time",
+                "planted_neurons": "the planted neurons, removed together"}
+
+
 def faithfulness_plot(units: pd.DataFrame, summary: pd.DataFrame, path: str | Path) -> None:
     """Predicted against measured change of the objective B, one removed unit per point;
     one panel per unit kind (heads, neurons), colour = the context, rho with its CI in the title."""
@@ -204,10 +208,10 @@ def faithfulness_plot(units: pd.DataFrame, summary: pd.DataFrame, path: str | Pa
         if len(got):
             lim = float(np.nanmax(np.abs(got[["predicted", "measured"]].to_numpy()))) * 1.1 or 1.0
             ax.plot([-lim, lim], [-lim, lim], color="grey", lw=0.8, ls="--")
-        rhos = summary[summary["unit"] == unit]
+        rhos = summary[(summary["unit"] == unit) & summary["spearman"].notna()]
         title = "; ".join(f"{r.context}: rho {r.spearman:.2f} [{r.spearman_ci_low:.2f}, {r.spearman_ci_high:.2f}]"
                           for r in rhos.itertuples())
-        ax.set_title(f"{unit}s removed one at a time\n{title}", fontsize=8)
+        ax.set_title(f"{FAITH_TITLES.get(unit, unit)}\n{title}", fontsize=8)
         ax.set_xlabel("predicted change of B (attribution)")
         ax.set_ylabel("measured change of B (ablation)")
         ax.axhline(0, color="grey", lw=0.5)

@@ -55,11 +55,12 @@ def test_planted_control_job(tiny_model_dir, tmp_path):
     assert summary["protect_text_percent"] == 50
     faith = pd.read_csv(tmp_path / "results/tables/attribution_faithfulness.csv")
     assert len(faith) == 6 and set(faith.source) == {"planted"}
-    assert set(faith.unit) == {"head", "neuron", "planted_neuron"}
+    assert set(faith.unit) == {"head", "neuron", "planted_neurons"}
     units = pd.read_csv(tmp_path / "results/tables/attribution_faithfulness_units.csv")
-    planted_units = units[units.unit == "planted_neuron"]  # the plant's own neurons, removed one at a time
-    assert len(planted_units) == 4 and (planted_units.layer == 1).all()
-    assert set(planted_units["index"]) == set(record["neurons"])
+    planted_units = units[units.unit == "planted_neurons"]  # the plant's own neurons, removed together
+    assert len(planted_units) == 2 and (planted_units.layer == 1).all() and (planted_units["index"] == -1).all()
+    assert set(planted_units.context) == {"purchase-bicycle", "purchase-car"}
+    assert np.isfinite(planted_units[["predicted", "measured"]].to_numpy()).all()
     neurons = table[table.kind == "neurons"]
     assert neurons.recall_planted.between(0, 1).all() and table[table.kind == "heads"].recall_planted.isna().all()
     assert (table.names_eval == prompts["name"].nunique() - len(record["learn_names"])).all()
