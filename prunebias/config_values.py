@@ -32,10 +32,20 @@ def _branches(schema: dict[str, Any]) -> list[dict[str, Any]]:
     return [schema] + [b for alt in schema.get("oneOf", []) + schema.get("anyOf", []) for b in _branches(alt)]
 
 
+def _string_fits(value: str, schema: dict[str, Any]) -> bool:
+    """Whether some string branch of ``schema`` takes ``value`` as it is (any string, or one of
+    its enum): ``"auto"`` stays a string where the schema allows it, ``"8000"`` does not."""
+    for branch in _branches(schema):
+        t = branch.get("type", [])
+        if "string" in ([t] if isinstance(t, str) else t) and ("enum" not in branch or value in branch["enum"]):
+            return True
+    return False
+
+
 def _coerce(value: Any, schema: dict[str, Any], path: str, changed: list[str]) -> Any:
     if isinstance(value, str):
         wanted = [t for t in _types(schema) if t in _WANTED]
-        if wanted and "string" not in _types(schema):
+        if wanted and not _string_fits(value, schema):
             try:
                 parsed = yaml.safe_load(value)
             except yaml.YAMLError:

@@ -15,6 +15,7 @@ from prunebias.contexts import load_yaml, resolve_all
 from prunebias.errors import ConfigError
 from prunebias.masks import combine_mem_mb
 from prunebias import resources
+from prunebias.model_size import source_size
 from prunebias.code_version import code_versions
 from prunebias.modeling import check_hub_cached, resolve_source
 from prunebias.names import load_names, split_names
@@ -60,6 +61,10 @@ CONTEXTS, PLAN, NAMES, SCENARIOS_FILE = _preflight()
 PLANTED = {**config["controls"]["planted_bias"]}
 PLANTED["contexts"] = PLANTED["contexts"] or list(CONTEXTS)[:1]
 MODEL_DIR = f"results/model/{config['model']['name']}"
+_SRC = resolve_source(config["model"]["source"])
+# the model's size before prepare_model has run (a local directory or a cached hub model;
+# None for a GGUF file or an uncached model): the memory of jobs planned in a dry-run
+SOURCE_SIZE = source_size(_SRC.kind, _SRC.location)
 RES = config["resources"]
 # per entry script: a hash of it and the prunebias modules it imports (params: edits rerun its jobs)
 CODE_VERSIONS = code_versions(Path(workflow.basedir))
@@ -87,9 +92,14 @@ def prompt_spec(wildcards):
     return CONTEXTS[wildcards.context].spec()
 
 
-def model_resources():
-    """Resources of every job that runs the model (``prunebias.resources``)."""
-    return resources.model_resources(RES)
+def model_resources(role="infer"):
+    """Resources of every job that runs the model (``prunebias.resources``); ``role``:
+    infer, prepare or attribution, for the memory derived from the model's size."""
+    attr = LOC["attribution"]
+    mem = resources.model_mem(RES, role, None if role == "prepare" else MODEL_DIR, SOURCE_SIZE,
+                              config["model"]["dtype"], config["model"]["device"],
+                              attr["batch_size"], attr["grid_size"])
+    return resources.model_resources(RES, mem)
 
 
 def setting_names(settings):

@@ -173,7 +173,7 @@ if PLANTED["enabled"]:
             **{k: v for k, v in EVAL_PARAMS.items() if k not in ("eval_names", "perplexity_max_tokens")},
         threads: RES["model_threads"]
         resources:
-            **model_resources(),
+            **model_resources("attribution" if PLAN.attribution_settings() else "infer"),
         log:
             "logs/measure_planted_control.log",
         benchmark:

@@ -148,7 +148,7 @@ if PLAN.grad_settings():
             source=one_of(s.name for s in PLAN.scored_sources()),
         threads: RES["model_threads"]
         resources:
-            **model_resources(),
+            **model_resources("attribution"),
         log:
             "logs/score_attribution/{source}.log",
         benchmark:

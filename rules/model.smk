@@ -8,7 +8,7 @@ rule prepare_model:
         allow_download=config["model"]["allow_download"],
     threads: RES["model_threads"]
     resources:
-        mem_mb=RES["model_mem_mb"],
+        mem_mb=resources.model_mem(RES, "prepare", None, SOURCE_SIZE),
         runtime=RES["model_runtime"],
     log:
         "logs/prepare_model.log",
