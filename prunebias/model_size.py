@@ -11,9 +11,10 @@ model (dry-runs), else unknown.
 
 Per job role, in MB, times 1.2 for headroom:
 
-- ``infer`` (generation, caching, scoring, evaluation): the interpreter and libraries
-  (``BASE_MB``, measured 1.1 GB on the default model's jobs) plus the weights in the
-  job's dtype (on a GPU job they pass through host memory while loading);
+- ``infer`` (generation, caching, scoring, evaluation): the interpreter, libraries and a
+  batch (``BASE_MB``) plus the weights in the job's dtype (on a GPU job they pass
+  through host memory while loading) plus the masks the job holds at once (``masks``:
+  one byte per decoder linear weight each, e.g. an evaluation's control draws);
 - ``prepare`` (``prepare_model``): two copies of the weights in their stored dtype (the
   size of a GGUF source is not read: ``UNKNOWN_MB``, ample for small GGUF models);
 - ``attribution`` (``score_attribution``, the positive control): ``infer`` plus the
@@ -31,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-BASE_MB = 1200
+BASE_MB = 1500
 HEADROOM = 1.2
 UNKNOWN_MB = 8000  # the model's size is not known yet (a hub model not cached): a dry-run's placeholder
 # The default model's positive control (SmolLM2-135M on CPU, attribution batch 8 x 12
@@ -103,16 +104,17 @@ def weight_bytes(dtype: str, on_gpu: bool) -> int:
 
 
 def job_mem_mb(size: ModelSize | None, role: str, *, on_gpu: bool, dtype: str = "auto",
-               grad_batch: int = 8, grid_size: int = 12) -> int:
+               grad_batch: int = 8, grid_size: int = 12, masks: int = 0) -> int:
     """Host memory (MB) of one model job of ``role`` (module docstring); ``UNKNOWN_MB`` when
-    the size is unknown. ``grad_batch`` x ``grid_size``: the attribution's candidate pass."""
+    the size is unknown. ``grad_batch`` x ``grid_size``: the attribution's candidate pass;
+    ``masks``: neuron masks held at once."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {ROLES}, not {role!r}")
     if size is None:
         return UNKNOWN_MB
     mb = 2.0 ** -20
     weights = size.n_params * weight_bytes(dtype, on_gpu) * mb
-    need = BASE_MB + weights
+    need = BASE_MB + weights + masks * size.n_linear * mb
     if role == "prepare":  # the weights as stored, loaded and written (not the job's dtype)
         need = BASE_MB + 2 * size.n_params * size.stored_bytes * mb
     elif role == "attribution":

@@ -28,11 +28,12 @@ def grows(base: int) -> Callable[..., int]:
 
 def model_mem(res: Mapping[str, Any], role: str = "infer", model_dir: str | Path | None = None,
               fallback: ModelSize | None = None, dtype: str = "auto", device: str = "auto",
-              grad_batch: int = 8, grid_size: int = 12) -> Callable[..., int]:
+              grad_batch: int = 8, grid_size: int = 12, masks: int = 0) -> Callable[..., int]:
     """``mem_mb`` of a model job of ``role``: ``res["model_mem_mb"]`` when it is a number, else
     derived from the model's size (``model_size.job_mem_mb``), read when Snakemake submits
     the job from ``model_dir`` (the materialized model) or, before that exists, ``fallback``
-    (the source's size, e.g. for a dry-run); times the attempt either way."""
+    (the source's size, e.g. for a dry-run); times the attempt either way. ``masks``: neuron
+    masks the job holds at once."""
     if res["model_mem_mb"] != "auto":
         return grows(res["model_mem_mb"])
     on_gpu = res["gpu"] > 0 and device != "cpu"
@@ -40,7 +41,7 @@ def model_mem(res: Mapping[str, Any], role: str = "infer", model_dir: str | Path
     def per_attempt(wildcards: Any, attempt: int = 1) -> int:
         size = (read_size(model_dir) if model_dir is not None else None) or fallback
         return job_mem_mb(size, role, on_gpu=on_gpu, dtype=dtype, grad_batch=grad_batch,
-                          grid_size=grid_size) * int(attempt)
+                          grid_size=grid_size, masks=masks) * int(attempt)
     return per_attempt
 
 

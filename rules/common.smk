@@ -71,6 +71,8 @@ CODE_VERSIONS = code_versions(Path(workflow.basedir))
 LOC = config["localization"]
 EVAL = config["evaluation"]
 DRAWS = list(range(EVAL["random_draws"]))
+# neuron masks the positive control holds at once: each setting's real mask and its draws
+PLANTED_MASKS = (len(PLAN.neuron_settings) + len(PLAN.grad_neuron_settings)) * (1 + len(DRAWS))
 # Name hold-out: masks learn on one seeded, race x gender balanced half of the names and
 # are evaluated on the other half (None = every name on both sides).
 NAME_SPLIT = split_names(NAMES, config["seed"])
@@ -92,13 +94,14 @@ def prompt_spec(wildcards):
     return CONTEXTS[wildcards.context].spec()
 
 
-def model_resources(role="infer"):
-    """Resources of every job that runs the model (``prunebias.resources``); ``role``:
-    infer, prepare or attribution, for the memory derived from the model's size."""
+def model_resources(role="infer", masks=0):
+    """Resources of every job that runs the model (``prunebias.resources``); ``role``
+    (infer, prepare or attribution) and ``masks`` (neuron masks held at once) size the
+    memory derived from the model's size."""
     attr = LOC["attribution"]
     mem = resources.model_mem(RES, role, None if role == "prepare" else MODEL_DIR, SOURCE_SIZE,
                               config["model"]["dtype"], config["model"]["device"],
-                              attr["batch_size"], attr["grid_size"])
+                              attr["batch_size"], attr["grid_size"], masks)
     return resources.model_resources(RES, mem)
 
 

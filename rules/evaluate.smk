@@ -54,7 +54,7 @@ rule evaluate_pruned:
         source=one_of(s.name for s in PLAN.sources()),
     threads: RES["model_threads"]
     resources:
-        **model_resources(),
+        **model_resources(masks=max(1, len(DRAWS))),
     log:
         "logs/evaluate_pruned/{method}/{setting}/{source}.log",
     benchmark:
@@ -173,7 +173,7 @@ if PLANTED["enabled"]:
             **{k: v for k, v in EVAL_PARAMS.items() if k not in ("eval_names", "perplexity_max_tokens")},
         threads: RES["model_threads"]
         resources:
-            **model_resources("attribution" if PLAN.attribution_settings() else "infer"),
+            **model_resources("attribution" if PLAN.attribution_settings() else "infer", masks=PLANTED_MASKS),
         log:
             "logs/measure_planted_control.log",
         benchmark:

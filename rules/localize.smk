@@ -44,7 +44,7 @@ rule score_neurons:
         source=one_of(s.name for s in PLAN.scored_sources()),
     threads: RES["model_threads"]
     resources:
-        **model_resources(),
+        **model_resources(masks=len(PLAN.neuron_settings)),
     log:
         "logs/score_neurons/{source}.log",
     benchmark:
@@ -245,7 +245,7 @@ rule draw_controls:
         source=one_of(s.name for s in PLAN.sources()),
     threads: RES["model_threads"]
     resources:
-        **model_resources(),
+        **model_resources(masks=1 + len(DRAWS)),
     log:
         "logs/draw_controls/{kind}/{setting}/{source}.log",
     conda:
@@ -274,7 +274,7 @@ rule measure_mask_stability:
         device=config["model"]["device"],
     threads: RES["model_threads"]
     resources:
-        **model_resources(),
+        **model_resources(masks=2 * len(PLAN.neuron_settings)),
     log:
         "logs/measure_mask_stability.log",
     benchmark:

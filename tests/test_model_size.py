@@ -34,8 +34,11 @@ def test_memory_grows_with_the_model_and_the_role():
     small = ModelSize(n_params=135_000_000, n_linear=106_000_000, vocab=49152)
     large = ModelSize(n_params=8_030_000_000, n_linear=6_980_000_000, vocab=128256, stored_bytes=2)
     cpu = {r: job_mem_mb(small, r, on_gpu=False) for r in ("infer", "prepare", "attribution")}
-    # the default model's measured peaks on 2026-12-02: generation 1.6 GB, the positive control 6.5 GB
-    assert 1600 < cpu["infer"] < 3000 and 6500 < cpu["attribution"] < 10000
+    # the default model's measured peaks on 2026-12-02: generation 1.7 GB, caching 2.1 GB,
+    # an evaluation with 3 control draws 2.3 GB, the positive control 6.4 GB
+    assert 2100 < cpu["infer"] < 3000 and 6400 < cpu["attribution"] < 10000
+    three = job_mem_mb(small, "infer", on_gpu=False, masks=3)
+    assert 2300 < three and abs(three - cpu["infer"] - 3 * 106_000_000 / 2**20 * 1.2) <= 100  # a byte per weight each
     gpu = {r: job_mem_mb(large, r, on_gpu=True) for r in ("infer", "prepare", "attribution")}
     # 8B in bf16 passes through host memory once; attribution adds float32 scores and importance
     assert 16 * 1024 < gpu["infer"] < 24 * 1024 and gpu["attribution"] > gpu["infer"] + 6.98e9 * 8 / 2**20
