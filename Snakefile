@@ -34,6 +34,7 @@ include: "rules/prompts.smk"
 include: "rules/baseline.smk"
 include: "rules/localize.smk"
 include: "rules/evaluate.smk"
+include: "rules/export.smk"
 
 
 rule all:
@@ -46,3 +47,4 @@ rule all:
         "results/tables/mask_stability.csv",
         attribution_outputs(),
         planted_outputs(),
+        export_outputs(),

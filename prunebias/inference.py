@@ -336,3 +336,18 @@ def versus_controls(ref: NameData, real: NameData, controls: Sequence[NameData],
     reps = real_reps - ctrl_mean
     lo, hi = _quantiles(reps, level)
     return Interval(est, lo, hi, _se(reps))
+
+
+def wilson_interval(rate: float, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a proportion ``rate`` observed on ``n`` units (NaNs for n = 0).
+
+    With answers clustered in names, passing the number of names as ``n`` is conservative."""
+    if n <= 0 or not np.isfinite(rate):
+        return float("nan"), float("nan")
+    from scipy import stats
+
+    z = float(stats.norm.ppf(0.5 + level / 2))
+    denom = 1 + z * z / n
+    center = (rate + z * z / (2 * n)) / denom
+    half = z * np.sqrt(rate * (1 - rate) / n + z * z / (4 * n * n)) / denom
+    return float(max(0.0, center - half)), float(min(1.0, center + half))

@@ -42,6 +42,12 @@ def _preflight():
             raise ConfigError("config: analysis.winsorize", f"{win} is not [lower, upper] with lower < upper",
                               "write e.g. [1, 99], or null to switch winsorizing off")
         plan = Plan.from_config(config, {n: c.scenario for n, c in contexts.items()}, load_yaml(sets_file) or {})
+        for item in config["export"]:  # a mask this config learns (the schema checked KIND/SETTING/SOURCE)
+            kind, setting, source = item.split("/")
+            settings, sources = [s.name for s in plan.settings(kind)], [s.name for s in plan.sources()]
+            if setting not in settings or source not in sources:
+                raise ConfigError("config: export", f"'{item}' is not a mask this config learns",
+                                  f"write {kind}/SETTING/SOURCE with a setting of {settings} and a source of {sources}")
         planted = config["controls"]["planted_bias"]
         for c in planted["contexts"]:
             if c not in contexts:
@@ -166,6 +172,11 @@ def attribution_outputs():
     if not attribution_summaries():
         return []
     return ["results/tables/attribution_objective.csv", "results/tables/attribution_faithfulness.csv"]
+
+
+def export_outputs():
+    """The pruned models listed under config ``export``."""
+    return [f"results/export/{item}" for item in config["export"]]
 
 
 def planted_outputs():

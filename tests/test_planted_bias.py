@@ -120,3 +120,40 @@ def test_gradient_attribution_masks_run_through_the_workflow(planted_run):
     for setting, scoring in (("gradmlp_black_b15_w15_global", "grad_mlp"), ("patch_k2", "patching")):
         rows = t[t.setting == setting]
         assert len(rows) == 4 and (rows.scoring == scoring).all() and rows.delta_vs_random.notna().all()
+
+
+def test_exported_pruned_model_reloads_with_the_same_logits_and_its_evidence(planted_run):
+    """The export target writes the pruned model as a Hugging Face directory: plain
+    transformers reloads it, its logits equal the in-memory pruned model's, the planted
+    weights are zero in it, and its card carries the mask's evaluation with CIs."""
+    import torch
+    import yaml
+    from transformers import AutoModelForCausalLM
+
+    from prunebias.masks import read_mask
+    from prunebias.modeling import load_model
+    from prunebias.pruning import pruned
+
+    cfg = yaml.safe_load((planted_run / "test_config.yaml").read_text())
+    mask_id = "neurons/black_b15_w15_global/purchase-bicycle"
+    run_snakemake(planted_run, {**cfg, "export": [mask_id]})  # the default target now includes the export
+    out = planted_run / "results/export" / mask_id
+    exported = AutoModelForCausalLM.from_pretrained(out).eval()
+    model, tok = load_model(planted_run / "results/model/tiny", "float32", "cpu", 1)
+    ids = tok("We are hiring Jamal Washington. My offer is $", return_tensors="pt").input_ids
+    with torch.no_grad(), pruned(model, read_mask(planted_run / f"results/masks/{mask_id}.npz")):
+        want = model(ids).logits
+    with torch.no_grad():
+        got = exported(ids).logits
+    assert torch.equal(got, want)
+    weights = dict(exported.named_parameters())
+    for key, row, col in PLANTED:
+        layer, module = key.split(".")[1], key.split(".")[2]
+        name = next(n for n in weights if f"layers.{layer}." in n and n.endswith(f"{module}.weight"))
+        assert weights[name][row, col] == 0, key
+    card = (out / "README.md").read_text()
+    row = pd.read_csv(planted_run / "results/tables/transfer.csv").query(
+        "kind == 'neurons' and setting == 'black_b15_w15_global' and source == 'purchase-bicycle'"
+        " and target == 'purchase-bicycle'").iloc[0]
+    assert f"{row.delta_abs:.2f} [{row.delta_abs_ci_low:.2f}, {row.delta_abs_ci_high:.2f}]" in card
+    assert "purchase-car" in card and "black_b15_w15_global" in card and "Wilson" in card

@@ -92,6 +92,8 @@ def test_lint_is_clean():
     (lambda c: c.update(context_overrides={"purchase-house": {"template": "Buy a house."}}), "exactly once"),
     (lambda c: c.update(names_file="data/names/missing.csv"), "names file not found"),
     (lambda c: c["analysis"].update(winsorize=[99, 1]), "winsorize"),
+    (lambda c: c.update(export=["neurons/black_b99_w1_global/purchase-house"]), "is not a mask this config learns"),
+    (lambda c: c.update(export=["neurons/black_b15_w15_global"]), "export"),
 ])
 def test_bad_config_fails_before_any_job(tmp_path, change, message):
     cfg = default_config()

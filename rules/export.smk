@@ -1,0 +1,24 @@
+rule export_pruned_model:
+    input:
+        model=MODEL_DIR,
+        mask="results/masks/{kind}/{setting}/{source}.npz",
+        transfer="results/tables/transfer.csv",
+    output:
+        directory("results/export/{kind}/{setting}/{source}"),
+    params:
+        code=CODE_VERSIONS["export_pruned_model"],
+        ablation=EVAL["head_ablation"],
+        learn_names=len(LEARN_NAMES) if LEARN_NAMES else None,
+    wildcard_constraints:
+        kind="neurons|heads",
+        source=one_of(s.name for s in PLAN.sources()),
+    threads: RES["model_threads"]
+    resources:  # on the CPU: nothing here needs a GPU
+        mem_mb=resources.model_mem({**RES, "gpu": 0}, "infer", MODEL_DIR, SOURCE_SIZE, "auto", "cpu", masks=1),
+        **resources.light_resources(RES),
+    log:
+        "logs/export_pruned_model/{kind}/{setting}/{source}.log",
+    conda:
+        "../envs/prunebias.yaml"
+    script:
+        "../workflow_scripts/export_pruned_model.py"
