@@ -114,11 +114,11 @@ def job_mem_mb(size: ModelSize | None, role: str, *, on_gpu: bool, dtype: str = 
     if size is None:
         return UNKNOWN_MB
     mb = 2.0 ** -20
-    weights = size.n_params * weight_bytes(dtype, on_gpu) * mb
-    need = BASE_MB + weights + masks * size.n_linear * mb
     if role == "prepare":  # the weights as stored, loaded and written (not the job's dtype)
         need = BASE_MB + 2 * size.n_params * size.stored_bytes * mb
-    elif role == "attribution":
+    else:
+        need = BASE_MB + (size.n_params * weight_bytes(dtype, on_gpu) + masks * size.n_linear) * mb
+    if role == "attribution":
         need += size.n_linear * 8 * mb
         if not on_gpu:
             need += CPU_GRAD_MB_PER_LOGIT * grad_batch * grid_size * size.vocab

@@ -60,14 +60,13 @@ def _preflight():
         check_hub_cached(src, config["model"]["allow_download"])
     except ConfigError as exc:
         logger.warning(f"Warning: {exc} (a dry-run or --lint goes on; prepare_model will stop a real run here)")
-    return contexts, plan, names, scenarios_file
+    return contexts, plan, names, scenarios_file, src
 
 
-CONTEXTS, PLAN, NAMES, SCENARIOS_FILE = _preflight()
+CONTEXTS, PLAN, NAMES, SCENARIOS_FILE, _SRC = _preflight()
 PLANTED = {**config["controls"]["planted_bias"]}
 PLANTED["contexts"] = PLANTED["contexts"] or list(CONTEXTS)[:1]
 MODEL_DIR = f"results/model/{config['model']['name']}"
-_SRC = resolve_source(config["model"]["source"])
 # the model's size before prepare_model has run (a local directory or a cached hub model;
 # None for a GGUF file or an uncached model): the memory of jobs planned in a dry-run
 SOURCE_SIZE = source_size(_SRC.kind, _SRC.location)
