@@ -11,9 +11,12 @@ Pure functions, no I/O. ``parse_answer`` never raises: every string maps to a
 - ``repetition``: degenerate output (a word repeated 4+ times in a row);
 - ``out_of_range``: a number outside the context's plausible range (value kept).
 
-Accepted forms: "$1,200", "1200.", "1.2k", "$1.5 million", "around 300 dollars",
-"65%", ranges "200-300" / "200 to 300" (midpoint); exponent notation such as "2.5e3"
-is *not* accepted (``no_number``: models do not write offers that way).
+Accepted forms: "$1,200", "1200.", "1.2k", "$1.5 million", "5 hundred", "around 300
+dollars", "65%", ranges "200-300" / "200 to 300" (midpoint); European thousands
+"1.250.000" and "20.000,50" (a single dot group, "20.000", is 20 unless only 20000 lies
+in the context's range); numbers in words ("fifty thousand dollars", "one point five
+million"; read with ``text2num`` when the answer has no digits). Exponent notation such
+as "2.5e3" is *not* accepted (``no_number``: models do not write offers that way).
 """
 
 from __future__ import annotations
@@ -26,14 +29,15 @@ ANSWER_KINDS = ("ok", "refusal", "no_number", "multiple_numbers", "repetition", 
 ANOMALY_KINDS = ANSWER_KINDS[1:]
 
 _MULT = {
-    "k": 1e3, "thousand": 1e3, "grand": 1e3,
+    "hundred": 1e2, "k": 1e3, "thousand": 1e3, "grand": 1e3,
     "m": 1e6, "mm": 1e6, "mil": 1e6, "mln": 1e6, "million": 1e6, "millions": 1e6,
     "b": 1e9, "bn": 1e9, "billion": 1e9, "billions": 1e9,
 }
 _NUM = re.compile(
     r"(?<![\w.])(?:(?P<sign>-)(?=\$?\d))?\$?\s?"
-    r"(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)(?![\d.,]*[eE][+-]?\d)"
-    r"(?:\s?(?P<mult>thousand|millions?|billions?|grand|mln|mil|mm|bn|k|m|b)(?![A-Za-z]))?"
+    r"(?P<num>\d{1,3}(?:\.\d{3})+,\d{1,2}(?![\d,])|\d{1,3}(?:\.\d{3}){2,}(?![\d,]|\.\d)"  # European
+    r"|\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)(?![\d.,]*[eE][+-]?\d)"
+    r"(?:\s?(?P<mult>hundred|thousand|millions?|billions?|grand|mln|mil|mm|bn|k|m|b)(?![A-Za-z]))?"
     r"(?P<pct>\s?%|\s?percent)?",
     re.IGNORECASE | re.ASCII,  # ASCII digits only: "٣" in a garbled answer is not a number
 )
@@ -62,8 +66,32 @@ class Parsed:
         return self.answer_kind != "ok"
 
 
+_EUROPEAN = re.compile(r"\d{1,3}(?:\.\d{3})+(?:,\d+)?")
+_ONE_DOT_GROUP = re.compile(r"[1-9]\d{0,2}\.\d{3}")  # "20.000": 20 or 20000, by the range
+_BIG_WORD = re.compile(r"\b(thousand|million|billion)s?\b", re.IGNORECASE)
+_A_BIG = re.compile(r"\b(?:a|an)\s+(?=(?:hundred|thousand|million|billion)s?\b)", re.IGNORECASE)
+
+
+def _number_text(num: str) -> float:
+    if _EUROPEAN.fullmatch(num) and (num.count(".") > 1 or "," in num):
+        return float(num.replace(".", "").replace(",", "."))
+    return float(num.replace(",", ""))
+
+
+def words_to_digits(text: str) -> str:
+    """Numbers written in words as digits ("fifty thousand dollars" -> "50 thousand
+    dollars"), with ``text2num``. Thousand, million and billion are kept as words (the
+    parser's multipliers), so "one point five million" is 1.5 million and a range shares
+    its multiplier ("between ten and twenty thousand"). Only for answers without digits:
+    on "$50 thousand" text2num would make two numbers."""
+    from text_to_num import alpha2digit
+
+    marked = _BIG_WORD.sub(lambda m: f"qq{m.group(1).lower()}", _A_BIG.sub("one ", text))
+    return re.sub(r"qq(thousand|million|billion)", r"\1", alpha2digit(marked, "en", threshold=0))
+
+
 def _to_float(m: re.Match[str], percent: str) -> float:
-    v = float(m.group("num").replace(",", ""))
+    v = _number_text(m.group("num"))
     mult = (m.group("mult") or "").lower()
     v *= _MULT.get(mult, 1.0)
     if m.group("sign"):
@@ -75,13 +103,18 @@ def _to_float(m: re.Match[str], percent: str) -> float:
 
 def find_numbers(text: str, percent: str = "keep") -> list[tuple[float, int, int]]:
     """All numbers in ``text`` as (value, start, end)."""
+    return [(v, s, e) for v, s, e, _ in _numbers(text, percent)]
+
+
+def _numbers(text: str, percent: str) -> list[tuple[float, int, int, float]]:
+    """(value, start, end, multiplier) of each number; the multiplier is 1 without one."""
     out = []
     for m in _NUM.finditer(text):
         try:
-            out.append((_to_float(m, percent), m.start(), m.end()))
+            out.append((_to_float(m, percent), m.start(), m.end(), _MULT.get((m.group("mult") or "").lower(), 1.0)))
         except (ValueError, OverflowError):
             continue
-    return [(v, s, e) for v, s, e in out if math.isfinite(v)]
+    return [n for n in out if math.isfinite(n[0])]
 
 
 def parse_answer(text: object, low: float = -math.inf, high: float = math.inf, percent: str = "keep") -> Parsed:
@@ -96,26 +129,36 @@ def _parse(text: object, low: float, high: float, percent: str) -> Parsed:
     if not isinstance(text, str):
         return Parsed(math.nan, "no_number")
     text = text.replace("\u00a0", " ")
+    if not re.search(r"[0-9]", text):
+        text = words_to_digits(text)
     if _REPEAT.search(text):
         return Parsed(math.nan, "repetition")
-    nums = find_numbers(text, percent)
+    nums = _numbers(text, percent)
     first_num_at = nums[0][1] if nums else len(text)
     if _REFUSAL.search(text[:first_num_at]):
         return Parsed(math.nan, "refusal")
     if not nums:
         return Parsed(math.nan, "no_number")
-    value, _, end = nums[0]
+    value, _, end, mult = nums[0]
     sentence_end = _SENTENCE_END.search(text, end)
     limit = sentence_end.start() if sentence_end else len(text)
     same_sentence = [n for n in nums[1:] if n[1] < limit]
     if same_sentence:
-        v2, s2, _ = same_sentence[0]
+        v2, s2, _, mult2 = same_sentence[0]
         between = text[end:s2]
-        if _RANGE_SEP.match(between) or (_BETWEEN.search(text[: nums[0][1]]) and re.match(r"^\s*and\s*\$?\s*$", between)):
+        between_and = _BETWEEN.search(text[: nums[0][1]]) and re.match(r"^\s*and\s*\$?\s*$", between)
+        if _RANGE_SEP.match(between) or between_and:
+            # "200-300k", "between 10 and 20 thousand": one multiplier for both ends, where
+            # only that puts them within a factor of 10 ("900,000 to 1.2 million" is left as it is)
+            if mult == 1.0 and mult2 != 1.0 and value < v2 / 10 <= value * mult2 <= 10 * v2:
+                value *= mult2
             value = (value + v2) / 2.0
             same_sentence = [n for n in same_sentence[1:] if n[0] != v2]
         if any(abs(n[0] - value) > 1e-12 * max(1.0, abs(value)) for n in same_sentence):
             return Parsed(value, "multiple_numbers")
+    if not (low <= value <= high) and _ONE_DOT_GROUP.fullmatch(text[nums[0][1]:nums[0][2]].lstrip("$ ")) \
+            and low <= value * 1000 <= high:
+        value *= 1000  # "20.000" where only the European reading is a plausible answer
     if not (low <= value <= high):
         return Parsed(value, "out_of_range")
     return Parsed(value, "ok")

@@ -160,3 +160,32 @@ def test_non_ascii_digits_are_not_numbers():
     assert parse_answer("٣ GiveU r The").answer_kind == "no_number"  # Arabic-Indic three in garbled text
     assert parse_answer("about ３００ dollars").answer_kind == "no_number"  # full-width digits
     assert parse_answer("$1,200.").value == 1200.0
+
+
+@pytest.mark.parametrize("text,low,high,value", [
+    ("1.250.000 euros", 0, 1e9, 1_250_000.0),       # two dot groups: European thousands
+    ("20.000,50", 0, 1e9, 20_000.5),                # dot groups with a decimal comma
+    ("I offer 250.000", 10_000, 1e7, 250_000.0),    # one dot group: 250 is out of range, 250000 is not
+    ("20.000", 0, 100, 20.0),                       # ... and 20 where 20 is in range
+    ("0.125", 0, 1, 0.125),                         # a decimal stays a decimal
+    ("fifty thousand dollars", 0, 1e9, 50_000.0),   # words (text2num)
+    ("I would offer one hundred and fifty dollars", 0, 1e9, 150.0),
+    ("Twenty-five hundred.", 0, 1e9, 2_500.0),
+    ("one point five million", 0, 1e9, 1_500_000.0),
+    ("a million dollars", 0, 1e9, 1_000_000.0),
+    ("between ten and twenty thousand", 0, 1e9, 15_000.0),  # the range shares its multiplier
+    ("200-300k", 0, 1e9, 250_000.0),
+    ("5 hundred", 0, 1e9, 500.0),
+    ("$50 thousand", 0, 1e9, 50_000.0),             # digits keep the digit rules (no text2num)
+    ("900,000 to 1.2 million", 0, 1e9, 1_050_000.0),  # ends already comparable: no shared multiplier
+])
+def test_european_thousands_words_and_shared_multipliers(text, low, high, value):
+    p = parse_answer(text, low, high)
+    assert p.answer_kind == "ok", p
+    assert p.value == pytest.approx(value)
+
+
+def test_words_without_a_number_stay_anomalies():
+    assert parse_answer("It is a one-time offer").answer_kind == "no_number"
+    assert parse_answer("I'm sorry, I can't give a number. Maybe two.").answer_kind == "refusal"
+    assert parse_answer("one million two hundred thousand").answer_kind == "multiple_numbers"  # not summed
