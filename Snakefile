@@ -35,6 +35,8 @@ include: "rules/baseline.smk"
 include: "rules/localize.smk"
 include: "rules/evaluate.smk"
 include: "rules/export.smk"
+include: "rules/side_effects.smk"
+include: "rules/report.smk"
 
 
 rule all:
@@ -43,8 +45,11 @@ rule all:
         "results/tables/baseline_bias.csv",
         "results/tables/baseline_bias_by_gender.csv",
         all_masks(),
+        "results/tables/pruned_by_layer.csv",
         "results/tables/transfer.csv",
+        "results/tables/headline.csv",
         "results/tables/mask_stability.csv",
         attribution_outputs(),
         planted_outputs(),
         export_outputs(),
+        side_effect_outputs(),

@@ -181,3 +181,14 @@ def jaccard(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> tuple[float, 
     expected = na * nb / total if total else 0.0
     chance = expected / (na + nb - expected) if na + nb - expected > 0 else float("nan")
     return (inter / union if union else float("nan")), chance, na, nb
+
+
+def pruned_by_module(meta: dict[str, Any]) -> list[dict[str, Any]]:
+    """Pruned and total entries per (layer, module) of a neuron mask, from its meta alone
+    (``counts`` and ``shapes``: no array is read, so this is cheap at any model size)."""
+    rows = []
+    for key, shape in meta["shapes"].items():
+        _, layer, module = key.split(".")
+        total = int(np.prod(shape))
+        rows.append({"layer": int(layer), "module": module, "pruned": int(meta["counts"][key]), "total": total})
+    return rows

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import matplotlib
 
 matplotlib.use("Agg")
+matplotlib.rcParams["svg.hashsalt"] = "prunebias"  # SVG ids from a fixed salt, not uuid4: reruns byte-identical
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -26,8 +27,11 @@ EFFECT_LABEL = {"smd": "SMD", "log_smd": "SMD of log(1 + value)", "cliffs_delta"
 
 
 def _save(fig, path: str | Path) -> None:
+    """The figure as PNG (the report) and as SVG beside it (vector, for papers)."""
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+    with atomic_path(Path(path).with_suffix(".svg")) as tmp:
+        fig.savefig(tmp, format="svg", bbox_inches="tight", metadata={"Date": None})  # no date: reruns byte-identical
     plt.close(fig)
 
 
@@ -85,18 +89,20 @@ def reduction_by_level(table: pd.DataFrame, path: str | Path) -> None:
                              (axes[1], "delta_vs_random", "|bias| real mask - matched random")]:
         pts = per_target_levels(table, value)
         if pts[value].notna().any():
+            several = pts["masks"].nunique() > 1  # seaborn divides by (hues - 1) when dodging
             sns.pointplot(data=pts, x="level", y=value, hue="masks", order=order, errorbar=("ci", 95),
-                          dodge=0.4, linestyle="none", ax=ax, n_boot=1000, seed=0)
+                          dodge=0.4 if several else False, linestyle="none", ax=ax, n_boot=1000, seed=0)
             state = np.random.get_state()  # seaborn jitters strip points with numpy's global RNG:
             np.random.seed(0)  # seed it, so a rerun draws the same figure byte for byte
             try:
-                sns.stripplot(data=pts, x="level", y=value, hue="masks", order=order, dodge=True, alpha=0.4, ax=ax,
-                              legend=False)
+                sns.stripplot(data=pts, x="level", y=value, hue="masks", order=order, dodge=several, alpha=0.4,
+                              ax=ax, legend=False)
             finally:
                 np.random.set_state(state)
         ax.axhline(0, color="grey", lw=0.8)
         ax.set_title(title + "\n(points: targets; bars: 95% CI across targets)", fontsize=9)
-        ax.set_xlabel("generalization level (near -> far)")
+        ax.set_xticks(range(len(order)), [f"{LEVELS[lv]}: {lv}" for lv in order])  # the paper's numbers
+        ax.set_xlabel("generalization level (1 near -> 3 far)")
         ax.set_ylabel(value.replace("_", " "))
         ax.tick_params(axis="x", rotation=20)
     _save(fig, path)
@@ -120,8 +126,8 @@ def dose_response(table: pd.DataFrame, path: str | Path) -> None:
                 ax.text(0.5, 0.5, f"one dose only for {kind}", ha="center", va="center", transform=ax.transAxes)
                 continue
             sns.lineplot(data=part, x="dose", y=y, hue="scoring", marker="o", errorbar=("ci", 95), ax=ax)
-            if row == 1:
-                ax.axhline(part["perplexity_ref"].iloc[0], color="grey", ls="--", lw=0.8, label="unpruned")
+            ref = part["perplexity_ref"].iloc[0] if row == 1 else 0.0  # unpruned: its perplexity; no change of |bias|
+            ax.axhline(ref, color="grey", ls="--", lw=0.8, label="unpruned")
             ax.legend()
     fig.suptitle("Dose-response (mask learned and evaluated on the same context)")
     _save(fig, path)
@@ -222,9 +228,118 @@ def faithfulness_plot(units: pd.DataFrame, summary: pd.DataFrame, path: str | Pa
 
 
 def make_plots(table: pd.DataFrame, contexts: Sequence[str], heatmaps: Sequence[tuple[str, str, str | Path]],
-               levels: str, dose: str) -> None:
-    """Every transfer figure; ``heatmaps`` lists (kind, setting, path) of the heatmaps to draw."""
+               levels: str, dose: str | None) -> None:
+    """Every transfer figure; ``heatmaps`` lists (kind, setting, path) of the heatmaps to draw;
+    ``dose`` is None where the config has one dose per kind (no dose-response to draw)."""
     for kind, setting, path in heatmaps:
         heatmap(table, kind, setting, contexts, path)
     reduction_by_level(table, levels)
-    dose_response(table, dose)
+    if dose is not None:
+        dose_response(table, dose)
+
+
+def side_effects_plot(table: pd.DataFrame, transfer: pd.DataFrame, path: str | Path) -> None:
+    """What a mask costs beside what it removes.
+
+    Left: per task metric, the paired change (pruned - unpruned, 95% CI over item
+    clusters) of each mask and of its matched random control. Right: per mask, the change
+    of each higher-is-better metric against the audit's bias reduction in the mask's own
+    context(s) (transfer rows at the lowest transfer level, name-bootstrap CIs).
+    """
+    real = [m for m in dict.fromkeys(table["mask"]) if not (table.loc[table["mask"] == m, "control_of"] != "").any()]
+    metrics = list(dict.fromkeys(zip(table["task"], table["metric"])))
+    colors = dict(zip(real, sns.color_palette("tab10", max(1, len(real)))))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 1.5 + 0.9 * len(metrics) * max(1, len(real)) ** 0.5))
+    step = 0.8 / max(1, 2 * len(real))
+    for i, (task, metric) in enumerate(metrics):
+        rows = table[(table["task"] == task) & (table["metric"] == metric)]
+        for j, mask in enumerate(real):
+            for k, (sel, marker, color) in enumerate([(rows["mask"] == mask, "o", colors[mask]),
+                                                      (rows["control_of"] == mask, "s", "grey")]):
+                hit = rows[sel]
+                if hit.empty:
+                    continue
+                r = hit.iloc[0]
+                y = -i + 0.4 - step * (2 * j + k + 0.5)
+                left.plot([r["difference_ci_low"], r["difference_ci_high"]], [y, y], color=color, lw=2)
+                label = (mask if k == 0 else "matched random control") if i == 0 and (k == 0 or j == 0) else None
+                left.plot([r["difference"]], [y], marker, color=color, label=label)
+    left.set_yticks([-i for i in range(len(metrics))], [f"{t}\n{m}" for t, m in metrics], fontsize=8)
+    left.axvline(0, color="grey", lw=0.8)
+    left.set_xlabel("pruned - unpruned (95% CI, items resampled by cluster)")
+    left.set_title("Side effects on lm-eval tasks", fontsize=9)
+    left.legend(fontsize=7, loc="best")
+    plotted = False
+    for mask in real:
+        kind, setting, source = mask.split("/")
+        rows = transfer[(transfer["kind"] == kind) & (transfer["setting"] == setting) & (transfer["source"] == source)
+                        & (transfer["method"] == kind)]
+        if rows.empty:
+            continue
+        rows = rows[rows["level_number"] == rows["level_number"].min()]
+        for (task, metric), marker in zip(metrics, "o^sDvP*X"):
+            se = table[(table["mask"] == mask) & (table["task"] == task) & (table["metric"] == metric)]
+            if se.empty or not bool(se["higher_is_better"].iloc[0]):
+                continue
+            s = se.iloc[0]
+            for _, t in rows.iterrows():
+                right.errorbar(t["bias_reduction"], s["difference"],
+                               xerr=[[t["bias_reduction"] - t["bias_reduction_ci_low"]],
+                                     [t["bias_reduction_ci_high"] - t["bias_reduction"]]],
+                               yerr=[[s["difference"] - s["difference_ci_low"]],
+                                     [s["difference_ci_high"] - s["difference"]]],
+                               fmt=marker, color=colors[mask], ms=6, capsize=2, label=f"{mask}\n{task} {metric}")
+                plotted = True
+    right.axhline(0, color="grey", lw=0.8)
+    right.axvline(0, color="grey", lw=0.8)
+    right.set_xlabel("bias reduction in the mask's own context (95% name-bootstrap CI)")
+    right.set_ylabel("change of the task metric (higher is better)")
+    right.set_title("Bias removed against capability kept", fontsize=9)
+    if plotted:
+        right.legend(fontsize=6, loc="best")
+    else:
+        right.text(0.5, 0.5, "no transfer rows for these masks", ha="center", transform=right.transAxes)
+    _save(fig, path)
+
+
+def pruned_neurons_plot(table: pd.DataFrame, path: str | Path) -> None:
+    """Where each neuron setting prunes: per setting, the pruned share of each layer's
+    linear weights (left) and of each module type (right), one row per mask source."""
+    settings = list(dict.fromkeys(table["setting"])) if len(table) else []
+    fig, axes = plt.subplots(max(1, len(settings)), 2, figsize=(13, 1.5 + 0.35 * max(2, table["source"].nunique() if
+                                                                                     len(table) else 2)
+                                                                * max(1, len(settings))), squeeze=False)
+    if not settings:
+        axes[0, 0].text(0.5, 0.5, "no neuron masks", ha="center", transform=axes[0, 0].transAxes)
+    for row, setting in enumerate(settings):
+        sub = table[table["setting"] == setting]
+        sources = list(dict.fromkeys(sub["source"]))
+        for col, by in [(0, "layer"), (1, "module")]:
+            agg = sub.groupby(["source", by])[["pruned", "total"]].sum()
+            grid = (100 * agg["pruned"] / agg["total"]).unstack(by).reindex(index=sources)
+            if by == "module":
+                grid = grid[[m for m in MODULE_ORDER if m in grid.columns]]
+            sns.heatmap(grid, ax=axes[row, col], cmap="Reds", vmin=0, cbar_kws={"label": "% of weights pruned"},
+                        annot=grid.shape[1] <= 8, fmt=".2f")
+            axes[row, col].set_title(f"neurons {setting}: pruned share by {by}", fontsize=9)
+            axes[row, col].set_ylabel("mask source")
+    _save(fig, path)
+
+
+MODULE_ORDER = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+def pruned_heads_plot(heads: Mapping[str, Sequence[np.ndarray]], path: str | Path) -> None:
+    """Which heads each head setting removes: per setting, the share of its mask sources
+    that remove each head, on a layer x head grid."""
+    settings = list(heads)
+    fig, axes = plt.subplots(1, max(1, len(settings)), figsize=(1 + 5 * max(1, len(settings)), 5), squeeze=False)
+    if not settings:
+        axes[0, 0].text(0.5, 0.5, "no head masks", ha="center", transform=axes[0, 0].transAxes)
+    for i, setting in enumerate(settings):
+        share = np.mean(np.stack([np.asarray(h, float) for h in heads[setting]]), axis=0)
+        sns.heatmap(share, ax=axes[0, i], cmap="Reds", vmin=0, vmax=1, cbar_kws={"label": "share of sources"})
+        axes[0, i].set_title(f"heads {setting}: removed in {len(heads[setting])} source mask(s)", fontsize=9)
+        axes[0, i].set_xlabel("head")
+        axes[0, i].set_ylabel("layer")
+    _save(fig, path)

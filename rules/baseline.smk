@@ -44,6 +44,7 @@ rule summarize_baseline:
             caption="../report/forest.rst",
             category="Baseline bias",
         ),
+        forest_svg="results/plots/baseline_forest.svg",
     params:
         code=CODE_VERSIONS["summarize_baseline"],
         winsorize=config["analysis"]["winsorize"],

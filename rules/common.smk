@@ -14,7 +14,7 @@ from snakemake.logging import logger
 from prunebias.contexts import load_yaml, resolve_all
 from prunebias.errors import ConfigError
 from prunebias.masks import combine_mem_mb
-from prunebias import resources
+from prunebias import resources, side_effects
 from prunebias.model_size import source_size
 from prunebias.code_version import code_versions
 from prunebias.modeling import check_hub_cached, resolve_source
@@ -42,12 +42,9 @@ def _preflight():
             raise ConfigError("config: analysis.winsorize", f"{win} is not [lower, upper] with lower < upper",
                               "write e.g. [1, 99], or null to switch winsorizing off")
         plan = Plan.from_config(config, {n: c.scenario for n, c in contexts.items()}, load_yaml(sets_file) or {})
-        for item in config["export"]:  # a mask this config learns (the schema checked KIND/SETTING/SOURCE)
-            kind, setting, source = item.split("/")
-            settings, sources = [s.name for s in plan.settings(kind)], [s.name for s in plan.sources()]
-            if setting not in settings or source not in sources:
-                raise ConfigError("config: export", f"'{item}' is not a mask this config learns",
-                                  f"write {kind}/SETTING/SOURCE with a setting of {settings} and a source of {sources}")
+        _check_mask_items(plan, config["export"], "config: export")
+        _check_mask_items(plan, config["side_effects"]["masks"], "config: side_effects.masks")
+        task_files = _side_effect_tasks(config["side_effects"]["tasks"])
         planted = config["controls"]["planted_bias"]
         for c in planted["contexts"]:
             if c not in contexts:
@@ -60,10 +57,38 @@ def _preflight():
         check_hub_cached(src, config["model"]["allow_download"])
     except ConfigError as exc:
         logger.warning(f"Warning: {exc} (a dry-run or --lint goes on; prepare_model will stop a real run here)")
-    return contexts, plan, names, scenarios_file, src
+    return contexts, plan, names, scenarios_file, src, task_files
 
 
-CONTEXTS, PLAN, NAMES, SCENARIOS_FILE, _SRC = _preflight()
+def _check_mask_items(plan, items, where):
+    """Each KIND/SETTING/SOURCE (the schema checked the form) is a mask this config learns."""
+    sources = [s.name for s in plan.sources()]
+    for item in items:
+        kind, setting, source = item.split("/")
+        settings = [s.name for s in plan.settings(kind)]
+        if setting not in settings or source not in sources:
+            raise ConfigError(where, f"'{item}' is not a mask this config learns",
+                              f"write {kind}/SETTING/SOURCE with a setting of {settings} and a source of {sources}")
+
+
+def _side_effect_tasks(specs):
+    """The lm-eval tasks of side_effects: local task files (checked here, resolved like any
+    data file) and registered task names (checked by the job, offline). Returns
+    {spec as the job gets it: the files it reads}."""
+    out = {}
+    for spec in specs:
+        if not side_effects.is_task_file(spec):
+            out[spec] = []
+            continue
+        path = data_path(spec)
+        cfg = side_effects.check_task_file(path, "config: side_effects.tasks")
+        out[path] = [path] + side_effects.data_files(path, cfg)
+    return out
+
+
+CONTEXTS, PLAN, NAMES, SCENARIOS_FILE, _SRC, SIDE_TASK_SPECS = _preflight()
+SIDE_TASKS = list(SIDE_TASK_SPECS)
+SIDE_TASK_FILES = [f for files in SIDE_TASK_SPECS.values() for f in files]
 PLANTED = {**config["controls"]["planted_bias"]}
 PLANTED["contexts"] = PLANTED["contexts"] or list(CONTEXTS)[:1]
 MODEL_DIR = f"results/model/{config['model']['name']}"
@@ -141,6 +166,16 @@ def all_masks():
     ]
 
 
+def mask_index():
+    """((kind, setting, source), path) of every real mask this config learns."""
+    return [
+        ((kind, setting.name, source.name), f"results/masks/{kind}/{setting.name}/{source.name}.npz")
+        for kind in ("neurons", "heads")
+        for setting in PLAN.settings(kind)
+        for source in PLAN.sources()
+    ]
+
+
 def all_evaluations():
     return [
         f"results/eval/{method.name}/{setting.name}/{source.name}/info.json"
@@ -176,6 +211,45 @@ def attribution_outputs():
 def export_outputs():
     """The pruned models listed under config ``export``."""
     return [f"results/export/{item}" for item in config["export"]]
+
+
+def has_doses():
+    """At least two doses of one kind (p_black of neuron masks, k of head masks): a dose-response to draw."""
+    neurons = {s.p_black for s in PLAN.settings("neurons") if hasattr(s, "p_black")}
+    heads = {s.k for s in PLAN.settings("heads") if hasattr(s, "k")}
+    return len(neurons) >= 2 or len(heads) >= 2
+
+
+def dose_output():
+    """aggregate_transfer's dose-response figure, only where there are doses to compare."""
+    if not has_doses():
+        return {}
+    return {"dose": report("results/plots/dose_response.png", caption="../report/dose.rst", category="Transfer")}
+
+
+def transfer_svgs():
+    """The SVG twins of aggregate_transfer's figures (prunebias.plots writes each figure twice)."""
+    pngs = [f"results/plots/transfer_{kind}__{setting.name}.png" for kind in ("neurons", "heads")
+            for setting in PLAN.settings(kind)]
+    pngs += ["results/plots/reduction_by_level.png"] + (["results/plots/dose_response.png"] if has_doses() else [])
+    return [p.removesuffix(".png") + ".svg" for p in pngs]
+
+
+def side_effect_outputs():
+    """The side-effect table and plot, when side_effects lists masks."""
+    if not config["side_effects"]["masks"]:
+        return []
+    return ["results/tables/side_effects.csv", "results/plots/side_effects.png"]
+
+
+def headline_inputs(wildcards):
+    """The tables the headline draws on: side effects and the positive control where configured."""
+    out = {"baseline": "results/tables/baseline_bias.csv", "transfer": "results/tables/transfer.csv"}
+    if config["side_effects"]["masks"]:
+        out["side_effects"] = "results/tables/side_effects.csv"
+    if PLANTED["enabled"]:
+        out["planted"] = "results/tables/planted_control.csv"
+    return out
 
 
 def planted_outputs():

@@ -96,11 +96,8 @@ rule aggregate_transfer:
             caption="../report/levels.rst",
             category="Transfer",
         ),
-        dose=report(
-            "results/plots/dose_response.png",
-            caption="../report/dose.rst",
-            category="Transfer",
-        ),
+        **dose_output(),
+        vector=transfer_svgs(),
     params:
         code=CODE_VERSIONS["aggregate_transfer"],
         contexts=list(CONTEXTS),
@@ -148,6 +145,7 @@ if PLANTED["enabled"]:
                 caption="../report/planted_control.rst",
                 category="Positive control",
             ),
+            plot_svg="results/plots/planted_control.svg",
             record="results/controls/planted_bias.json",
             **planted_attribution_output(),
         params:

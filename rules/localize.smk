@@ -181,6 +181,7 @@ if attribution_summaries():
                 caption="../report/attribution.rst",
                 category="Attribution",
             ),
+            plot_svg="results/plots/attribution_faithfulness.svg",
         params:
             code=CODE_VERSIONS["summarize_attribution"],
         log:
@@ -283,3 +284,35 @@ rule measure_mask_stability:
         "../envs/prunebias.yaml"
     script:
         "../workflow_scripts/measure_mask_stability.py"
+
+
+rule plot_pruned:
+    input:
+        masks=[path for _, path in mask_index()],
+    output:
+        table=report(
+            "results/tables/pruned_by_layer.csv",
+            caption="../report/pruned.rst",
+            category="What was pruned",
+        ),
+        neurons=report(
+            "results/plots/pruned_neurons.png",
+            caption="../report/pruned.rst",
+            category="What was pruned",
+        ),
+        heads=report(
+            "results/plots/pruned_heads.png",
+            caption="../report/pruned.rst",
+            category="What was pruned",
+        ),
+        vector=["results/plots/pruned_neurons.svg", "results/plots/pruned_heads.svg"],
+    params:
+        code=CODE_VERSIONS["plot_pruned"],
+        masks=[ids for ids, _ in mask_index()],
+    log:
+        "logs/plot_pruned.log",
+    localrule: True
+    conda:
+        "../envs/prunebias.yaml"
+    script:
+        "../workflow_scripts/plot_pruned.py"

@@ -46,6 +46,7 @@ def tiny_config(model_dir: Path, **changes) -> dict:
     cfg["controls"] = {"planted_bias": {"enabled": False}}  # tested on its own (test_planted_control.py)
     cfg["context_overrides"] = {c: {"range": [0, 1e15]} for c in cfg["contexts"]}
     cfg["resources"] = {"model_threads": 1}
+    cfg["side_effects"] = {"masks": []}  # the default's masks are of the default contexts
     cfg["analysis"] = {"winsorize": [1, 99], "n_boot": 200}
     cfg["localization"] = {"batch_size": 8, "neurons": {"directions": ["black", "white"], "p": [[15, 15], [40, 35]]},
                            "heads": {"scores": ["sum", "diff"], "k": [3]},

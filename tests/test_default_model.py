@@ -17,6 +17,7 @@ def test_default_model_end_to_end(tmp_path):
     cfg["contexts"] = ["purchase-bicycle"]
     cfg["samples_per_name"] = 1
     cfg["controls"]["planted_bias"]["contexts"] = ["purchase-bicycle"]
+    cfg["side_effects"]["masks"] = []  # the default's are of its own contexts
     cfg["controls"]["planted_bias"]["enabled"] = False  # minutes on this model: the default run shows it
     # the model's own path through every stage that reads it, one mask of each kind (the
     # name-split stability table repeats the neuron scoring twice and is left to the tiny model)

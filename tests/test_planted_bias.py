@@ -81,9 +81,10 @@ def test_pruning_removes_the_bias_and_transfers_within_scenario(planted_run):
     stability = pd.read_csv(planted_run / "results/tables/mask_stability.csv")
     neuron_stability = stability[stability.kind == "neurons"]
     assert (neuron_stability.jaccard > neuron_stability.jaccard_chance).all()
-    for png in ["transfer_neurons__black_b15_w15_global.png", "reduction_by_level.png", "dose_response.png",
-                "baseline_forest.png"]:
+    for png in ["transfer_neurons__black_b15_w15_global.png", "reduction_by_level.png", "baseline_forest.png"]:
         assert (planted_run / "results/plots" / png).stat().st_size > 5000
+        assert (planted_run / "results/plots" / png.replace(".png", ".svg")).read_text().startswith("<?xml")
+    assert not (planted_run / "results/plots/dose_response.png").exists()  # one dose per kind: nothing to draw
 
 
 def test_gradient_attribution_masks_run_through_the_workflow(planted_run):
@@ -157,3 +158,81 @@ def test_exported_pruned_model_reloads_with_the_same_logits_and_its_evidence(pla
         " and target == 'purchase-bicycle'").iloc[0]
     assert f"{row.delta_abs:.2f} [{row.delta_abs_ci_low:.2f}, {row.delta_abs_ci_high:.2f}]" in card
     assert "purchase-car" in card and "black_b15_w15_global" in card and "Wilson" in card
+
+
+def test_side_effects_of_a_mask_and_its_random_control(planted_run):
+    """measure_side_effects runs the shipped lm-eval tasks on the unpruned model, the mask
+    and its first matched random control; each difference is the paired mean over the same
+    items (recomputed here from the per-item table) with a CI around it; the plot is drawn."""
+    import yaml
+
+    cfg = yaml.safe_load((planted_run / "test_config.yaml").read_text())
+    mask_id = "neurons/black_b15_w15_global/purchase-bicycle"
+    cfg["side_effects"] = {"tasks": ["data/side_effects/number_sense.yaml", "data/side_effects/name_choice_race.yaml"],
+                           "masks": [mask_id], "limit": 24}
+    run_snakemake(planted_run, cfg, "results/tables/side_effects.csv", "results/plots/side_effects.png")
+    table = pd.read_csv(planted_run / "results/tables/side_effects.csv", keep_default_na=False)
+    control = f"random_{mask_id}/draw0"
+    assert set(zip(table["task"], table["metric"], table["mask"])) == {
+        (t, m, k) for t, m in [("number_sense", "acc"), ("name_choice_race", "unknown"), ("name_choice_race", "bias"),
+                               ("number_sense", "loglik_right"), ("name_choice_race", "loglik_right")]
+        for k in (mask_id, control)}
+    assert (table.loc[table["mask"] == control, "control_of"] == mask_id).all()
+    assert (table["n_items"] == 24).all()
+    items = pd.read_parquet(planted_run / "results/side_effects/items.parquet")
+    for _, row in table.iterrows():
+        if row["metric"] == "loglik_right":  # from the per-item log-likelihoods of the right choice
+            per = items[items["task"] == row["task"]].drop_duplicates(["model", "doc_id"])
+            wide = per.pivot(index="doc_id", columns="model", values="target_loglik")
+        else:
+            per = items[(items["task"] == row["task"]) & (items["metric"] == row["metric"])]
+            wide = per.pivot(index="doc_id", columns="model", values="value")
+        assert row["unpruned"] == pytest.approx(wide["unpruned"].mean())
+        assert row["difference"] == pytest.approx((wide[row["mask"]] - wide["unpruned"]).mean())
+        assert row["difference_ci_low"] <= row["difference"] <= row["difference_ci_high"]
+        # lm-eval's stderr of a mean: the items' SD / sqrt(n)
+        assert row["unpruned_stderr"] == pytest.approx(wide["unpruned"].std(ddof=1) / len(wide) ** 0.5)
+    assert (planted_run / "results/plots/side_effects.png").stat().st_size > 5000
+
+
+def test_what_was_pruned_counts_every_masks_entries(planted_run):
+    """pruned_by_layer.csv (from the masks' meta) equals the masks' own arrays, counted
+    here; both figures are drawn, as PNG and SVG."""
+    import numpy as np
+
+    from prunebias.masks import read_mask
+
+    table = pd.read_csv(planted_run / "results/tables/pruned_by_layer.csv")
+    for (setting, source), part in table.groupby(["setting", "source"]):
+        mask = read_mask(planted_run / f"results/masks/neurons/{setting}/{source}.npz")
+        for r in part.itertuples():
+            arr = mask.arrays[f"layers.{r.layer}.{r.module}"]
+            assert (r.pruned, r.total) == (int(arr.sum()), arr.size)
+        assert part["pruned"].sum() == sum(int(a.sum()) for k, a in mask.arrays.items() if k != "scores")
+    assert np.allclose(table["percent"], 100 * table["pruned"] / table["total"])
+    assert set(table["source"]) == {"purchase-bicycle", "purchase-car"}
+    head = pd.read_csv(planted_run / "results/tables/headline.csv")
+    assert {"baseline", "best mask"} <= set(head["section"])
+    t = pd.read_csv(planted_run / "results/tables/transfer.csv")
+    best = head[(head["section"] == "best mask") & head["item"].str.startswith("neurons/")]
+    same = t[(t.kind == "neurons") & (t.level == "same_context")]
+    assert sorted(best["estimate"]) == sorted(same.groupby("scoring")["delta_abs"].min())  # one per scoring
+    for name in ("pruned_neurons", "pruned_heads"):
+        assert (planted_run / f"results/plots/{name}.png").stat().st_size > 5000
+        assert (planted_run / f"results/plots/{name}.svg").exists()
+
+
+def test_the_report_opens_with_the_design_and_the_headline(planted_run):
+    """snakemake --report renders the front page's Jinja with the config, and the headline
+    table and the "what was pruned" figures are in it."""
+    import yaml
+
+    cfg = yaml.safe_load((planted_run / "test_config.yaml").read_text())
+    run_snakemake(planted_run, cfg, "--report", "report.html")
+    html = (planted_run / "report.html").read_text()
+    assert "snakemake.config" not in html  # the front page's Jinja was rendered with the config
+    assert "racial bias of <strong>tiny</strong>" in html
+    assert "Design: contexts purchase-bicycle, purchase-car;" in html
+    for item in ("results/tables/headline.csv", "results/plots/pruned_neurons.png", "results/plots/pruned_heads.png",
+                 "results/tables/pruned_by_layer.csv"):
+        assert f'"{item}": {{"name"' in html, item

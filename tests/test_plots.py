@@ -17,3 +17,36 @@ def test_level_plot_is_byte_identical_on_a_rerun(tmp_path):
     np.random.seed(2)  # a different global state must not change the jitter
     reduction_by_level(table, tmp_path / "b.png")
     assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
+    assert (tmp_path / "a.svg").read_bytes() == (tmp_path / "b.svg").read_bytes()  # the vector twin too
+
+
+def test_level_plot_names_the_papers_level_numbers(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    from prunebias import plots
+
+    seen = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: seen.append(fig))
+    rows = [{"kind": "neurons", "scoring": "wanda", "level": lv, "target": f"t{i}", "delta_abs": 0.1 * i,
+             "delta_vs_random": 0.0} for lv in ("same_context", "same_scenario", "other_scenario") for i in range(3)]
+    plots.reduction_by_level(pd.DataFrame(rows), tmp_path / "x.png")
+    labels = [t.get_text() for t in seen[0].axes[0].get_xticklabels()]
+    assert labels == ["1: same_context", "2: same_scenario", "3: other_scenario"]
+    plt.close("all")
+
+
+def test_dose_response_has_the_unpruned_line_in_every_legend(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    from prunebias import plots
+
+    seen = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: seen.append(fig))
+    rows = [{"kind": "neurons", "scoring": "wanda", "level": "same_context", "p_black": p, "k": np.nan,
+             "target": f"t{i}", "delta_abs": -0.01 * p, "perplexity_pruned": 30 + p, "perplexity_ref": 30.0}
+            for p in (15, 40) for i in range(3)]
+    plots.dose_response(pd.DataFrame(rows), tmp_path / "d.png")
+    neuron_axes = [seen[0].axes[0], seen[0].axes[2]]  # the neuron column: |bias| and perplexity
+    for ax in neuron_axes:
+        assert "unpruned" in [t.get_text() for t in ax.get_legend().get_texts()]
+    plt.close("all")

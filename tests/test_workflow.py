@@ -94,6 +94,8 @@ def test_lint_is_clean():
     (lambda c: c["analysis"].update(winsorize=[99, 1]), "winsorize"),
     (lambda c: c.update(export=["neurons/black_b99_w1_global/purchase-house"]), "is not a mask this config learns"),
     (lambda c: c.update(export=["neurons/black_b15_w15_global"]), "export"),
+    (lambda c: c["side_effects"].update(masks=["heads/sum_k10/purchase-car"]), "side_effects.masks"),
+    (lambda c: c["side_effects"].update(tasks=["data/side_effects/missing.yaml"]), "task file"),
 ])
 def test_bad_config_fails_before_any_job(tmp_path, change, message):
     cfg = default_config()
@@ -112,3 +114,12 @@ def test_a_local_scenarios_file_works_with_the_shipped_context_sets(tmp_path):
     cfg.update(scenarios_file="my_scenarios.yaml", context_sets=["audit"], contexts=[])
     proc = run_snakemake(tmp_path, cfg, "-n", "results/prompts/purchase-car.parquet")
     assert "make_prompts" in proc.stdout + proc.stderr
+
+
+def test_the_dose_response_figure_is_planned_only_with_two_doses(tmp_path, tiny_model_dir):
+    from conftest import small_config, tiny_config
+
+    two = run_snakemake(tmp_path, tiny_config(tiny_model_dir), "-n", "results/tables/transfer.csv")
+    assert "results/plots/dose_response.png" in two.stdout + two.stderr  # p 15 and 40
+    one = run_snakemake(tmp_path, small_config(tiny_model_dir), "-n", "results/tables/transfer.csv")
+    assert "dose_response.png" not in one.stdout + one.stderr

@@ -67,7 +67,7 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
     write_csv(table, smk.output.table)
     write_csv(controls, smk.output.controls)
     heatmaps = [(kind, setting, path) for (kind, setting), path in zip(p.heatmaps, smk.output.heatmaps)]
-    make_plots(table, list(p.contexts), heatmaps, smk.output.levels, smk.output.dose)
+    make_plots(table, list(p.contexts), heatmaps, smk.output.levels, getattr(smk.output, "dose", None))
     log.info("transfer table: %d rows; mean delta |%s| (pruned - reference) by level:\n%s", len(table),
              p.effect, table.groupby(["kind", "scoring", "level"])[["delta_abs", "delta_vs_random"]].mean().to_string())
 

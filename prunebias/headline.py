@@ -1,0 +1,91 @@
+"""The headline table: the few numbers a reader looks for first, each with its CI, taken
+from the workflow's own tables (pure; no new inference).
+
+Sections: ``baseline`` (the bias per context), ``best mask`` (per kind and scoring, the
+mask with the largest same-context reduction of |bias|: selected after the fact, so its
+CI is not adjusted for the selection, and the note says so), ``side effect`` (each
+configured mask's paired change on each lm-eval task metric, beside its random control),
+``positive control`` (the planted bias before and after each mask).
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+COLUMNS = ["section", "item", "measure", "estimate", "ci_low", "ci_high", "n", "note"]
+
+
+def _num(x: object) -> float:
+    try:
+        v = float(x)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return math.nan
+    return v
+
+
+def _ci(row: pd.Series, col: str) -> str:
+    if pd.isna(row.get(col)):
+        return "n/a"
+    return f"{_num(row[col]):.2f} [{_num(row.get(f'{col}_ci_low')):.2f}, {_num(row.get(f'{col}_ci_high')):.2f}]"
+
+
+def baseline_rows(baseline: pd.DataFrame, effect: str) -> list[dict]:
+    return [{"section": "baseline", "item": r["context"], "measure": f"{effect}, White - Black",
+             "estimate": r[effect], "ci_low": r[f"{effect}_ci_low"], "ci_high": r[f"{effect}_ci_high"],
+             "n": int(r["names_white"] + r["names_black"]),
+             "note": f"names; p = {r['p_perm']:.3g} (name permutation); detectable with 80% power: {r['mde']:.2f}"}
+            for _, r in baseline.iterrows()]
+
+
+def best_mask_rows(transfer: pd.DataFrame) -> list[dict]:
+    same = transfer[transfer["level"] == "same_context"].dropna(subset=["delta_abs"])
+    rows = []
+    for (kind, scoring), part in same.groupby(["kind", "scoring"], sort=True):
+        r = part.loc[part["delta_abs"].idxmin()]
+        rows.append({"section": "best mask", "item": f"{kind}/{r['setting']}/{r['source']}",
+                     "measure": f"change of |{r['effect']}| in its own context (pruned - unpruned)",
+                     "estimate": r["delta_abs"], "ci_low": r["delta_abs_ci_low"], "ci_high": r["delta_abs_ci_high"],
+                     "n": int(r["names_eval"]) if pd.notna(r.get("names_eval")) else None,
+                     "note": (f"{scoring}; the largest of {len(part)} same-context reductions, selected after the "
+                              f"fact (CI not adjusted); real - random {_ci(r, 'delta_vs_random')}; "
+                              f"bias reduction {_ci(r, 'bias_reduction')}; "
+                              f"{'underpowered' if bool(r.get('underpowered')) else 'powered'}")})
+    return rows
+
+
+def side_effect_rows(side: pd.DataFrame) -> list[dict]:
+    side = side.fillna({"control_of": ""})
+    rows = []
+    for _, r in side[side["control_of"] == ""].iterrows():
+        ctrl = side[(side["control_of"] == r["mask"]) & (side["task"] == r["task"]) & (side["metric"] == r["metric"])]
+        note = f"unpruned {r['unpruned']:.3f}"
+        if len(ctrl):
+            c = ctrl.iloc[0]
+            note += f"; random control {c['difference']:.3f} [{c['difference_ci_low']:.3f}, {c['difference_ci_high']:.3f}]"
+        rows.append({"section": "side effect", "item": r["mask"], "measure": f"{r['task']} {r['metric']} change",
+                     "estimate": r["difference"], "ci_low": r["difference_ci_low"], "ci_high": r["difference_ci_high"],
+                     "n": int(r["n_items"]), "note": note + " (items)"})
+    return rows
+
+
+def planted_rows(planted: pd.DataFrame) -> list[dict]:
+    rows = []
+    for _, r in planted.iterrows():
+        rows.append({"section": "positive control", "item": f"{r['kind']}/{r['setting']}/{r['source']} -> {r['target']}",
+                     "measure": "change of |planted bias| (pruned - unpruned)", "estimate": r.get("delta_abs"),
+                     "ci_low": r.get("delta_abs_ci_low"), "ci_high": r.get("delta_abs_ci_high"),
+                     "n": int(r["names_eval"]) if pd.notna(r.get("names_eval")) else None,
+                     "note": f"unpruned {_ci(r, 'effect_ref')}, pruned {_ci(r, 'effect_pruned')}"})
+    return rows
+
+
+def headline(baseline: pd.DataFrame, transfer: pd.DataFrame, effect: str, side: pd.DataFrame | None = None,
+             planted: pd.DataFrame | None = None) -> pd.DataFrame:
+    rows = baseline_rows(baseline, effect) + best_mask_rows(transfer)
+    if side is not None:
+        rows += side_effect_rows(side)
+    if planted is not None:
+        rows += planted_rows(planted)
+    return pd.DataFrame(rows, columns=COLUMNS)

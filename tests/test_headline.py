@@ -1,0 +1,34 @@
+"""The headline table copies numbers from the workflow's tables: checked against them."""
+
+import pandas as pd
+
+from prunebias.headline import headline
+
+
+def test_headline_picks_the_largest_same_context_reduction_per_method_and_says_it_was_selected():
+    base = pd.DataFrame([{"context": "c1", "log_smd": -0.1, "log_smd_ci_low": -0.4, "log_smd_ci_high": 0.2,
+                          "names_white": 16, "names_black": 16, "p_perm": 0.5, "mde": 0.4}])
+    rows = []
+    for kind, scoring, setting in [("neurons", "wanda", "b15"), ("heads", "attention", "k10")]:
+        for source, target, delta in [("c1", "c1", -0.2), ("c2", "c2", -0.5), ("c1", "c2", -0.9)]:
+            rows.append({"kind": kind, "scoring": scoring, "setting": setting, "source": source, "target": target,
+                         "level": "same_context" if source == target else "other_scenario", "effect": "log_smd",
+                         "names_eval": 32, "delta_abs": delta, "delta_abs_ci_low": delta - 0.3,
+                         "delta_abs_ci_high": delta + 0.3, "delta_vs_random": 0.1, "delta_vs_random_ci_low": -0.2,
+                         "delta_vs_random_ci_high": 0.4, "bias_reduction": None, "underpowered": True})
+    side = pd.DataFrame([
+        {"task": "t", "metric": "acc", "mask": "neurons/b15/c2", "control_of": "", "n_items": 10, "unpruned": 0.5,
+         "difference": -0.1, "difference_ci_low": -0.3, "difference_ci_high": 0.1},
+        {"task": "t", "metric": "acc", "mask": "random_neurons/b15/c2/draw0", "control_of": "neurons/b15/c2",
+         "n_items": 10, "unpruned": 0.5, "difference": 0.0, "difference_ci_low": -0.2, "difference_ci_high": 0.2}])
+    table = headline(base, pd.DataFrame(rows), "log_smd", side)
+    assert table["section"].tolist() == ["baseline", "best mask", "best mask", "side effect"]
+    assert table.loc[0, "n"] == 32 and table.loc[0, "estimate"] == -0.1
+    best = table[table["section"] == "best mask"].set_index("item")
+    # -0.9 is a transfer to another context, not a same-context row: -0.5 (source c2) is the best
+    assert best["estimate"].tolist() == [-0.5, -0.5]
+    assert set(best.index) == {"heads/k10/c2", "neurons/b15/c2"}
+    assert best["note"].str.contains("selected after the fact").all()
+    assert best["note"].str.contains(r"real - random 0.10 \[-0.20, 0.40\]").all()
+    effect = table[table["section"] == "side effect"].iloc[0]
+    assert (effect["estimate"], effect["n"]) == (-0.1, 10) and "random control 0.000" in effect["note"]

@@ -1,0 +1,32 @@
+"""Rule plot_pruned: what every learned mask removes -> ``results/tables/pruned_by_layer.csv``
+(neurons: pruned and total entries per mask, layer and module, read from the masks' meta)
+and ``results/plots/pruned_neurons.png`` / ``pruned_heads.png`` (``prunebias.plots``)."""
+
+import pandas as pd
+
+from prunebias.files import write_csv
+from prunebias.logs import setup_logging
+from prunebias.masks import pruned_by_module, read_mask, read_meta
+from prunebias.plots import pruned_heads_plot, pruned_neurons_plot
+
+COLUMNS = ["kind", "setting", "source", "layer", "module", "pruned", "total", "percent"]
+
+
+def main(smk) -> None:  # pragma: no cover - exercised through snakemake in tests
+    log = setup_logging(smk.log[0], "prunebias.plot_pruned")
+    rows, heads = [], {}
+    for (kind, setting, source), path in zip(smk.params.masks, smk.input.masks):
+        if kind == "neurons":
+            rows += [{"kind": kind, "setting": setting, "source": source, **r} for r in pruned_by_module(read_meta(path))]
+        else:
+            heads.setdefault(setting, []).append(read_mask(path).arrays["heads"])
+    table = pd.DataFrame(rows, columns=COLUMNS[:-1])
+    table["percent"] = 100 * table["pruned"] / table["total"]
+    write_csv(table[COLUMNS], smk.output.table)
+    pruned_neurons_plot(table, smk.output.neurons)
+    pruned_heads_plot(heads, smk.output.heads)
+    log.info("%d neuron mask rows, head settings %s", len(table), sorted(heads))
+
+
+if "snakemake" in globals():
+    main(snakemake)  # type: ignore[name-defined]  # noqa: F821
