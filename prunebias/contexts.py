@@ -42,7 +42,14 @@ class Context:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def render(self, person: str) -> str:
-        """The user message for one person's name."""
+        """The user message for one person's name: a prompt table's verbatim prompt
+        (``extra['prompts']``), else the template with the name filled in."""
+        prompts = self.extra.get("prompts")
+        if prompts is not None:
+            if person not in prompts:
+                raise ConfigError(f"context '{self.name}'", f"the prompt table has no prompt for '{person}'",
+                                  "give every name a row in every context it is used in")
+            return prompts[person]
         return render_template(self.template, {**self.fields, "name": person}, self.name)
 
     def spec(self) -> dict[str, Any]:
@@ -167,8 +174,9 @@ def resolve_context(
 
 
 def expand_context_names(contexts: list[str], sets: list[str], context_sets: Mapping[str, list[str]],
-                         sets_file: str = "data/context_sets.yaml") -> list[str]:
-    """Union of explicit contexts and named sets, first occurrence order, no duplicates."""
+                         sets_file: str = "data/context_sets.yaml", allow_empty: bool = False) -> list[str]:
+    """Union of explicit contexts and named sets, first occurrence order, no duplicates
+    (``allow_empty``: none selected is allowed, e.g. every context of a prompt table)."""
     out: list[str] = []
     for s in sets:
         if s not in context_sets:
@@ -178,7 +186,7 @@ def expand_context_names(contexts: list[str], sets: list[str], context_sets: Map
     out.extend(contexts)
     seen: set[str] = set()
     uniq = [c for c in out if not (c in seen or seen.add(c))]
-    if not uniq:
+    if not uniq and not allow_empty:
         raise ConfigError("config", "no contexts selected", "list contexts or context_sets in config/config.yaml")
     return uniq
 

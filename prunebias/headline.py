@@ -63,7 +63,8 @@ def side_effect_rows(side: pd.DataFrame) -> list[dict]:
         note = f"unpruned {r['unpruned']:.3f}"
         if len(ctrl):
             c = ctrl.iloc[0]
-            note += f"; random control {c['difference']:.3f} [{c['difference_ci_low']:.3f}, {c['difference_ci_high']:.3f}]"
+            note += (f"; random control {c['difference']:.3f} "
+                     f"[{c['difference_ci_low']:.3f}, {c['difference_ci_high']:.3f}]")
         rows.append({"section": "side effect", "item": r["mask"], "measure": f"{r['task']} {r['metric']} change",
                      "estimate": r["difference"], "ci_low": r["difference_ci_low"], "ci_high": r["difference_ci_high"],
                      "n": int(r["n_items"]), "note": note + " (items)"})
@@ -73,7 +74,8 @@ def side_effect_rows(side: pd.DataFrame) -> list[dict]:
 def planted_rows(planted: pd.DataFrame) -> list[dict]:
     rows = []
     for _, r in planted.iterrows():
-        rows.append({"section": "positive control", "item": f"{r['kind']}/{r['setting']}/{r['source']} -> {r['target']}",
+        item = f"{r['kind']}/{r['setting']}/{r['source']} -> {r['target']}"
+        rows.append({"section": "positive control", "item": item,
                      "measure": "change of |planted bias| (pruned - unpruned)", "estimate": r.get("delta_abs"),
                      "ci_low": r.get("delta_abs_ci_low"), "ci_high": r.get("delta_abs_ci_high"),
                      "n": int(r["names_eval"]) if pd.notna(r.get("names_eval")) else None,

@@ -11,7 +11,8 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 
-from prunebias.contexts import load_yaml, resolve_all
+from prunebias.contexts import expand_context_names, load_yaml, resolve_all
+from prunebias.prompt_table import check_every_name, read_prompt_table, table_contexts, table_names
 from prunebias.errors import ConfigError
 from prunebias.masks import combine_mem_mb
 from prunebias import resources, side_effects
@@ -35,8 +36,18 @@ def data_path(p):
 def _preflight():
     try:
         scenarios_file, sets_file = data_path(config["scenarios_file"]), data_path(config["context_sets_file"])
-        contexts = resolve_all(config, scenarios_file, sets_file)
-        names = load_names(data_path(config["names_file"]), config["use_surnames"])
+        if config["prompt_table"]:  # prompts verbatim: contexts and names from the table
+            table_file = data_path(config["prompt_table"])
+            rows = read_prompt_table(table_file)
+            selected = expand_context_names(list(config["contexts"]), list(config["context_sets"]),
+                                            load_yaml(sets_file) or {}, sets_file, allow_empty=True)
+            contexts = table_contexts(rows, selected, config["prompt_level"], config["context_overrides"],
+                                      load_yaml(scenarios_file) or {}, table_file)
+            names = table_names(rows[rows["context"].isin(list(contexts))])
+            check_every_name(contexts, names, table_file)
+        else:
+            contexts = resolve_all(config, scenarios_file, sets_file)
+            names = load_names(data_path(config["names_file"]), config["use_surnames"])
         win = config["analysis"]["winsorize"]
         if win is not None and not win[0] < win[1]:
             raise ConfigError("config: analysis.winsorize", f"{win} is not [lower, upper] with lower < upper",
@@ -108,6 +119,15 @@ PLANTED_MASKS = (len(PLAN.neuron_settings) + len(PLAN.grad_neuron_settings)) * (
 NAME_SPLIT = split_names(NAMES, config["seed"])
 LEARN_NAMES = NAME_SPLIT["learn"] if LOC["name_split"] else None
 EVAL_NAMES = NAME_SPLIT["holdout"] if LOC["name_split"] else None
+
+
+def names_input():
+    """The names file as an input, unless the names come from a prompt table (then params)."""
+    return {} if config["prompt_table"] else {"names": data_path(config["names_file"])}
+
+
+# the table's names as records for the jobs that need them (None: they read names_file)
+NAME_RECORDS = NAMES.to_dict("records") if config["prompt_table"] else None
 
 
 def one_of(names):

@@ -126,7 +126,7 @@ if PLANTED["enabled"]:
             model=MODEL_DIR,
             prompts=expand("results/prompts/{c}.parquet", c=PLANTED["contexts"]),
             baseline=expand("results/baseline/{c}.parquet", c=CONTEXTS),
-            names=data_path(config["names_file"]),
+            **names_input(),
             scenarios=SCENARIOS_FILE,
             text=data_path(EVAL["perplexity_text"]),
         output:
@@ -153,6 +153,7 @@ if PLANTED["enabled"]:
             planted=PLANTED,
             halves=NAME_SPLIT,
             use_surnames=config["use_surnames"],
+            names=NAME_RECORDS,
             scenarios=dict(PLAN.scenarios),
             neuron_settings=PLAN.neuron_settings,
             head_settings=tuple(PLAN.one_shot_head_settings()),

@@ -1,6 +1,6 @@
 rule make_prompts:
     input:
-        names=data_path(config["names_file"]),
+        **names_input(),
     output:
         "results/prompts/{context}.parquet",
     params:
@@ -9,6 +9,7 @@ rule make_prompts:
         samples_per_name=config["samples_per_name"],
         seed=config["seed"],
         use_surnames=config["use_surnames"],
+        names=NAME_RECORDS,
     log:
         "logs/make_prompts/{context}.log",
     localrule: True

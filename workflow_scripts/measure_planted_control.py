@@ -75,7 +75,8 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
     #    under test; a reader fitted on the learning names only carried a third of the
     #    effect to the held-out names
     calibration = unplanted.reset_index(drop=True)
-    names = load_names(smk.input.names, use_surnames=p.use_surnames)
+    names = (pd.DataFrame(p.names) if p.names is not None  # a prompt table's names
+             else load_names(smk.input.names, use_surnames=p.use_surnames))
     value_prompts = anchor_prompts(load_yaml(Path(smk.input.scenarios)), names)
     planted = plant_bias(model, tok, calibration, cfg["layer"], cfg["n_neurons"], cfg["strength"], cfg["seed"],
                          value_prompts=value_prompts, sign=cfg["sign"])

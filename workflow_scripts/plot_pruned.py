@@ -17,7 +17,8 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
     rows, heads = [], {}
     for (kind, setting, source), path in zip(smk.params.masks, smk.input.masks):
         if kind == "neurons":
-            rows += [{"kind": kind, "setting": setting, "source": source, **r} for r in pruned_by_module(read_meta(path))]
+            rows += [{"kind": kind, "setting": setting, "source": source, **r}
+                     for r in pruned_by_module(read_meta(path))]
         else:
             heads.setdefault(setting, []).append(read_mask(path).arrays["heads"])
     table = pd.DataFrame(rows, columns=COLUMNS[:-1])

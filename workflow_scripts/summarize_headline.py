@@ -12,8 +12,9 @@ from prunebias.logs import setup_logging
 def main(smk) -> None:  # pragma: no cover - exercised through snakemake in tests
     log = setup_logging(smk.log[0], "prunebias.summarize_headline")
     inp = smk.input
-    side = pd.read_csv(inp.side_effects, keep_default_na=False, na_values=[""]) if "side_effects" in inp.keys() else None
-    planted = pd.read_csv(inp.planted) if "planted" in inp.keys() else None
+    has = set(inp.keys())
+    side = pd.read_csv(inp.side_effects, keep_default_na=False, na_values=[""]) if "side_effects" in has else None
+    planted = pd.read_csv(inp.planted) if "planted" in has else None
     table = headline(pd.read_csv(inp.baseline), pd.read_csv(inp.transfer), smk.params.effect, side, planted)
     write_csv(table, smk.output[0])
     log.info("headline: %d rows\n%s", len(table), table[["section", "item", "estimate", "ci_low", "ci_high"]]
