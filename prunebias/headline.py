@@ -91,3 +91,21 @@ def headline(baseline: pd.DataFrame, transfer: pd.DataFrame, effect: str, side: 
     if planted is not None:
         rows += planted_rows(planted)
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def headline_html(table: pd.DataFrame, title: str = "Headline") -> str:
+    """The headline table as a standalone HTML page (the report shows it as a table, not
+    as a download): estimates with their CIs in one column, grouped by section."""
+    def fmt(r: pd.Series) -> str:
+        if pd.isna(r["estimate"]):
+            return "n/a"
+        return f"{r['estimate']:.3g} [{r['ci_low']:.3g}, {r['ci_high']:.3g}]"
+
+    shown = pd.DataFrame({"section": table["section"], "item": table["item"], "measure": table["measure"],
+                          "estimate [95% CI]": table.apply(fmt, axis=1) if len(table) else [],
+                          "n": table["n"].map(lambda v: "" if pd.isna(v) else str(int(v))), "note": table["note"]})
+    style = ("<style>body{font-family:sans-serif;font-size:13px}table{border-collapse:collapse}"
+             "td,th{border:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top}"
+             "th{background:#eee}</style>")
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title>{style}</head><body>"
+            f"<h2>{title}</h2>{shown.to_html(index=False, escape=True, border=0)}</body></html>")

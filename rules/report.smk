@@ -5,8 +5,13 @@ rule summarize_headline:
     input:
         unpack(headline_inputs),
     output:
-        report(
+        table=report(
             "results/tables/headline.csv",
+            caption="../report/headline.rst",
+            category="1. Headline",
+        ),
+        html=report(
+            "results/tables/headline.html",
             caption="../report/headline.rst",
             category="1. Headline",
         ),

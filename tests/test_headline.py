@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from prunebias.headline import headline
+from prunebias.headline import headline, headline_html
 
 
 def test_headline_picks_the_largest_same_context_reduction_per_method_and_says_it_was_selected():
@@ -30,5 +30,7 @@ def test_headline_picks_the_largest_same_context_reduction_per_method_and_says_i
     assert set(best.index) == {"heads/k10/c2", "neurons/b15/c2"}
     assert best["note"].str.contains("selected after the fact").all()
     assert best["note"].str.contains(r"real - random 0.10 \[-0.20, 0.40\]").all()
+    html = headline_html(table)
+    assert "<table" in html and "-0.5 [-0.8, -0.2]" in html and "heads/k10/c2" in html
     effect = table[table["section"] == "side effect"].iloc[0]
     assert (effect["estimate"], effect["n"]) == (-0.1, 10) and "random control 0.000" in effect["note"]

@@ -233,6 +233,7 @@ def test_the_report_opens_with_the_design_and_the_headline(planted_run):
     assert "snakemake.config" not in html  # the front page's Jinja was rendered with the config
     assert "racial bias of <strong>tiny</strong>" in html
     assert "Design: contexts purchase-bicycle, purchase-car;" in html
-    for item in ("results/tables/headline.csv", "results/plots/pruned_neurons.png", "results/plots/pruned_heads.png",
+    for item in ("results/tables/headline.csv", "results/tables/headline.html", "results/plots/pruned_neurons.png",
+                 "results/plots/pruned_heads.png",
                  "results/tables/pruned_by_layer.csv"):
         assert f'"{item}": {{"name"' in html, item

@@ -4,8 +4,8 @@ transfer, side-effect and positive-control tables; no new inference)."""
 
 import pandas as pd
 
-from prunebias.files import write_csv
-from prunebias.headline import headline
+from prunebias.files import atomic_path, write_csv
+from prunebias.headline import headline, headline_html
 from prunebias.logs import setup_logging
 
 
@@ -16,7 +16,9 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
     side = pd.read_csv(inp.side_effects, keep_default_na=False, na_values=[""]) if "side_effects" in has else None
     planted = pd.read_csv(inp.planted) if "planted" in has else None
     table = headline(pd.read_csv(inp.baseline), pd.read_csv(inp.transfer), smk.params.effect, side, planted)
-    write_csv(table, smk.output[0])
+    write_csv(table, smk.output.table)
+    with atomic_path(smk.output.html) as tmp:
+        tmp.write_text(headline_html(table))
     log.info("headline: %d rows\n%s", len(table), table[["section", "item", "estimate", "ci_low", "ci_high"]]
              .to_string(index=False))
 
