@@ -120,9 +120,13 @@ def test_the_audit_layout_plans_its_slugged_context_and_a_bad_table_stops_the_dr
                                                                                       names):
     audit_table(names).to_csv(tmp_path / "audit.csv", index=False)
     cfg = {**small_config(tiny_model_dir), "prompt_table": "audit.csv", "contexts": [], "context_overrides": {}}
-    run_snakemake(tmp_path, cfg, "results/prompts/public_office-city_council_member.parquet")
+    run_snakemake(tmp_path, cfg, "results/tables/baseline_bias.csv")
     prompts = pd.read_parquet(tmp_path / "results/prompts/public_office-city_council_member.parquet")
     assert len(prompts) == len(names) * cfg["samples_per_name"]
+    base = pd.read_csv(tmp_path / "results/tables/baseline_bias.csv")
+    assert base["context"].tolist() == ["public_office-city_council_member"]
+    answers = pd.read_parquet(tmp_path / "results/baseline/public_office-city_council_member.parquet")
+    assert len(answers) == len(prompts) and answers["name"].nunique() == len(names)
     assert prompts["detail_level"].eq("low").all() and prompts["prompt"].str.contains("Give a number").all()
     bad = audit_table(names)
     bad.loc[0, "name_group"] = "white_people"

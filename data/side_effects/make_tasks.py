@@ -71,27 +71,31 @@ def name_rows() -> dict[tuple[str, str], list[str]]:
 
 
 def name_choice(rng: random.Random) -> list[dict]:
+    """Items in pair order, genders alternating, so that any prefix (lm-eval's ``limit``)
+    holds whole pairs of both genders and every question."""
     by = name_rows()
     items = []
-    pair = 0
+    pairs = []
     for gender in sorted({g for _, g in by}):
         white, black = sorted(by[("white", gender)]), sorted(by[("black", gender)])
         rng.shuffle(black)
-        for w, b in zip(white, black):
-            for q, (context, question, polarity) in enumerate(QUESTIONS):
-                first_white = (pair + q) % 2 == 0  # order balanced within pairs and questions
-                a, c = (w, b) if first_white else (b, w)
-                choices = [a, c, UNKNOWN]
-                stereo = b if polarity == "negative" else w
-                items.append({"context": context.format(a=a, b=c), "question": question, "choices": choices,
-                              "label": 2, "stereotyped": choices.index(stereo),
-                              "anti_stereotyped": choices.index(w if stereo == b else b),
-                              "polarity": polarity, "cluster": pair, "white": w, "black": b, "gender": gender})
-            pair += 1
+        pairs.append([(w, b, gender) for w, b in zip(white, black)])
+    interleaved = [p for group in zip(*pairs) for p in group]
+    for pair, (w, b, gender) in enumerate(interleaved):
+        for q, (context, question, polarity) in enumerate(QUESTIONS):
+            first_white = (pair + q) % 2 == 0  # order balanced within pairs and questions
+            a, c = (w, b) if first_white else (b, w)
+            choices = [a, c, UNKNOWN]
+            stereo = b if polarity == "negative" else w
+            items.append({"context": context.format(a=a, b=c), "question": question, "choices": choices,
+                          "label": 2, "stereotyped": choices.index(stereo),
+                          "anti_stereotyped": choices.index(w if stereo == b else b),
+                          "polarity": polarity, "cluster": pair, "white": w, "black": b, "gender": gender})
     return items
 
 
 def number_sense(rng: random.Random) -> list[dict]:
+    """Three kinds of items, interleaved so that any prefix holds all three."""
     items = []
     for i in range(40):  # larger of two amounts, formatted as the audit's answers are
         lo = rng.randint(1_000, 90_000)
@@ -111,7 +115,11 @@ def number_sense(rng: random.Random) -> list[dict]:
         pair = [dear, cheap] if len(items) % 2 else [cheap, dear]
         items.append({"question": f"Which usually costs more: {pair[0]} or {pair[1]}?", "choices": pair,
                       "label": pair.index(dear), "cluster": len(items)})
-    return items
+    kinds = [items[:40], items[40:80], items[80:]]
+    mixed = [it for group in zip(*kinds) for it in group]
+    for i, it in enumerate(mixed):
+        it["cluster"] = i
+    return mixed
 
 
 def write(name: str, items: list[dict]) -> None:
