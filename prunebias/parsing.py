@@ -68,6 +68,12 @@ class Parsed:
 
 _EUROPEAN = re.compile(r"\d{1,3}(?:\.\d{3})+(?:,\d+)?")
 _ONE_DOT_GROUP = re.compile(r"[1-9]\d{0,2}\.\d{3}")  # "20.000": 20 or 20000, by the range
+# words are read only where the answer starts with them (a number word in the middle of
+# free text, "... three ...", is not an offer)
+_WORDS_FIRST = re.compile(
+    r"^\W*(?:(?:between|about|around|approximately|roughly)\s+)?(?:(?:a|an|one)\s+(?:hundred|thousand|million|billion|point)|two|three|four|five|six|seven|eight|nine|"
+    r"ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|"
+    r"sixty|seventy|eighty|ninety|hundred)\b", re.IGNORECASE)
 _BIG_WORD = re.compile(r"\b(thousand|million|billion)s?\b", re.IGNORECASE)
 _A_BIG = re.compile(r"\b(?:a|an)\s+(?=(?:hundred|thousand|million|billion)s?\b)", re.IGNORECASE)
 
@@ -129,7 +135,7 @@ def _parse(text: object, low: float, high: float, percent: str) -> Parsed:
     if not isinstance(text, str):
         return Parsed(math.nan, "no_number")
     text = text.replace("\u00a0", " ")
-    if not re.search(r"[0-9]", text):
+    if not re.search(r"[0-9]", text) and _WORDS_FIRST.match(text):
         text = words_to_digits(text)
     if _REPEAT.search(text):
         return Parsed(math.nan, "repetition")

@@ -54,7 +54,8 @@ def test_editing_one_context_reruns_only_that_context(done_run):
     cfg["context_overrides"]["purchase-bicycle"]["answer_prefix"] = "I would offer $"
     counts, contexts = planned(run_snakemake(work, cfg, "-n", *UNTIL))
     assert counts == {"make_prompts": 1, "generate_baseline": 1, "cache_activations": 1, "score_neurons": 1,
-                      "score_heads": 1, "summarize_baseline": 1, "measure_mask_stability": 1}, counts
+                      "score_heads": 1, "summarize_baseline": 1, "measure_mask_stability": 1,
+                      "plot_pruned": 1}, counts  # the what-was-pruned figure follows the masks
     assert contexts == {"purchase-bicycle"}
     run_snakemake(work, cfg, *UNTIL)
     assert {p: p.stat().st_mtime_ns for p in other} == mtimes
@@ -70,7 +71,7 @@ def test_edits_rerun_their_dependants_only(done_run):
     cfg["sampling"]["temperature"] = 0.7  # sampling: generation and everything after it
     counts, _ = planned(run_snakemake(work, cfg, "-n", *UNTIL))
     assert counts == {"generate_baseline": 2, "cache_activations": 2, "score_neurons": 2, "score_heads": 2,
-                      "summarize_baseline": 1, "measure_mask_stability": 1}, counts
+                      "summarize_baseline": 1, "measure_mask_stability": 1, "plot_pruned": 1}, counts
     cfg["sampling"]["temperature"] = 0.6
     names = work / "names.csv"
     names.write_text((REPO / "data/names/audit40.csv").read_text().replace("Hunter,Becker", "Hunt,Becker"))

@@ -169,7 +169,7 @@ def test_non_ascii_digits_are_not_numbers():
     ("20.000", 0, 100, 20.0),                       # ... and 20 where 20 is in range
     ("0.125", 0, 1, 0.125),                         # a decimal stays a decimal
     ("fifty thousand dollars", 0, 1e9, 50_000.0),   # words (text2num)
-    ("I would offer one hundred and fifty dollars", 0, 1e9, 150.0),
+    ("One hundred and fifty dollars", 0, 1e9, 150.0),
     ("Twenty-five hundred.", 0, 1e9, 2_500.0),
     ("one point five million", 0, 1e9, 1_500_000.0),
     ("a million dollars", 0, 1e9, 1_000_000.0),
