@@ -40,16 +40,16 @@ class Context:
     percent: str
     range: tuple[float, float]
     extra: dict[str, Any] = field(default_factory=dict)
+    prompts: dict[str, str] = field(default_factory=dict)  # a prompt table's prompts by name (else empty)
 
     def render(self, person: str) -> str:
         """The user message for one person's name: a prompt table's verbatim prompt
-        (``extra['prompts']``), else the template with the name filled in."""
-        prompts = self.extra.get("prompts")
-        if prompts is not None:
-            if person not in prompts:
+        (``prompts``), else the template with the name filled in."""
+        if self.prompts:
+            if person not in self.prompts:
                 raise ConfigError(f"context '{self.name}'", f"the prompt table has no prompt for '{person}'",
                                   "give every name a row in every context it is used in")
-            return prompts[person]
+            return self.prompts[person]
         return render_template(self.template, {**self.fields, "name": person}, self.name)
 
     def spec(self) -> dict[str, Any]:

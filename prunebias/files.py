@@ -70,6 +70,20 @@ def read_parquet(path: str | Path, required: list[str] | None = None) -> pd.Data
     return df
 
 
+def read_csv_text(path: str | Path, what: str, config_key: str) -> pd.DataFrame:
+    """A user's CSV as strings (no NA guessing: "" stays ""), column names stripped;
+    errors name the file and the config key that points at it."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(str(p), f"{what} not found", f"set {config_key} in config to an existing CSV")
+    try:
+        df = pd.read_csv(p, dtype=str, keep_default_na=False)
+    except Exception as exc:  # pandas raises several types for malformed CSV
+        raise ConfigError(str(p), f"cannot read as CSV ({exc})", "fix the file") from exc
+    df.columns = [c.strip() for c in df.columns]
+    return df
+
+
 def write_csv(df: pd.DataFrame, path: str | Path) -> None:
     """Write a CSV atomically with a fixed float format so reruns give identical bytes."""
     with atomic_path(path) as tmp:

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from prunebias.errors import ConfigError
+from prunebias.files import read_csv_text
 
 COLUMNS = ["first_name", "surname", "race", "gender", "source"]
 RACES = ("white", "black")
@@ -20,12 +21,7 @@ def load_names(path: str | Path, use_surnames: bool = True) -> pd.DataFrame:
     name may be a substring of another name (a prompt must contain its name and no other).
     """
     p = Path(path)
-    if not p.exists():
-        raise ConfigError(str(p), "names file not found", "set names_file in config to an existing CSV")
-    try:
-        df = pd.read_csv(p, dtype=str, keep_default_na=False)
-    except Exception as exc:  # pandas raises several types for malformed CSV
-        raise ConfigError(str(p), f"cannot read as CSV ({exc})", "fix the file") from exc
+    df = read_csv_text(p, "names file", "names_file")
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
         raise ConfigError(str(p), f"missing column(s) {missing}", f"the header must be {','.join(COLUMNS)}")

@@ -30,6 +30,7 @@ import yaml
 
 from prunebias.contexts import OUTCOMES, PERCENT_MODES, Context, _check_range
 from prunebias.errors import ConfigError
+from prunebias.files import read_csv_text
 
 OWN = ["scenario", "variation", "level", "name", "race", "gender", "prompt"]
 OWN_OPTIONAL = ["answer_prefix", "range"]
@@ -60,13 +61,7 @@ def detect_layout(columns: list[str], where: str) -> str:
 def read_prompt_table(path: str | Path) -> pd.DataFrame:
     """The table in the workflow's own layout, with a ``context`` column; checked."""
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(str(p), "prompt table not found", "set prompt_table in config to an existing CSV")
-    try:
-        raw = pd.read_csv(p, dtype=str, keep_default_na=False)
-    except Exception as exc:  # pandas raises several types for malformed CSV
-        raise ConfigError(str(p), f"cannot read as CSV ({exc})", "fix the file") from exc
-    raw.columns = [c.strip() for c in raw.columns]
+    raw = read_csv_text(p, "prompt table", "prompt_table")
     layout = detect_layout(list(raw.columns), str(p))
     if layout == "audit":
         unknown = raw[~raw["name_group"].str.strip().isin(list(GROUPS))]
@@ -103,11 +98,11 @@ def _check_rows(df: pd.DataFrame, p: Path) -> None:
         if n != 1:
             raise ConfigError(where, f"the prompt contains its name '{r['name']}' {n} times",
                               "each prompt holds its own name exactly once")
-    dup = df[df.duplicated(["context", "level", "name"], keep=False)]
+    key = ["context", "level", "name"]
+    dup = df[df.duplicated(key, keep=False)]
     if len(dup):
         first = dup.iloc[0]
-        rows = [i + 2 for i in dup.index if (df.loc[i, ["context", "level", "name"]] == first[
-            ["context", "level", "name"]]).all()]
+        rows = [int(i) + 2 for i in dup.index[(dup[key] == first[key]).all(axis=1)]]
         raise ConfigError(f"{p}: rows {rows}", f"duplicate rows for ({first['context']}, {first['level']}, "
                           f"{first['name']})", "keep one prompt per context, level and name")
     people = df.drop_duplicates(["name", "race", "gender"])
@@ -180,7 +175,7 @@ def _context(name: str, part: pd.DataFrame, prompt_level: str, ov: dict[str, Any
                    detail_level=level, template="", fields={},
                    answer_prefix=str(prefix), unit=str(unit), outcome=outcome, percent=percent,
                    range=_check_range([float(x) for x in rng], here),
-                   extra={"prompts": dict(zip(rows["name"], rows["prompt"]))})
+                   prompts=dict(zip(rows["name"], rows["prompt"])))
 
 
 def _table_range(rows: pd.DataFrame, where: str) -> list[float] | None:
@@ -202,7 +197,7 @@ def _table_range(rows: pd.DataFrame, where: str) -> list[float] | None:
 def check_every_name(contexts: Mapping[str, Context], names: pd.DataFrame, where: str) -> None:
     """Every selected context has a prompt for every name (bias compares the same names)."""
     for ctx in contexts.values():
-        missing = [n for n in names["name"] if n not in ctx.extra["prompts"]]
+        missing = [n for n in names["name"] if n not in ctx.prompts]
         if missing:
             raise ConfigError(f"{where}: context '{ctx.name}' (level {ctx.detail_level})",
                               f"no prompt for {len(missing)} name(s) of the table, e.g. {missing[:3]}",

@@ -178,12 +178,7 @@ def eval_masks(wc):
 
 
 def all_masks():
-    return [
-        f"results/masks/{kind}/{setting.name}/{source.name}.npz"
-        for kind in ("neurons", "heads")
-        for setting in PLAN.settings(kind)
-        for source in PLAN.sources()
-    ]
+    return [path for _, path in mask_index()]
 
 
 def mask_index():
