@@ -1,4 +1,4 @@
-"""Answers of a model under a list of masks (none = the unpruned reference), one model load.
+"""Answers of a model under a list of masks (none = the unpruned reference) on one target, one model load.
 
 Every mask answers exactly the same prompts with the same seeds (the first
 ``evaluation.samples_per_name`` samples of each name, seeds salted by "eval"), so each
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -17,7 +18,7 @@ import pandas as pd
 
 from prunebias.answers import PROMPT_COLUMNS, generate_for_contexts
 from prunebias.files import read_parquet, write_json, write_parquet
-from prunebias.masks import Mask, check_model, read_mask
+from prunebias.masks import Mask, check_model, read_mask, read_meta
 from prunebias.modeling import load_model, read_identity
 from prunebias.perplexity import perplexity
 from prunebias.pruning import pruned
@@ -55,35 +56,49 @@ def evaluate(model: Any, tok: Any, masks: Sequence[Mask | None], ablation: str, 
 
 
 
-def evaluation_job(mask_paths: Sequence[str], model_dir: str, prompt_paths: Sequence[str], text_path: str,
-                   answer_paths: Sequence[str], info_path: str, labels: dict[str, str], params: Any,
-                   threads: int, log: Any) -> None:
-    """One evaluation job (rules ``evaluate_pruned`` and ``evaluate_reference``): files in, files out.
+@dataclass(frozen=True)
+class EvalGroup:
+    """One mask (or the reference, ``masks`` empty) and its control draws evaluated on one
+    target: the files it reads and writes. ``labels`` (method, setting, source) become
+    columns and metadata beside the answers."""
 
-    ``labels`` (method, setting, source) are written as columns and metadata beside the
-    answers; ``params`` carries contexts, samples_per_name, eval_names, ablation,
-    sampling, dtype, device and perplexity_max_tokens.
+    labels: dict[str, str]
+    masks: list[str]
+    answers: str
+    info: str
+
+
+def evaluation_job(groups: Sequence[EvalGroup], model_dir: str, prompt_path: str, text_path: str, params: Any,
+                   threads: int, log: Any) -> None:
+    """One evaluation job (rules ``evaluate_pruned`` and ``evaluate_reference``): one target,
+    the masks of one source (or none), one model load. Files in, files out.
+
+    Each mask group is read only when it is applied (one group's masks in memory at a
+    time); every mask is checked against the model before the model is loaded. ``params``
+    carries contexts, samples_per_name, eval_names, ablation, sampling, dtype, device and
+    perplexity_max_tokens.
     """
     identity = read_identity(model_dir)
-    masks = [read_mask(p) for p in mask_paths]
-    for p, m in zip(mask_paths, masks):
-        check_model(m, identity, p)
-    kind = masks[0].kind if masks else None
-    targets = {}
-    for path in prompt_paths:
-        df = read_parquet(path, PROMPT_COLUMNS)
-        targets[df["context"].iloc[0]] = eval_prompts(df, params.samples_per_name, params.eval_names)
+    for group in groups:
+        for path in group.masks:
+            check_model(Mask(read_meta(path), {}), identity, path)
+    df = read_parquet(prompt_path, PROMPT_COLUMNS)
+    target = df["context"].iloc[0]
+    targets = {target: eval_prompts(df, params.samples_per_name, params.eval_names)}
+    text = Path(text_path).read_text()
     model, tok = load_model(model_dir, params.dtype, params.device, threads)
-    t0 = time.perf_counter()
-    answers, infos = evaluate(model, tok, masks or [None], params.ablation, targets, params.contexts,
-                              Sampling(**params.sampling), Path(text_path).read_text(), params.perplexity_max_tokens)
-    extra = {**labels, "ablation": params.ablation if kind == "heads" else ("none" if kind is None else "zero")}
-    mask_meta = ({k: v for k, v in masks[0].meta.items() if k not in ("counts", "shapes")} if masks else {})
-    for path in answer_paths:
-        target = Path(path).stem
-        write_parquet(answers[target].assign(**extra), path, metadata={"model": identity, "mask": mask_meta, **extra})
-    write_json({"draws": infos, **extra, "kind": kind, "sources": mask_meta.get("sources"),
-                "method_params": mask_meta.get("method")}, info_path)
-    log.info("%s %s %s: %d mask(s), perplexity %s, %d targets in %.1f s", labels["method"], labels["setting"],
-             labels["source"], len(infos), [round(i["perplexity"], 2) for i in infos], len(answers),
-             time.perf_counter() - t0)
+    for group in groups:
+        t0 = time.perf_counter()
+        masks = [read_mask(p) for p in group.masks]
+        kind = masks[0].kind if masks else None
+        answers, infos = evaluate(model, tok, masks or [None], params.ablation, targets, params.contexts,
+                                  Sampling(**params.sampling), text, params.perplexity_max_tokens)
+        extra = {**group.labels, "ablation": params.ablation if kind == "heads" else ("none" if kind is None else "zero")}
+        mask_meta = ({k: v for k, v in masks[0].meta.items() if k not in ("counts", "shapes")} if masks else {})
+        write_parquet(answers[target].assign(**extra), group.answers,
+                      metadata={"model": identity, "mask": mask_meta, **extra})
+        write_json({"draws": infos, **extra, "target": target, "kind": kind, "sources": mask_meta.get("sources"),
+                    "method_params": mask_meta.get("method")}, group.info)
+        log.info("%s %s %s on %s: %d mask(s), perplexity %s, %d answers in %.1f s", group.labels["method"],
+                 group.labels["setting"], group.labels["source"], target, len(infos),
+                 [round(i["perplexity"], 2) for i in infos], len(answers[target]), time.perf_counter() - t0)

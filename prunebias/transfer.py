@@ -133,24 +133,24 @@ def build_tables(masks: Sequence[tuple[str, str, str, Mapping[str, Any]]], read_
     """The transfer table and the control table.
 
     ``masks`` lists (kind, setting, source, setting params) of every real mask;
-    ``read_eval(method, setting, source, target)`` and ``read_info(method, setting, source)``
-    give an evaluation's answers and info ("reference" with setting = source = None);
+    ``read_eval(method, setting, source, target)`` and ``read_info(method, setting, source, target)``
+    give an evaluation's answers and info ("reference" with setting = source = None): each
+    target is its own evaluation job, so its info (perplexity, pruned counts) sits beside it;
     ``level_of(source, target)`` the generalization level.
     """
     rows, ctrl_rows = [], []
-    ref_info = read_info("reference", None, None)
     for kind, setting, source, params in masks:
-        infos = {"reference": ref_info["draws"], "real": read_info(kind, setting, source)["draws"]}
-        try:
-            infos["control"] = read_info(f"random_{kind}", setting, source)["draws"]
-            has_controls = True
-        except FileNotFoundError:
-            has_controls = False
         for target in targets:
+            infos = {"reference": read_info("reference", None, None, target)["draws"],
+                     "real": read_info(kind, setting, source, target)["draws"]}
             ref = read_eval("reference", None, None, target)
             real = read_eval(kind, setting, source, target)
             controls = []
-            if has_controls:
+            try:
+                infos["control"] = read_info(f"random_{kind}", setting, source, target)["draws"]
+            except FileNotFoundError:  # evaluation.random_controls: false
+                pass
+            else:
                 both = read_eval(f"random_{kind}", setting, source, target)
                 controls = [g for _, g in both.groupby("draw", sort=True)]
             row, crs = transfer_row(kind, setting, source, target, baselines[target], ref, real, controls, infos,

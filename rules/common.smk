@@ -136,7 +136,8 @@ def one_of(names):
 
 
 wildcard_constraints:
-    context="|".join(re.escape(c) for c in CONTEXTS),
+    context=one_of(CONTEXTS),
+    target=one_of(CONTEXTS),
 
 
 def prompt_spec(wildcards):
@@ -169,12 +170,21 @@ def source_contexts(source):
     return PLAN.source_contexts(Source.parse(source))
 
 
-def eval_masks(wc):
-    """The mask files one evaluation job applies: the real mask, or its control draws."""
-    method = Method.parse(wc.method)
+# the (method, setting) pairs every mask source is evaluated with: real masks and their controls
+EVAL_MASKS = [(method.name, setting.name) for method in PLAN.methods() for setting in PLAN.settings(method.kind)]
+
+
+def eval_masks(method, setting, source):
+    """The mask files one evaluation applies: the real mask, or its control draws."""
+    method = Method.parse(method)
     if method.control:
-        return [f"results/masks/random_{method.kind}/{wc.setting}/{wc.source}/draw{d}.npz" for d in DRAWS]
-    return [f"results/masks/{method.kind}/{wc.setting}/{wc.source}.npz"]
+        return [f"results/masks/random_{method.kind}/{setting}/{source}/draw{d}.npz" for d in DRAWS]
+    return [f"results/masks/{method.kind}/{setting}/{source}.npz"]
+
+
+def source_masks(wc):
+    """Every mask file the evaluations of one mask source apply."""
+    return [path for m, s in EVAL_MASKS for path in eval_masks(m, s, wc.source)]
 
 
 def all_masks():
@@ -192,11 +202,12 @@ def mask_index():
 
 
 def all_evaluations():
+    """The info file of every (mask, target) evaluation."""
     return [
-        f"results/eval/{method.name}/{setting.name}/{source.name}/info.json"
-        for method in PLAN.methods()
-        for setting in PLAN.settings(method.kind)
+        f"results/eval/{method}/{setting}/{source.name}/{target}.json"
+        for method, setting in EVAL_MASKS
         for source in PLAN.sources()
+        for target in CONTEXTS
     ]
 
 

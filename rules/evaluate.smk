@@ -1,5 +1,9 @@
+def target_spec(wildcards):
+    """The target's prompt spec only (params: editing another context leaves this job be)."""
+    return {wildcards.target: CONTEXTS[wildcards.target].spec()}
+
+
 EVAL_PARAMS = dict(
-    contexts={c: CONTEXTS[c].spec() for c in CONTEXTS},
     samples_per_name=EVAL["samples_per_name"],
     eval_names=EVAL_NAMES,
     ablation=EVAL["head_ablation"],
@@ -10,24 +14,28 @@ EVAL_PARAMS = dict(
 )
 
 
+# One evaluation job per target (the reference) and per (mask source, target): editing one
+# context's prompts reruns only its evaluations as a target and those of the masks learned
+# from it (directly or in a pool), not every evaluation. Each job loads the model once.
 rule evaluate_reference:
     input:
         model=MODEL_DIR,
-        prompts=expand("results/prompts/{context}.parquet", context=CONTEXTS),
+        prompts="results/prompts/{target}.parquet",
         text=data_path(EVAL["perplexity_text"]),
     output:
-        answers=expand("results/eval/reference/{target}.parquet", target=CONTEXTS),
-        info="results/eval/reference/info.json",
+        answers="results/eval/reference/{target}.parquet",
+        info="results/eval/reference/{target}.json",
     params:
         code=CODE_VERSIONS["evaluate_reference"],
+        contexts=target_spec,
         **EVAL_PARAMS,
     threads: RES["model_threads"]
     resources:
         **model_resources(),
     log:
-        "logs/evaluate_reference.log",
+        "logs/evaluate_reference/{target}.log",
     benchmark:
-        "results/benchmarks/evaluate_reference.tsv"
+        "results/benchmarks/evaluate_reference/{target}.tsv"
     conda:
         "../envs/prunebias.yaml"
     script:
@@ -36,29 +44,27 @@ rule evaluate_reference:
 
 rule evaluate_pruned:
     input:
-        masks=eval_masks,
+        masks=source_masks,
         model=MODEL_DIR,
-        prompts=expand("results/prompts/{context}.parquet", context=CONTEXTS),
+        prompts="results/prompts/{target}.parquet",
         text=data_path(EVAL["perplexity_text"]),
     output:
-        answers=expand("results/eval/{{method}}/{{setting}}/{{source}}/{target}.parquet", target=CONTEXTS),
-        info="results/eval/{method}/{setting}/{source}/info.json",
+        answers=[f"results/eval/{m}/{s}/{{source}}/{{target}}.parquet" for m, s in EVAL_MASKS],
+        info=[f"results/eval/{m}/{s}/{{source}}/{{target}}.json" for m, s in EVAL_MASKS],
     params:
         code=CODE_VERSIONS["evaluate_pruned"],
-        method=lambda wc: Method.parse(wc.method),
-        setting=lambda wc: PLAN.setting(Method.parse(wc.method).kind, wc.setting),
-        source=source_of,
+        masks=lambda wc: {f"{m}/{s}": eval_masks(m, s, wc.source) for m, s in EVAL_MASKS},
+        contexts=target_spec,
         **EVAL_PARAMS,
     wildcard_constraints:
-        method=one_of(m.name for m in PLAN.methods()),
         source=one_of(s.name for s in PLAN.sources()),
     threads: RES["model_threads"]
     resources:
         **model_resources(masks=max(1, len(DRAWS))),
     log:
-        "logs/evaluate_pruned/{method}/{setting}/{source}.log",
+        "logs/evaluate_pruned/{source}/{target}.log",
     benchmark:
-        "results/benchmarks/evaluate_pruned/{method}/{setting}/{source}.tsv"
+        "results/benchmarks/evaluate_pruned/{source}/{target}.tsv"
     conda:
         "../envs/prunebias.yaml"
     script:
@@ -68,7 +74,7 @@ rule evaluate_pruned:
 rule aggregate_transfer:
     input:
         info=all_evaluations(),
-        reference="results/eval/reference/info.json",
+        reference=expand("results/eval/reference/{target}.json", target=CONTEXTS),
         baseline=expand("results/baseline/{context}.parquet", context=CONTEXTS),
     output:
         table=report(
@@ -169,6 +175,7 @@ if PLANTED["enabled"]:
             seed=config["seed"],
             inlier_percentiles=EVAL["inlier_percentiles"],
             max_tokens=EVAL["perplexity_max_tokens"],
+            contexts={c: CONTEXTS[c].spec() for c in CONTEXTS},
             **{k: v for k, v in EVAL_PARAMS.items() if k not in ("eval_names", "perplexity_max_tokens")},
         threads: RES["model_threads"]
         resources:

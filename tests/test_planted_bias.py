@@ -237,3 +237,34 @@ def test_the_report_opens_with_the_design_and_the_headline(planted_run):
                  "results/plots/pruned_heads.png",
                  "results/tables/pruned_by_layer.csv"):
         assert f'"{item}": {{"name"' in html, item
+
+
+def test_editing_one_context_reruns_only_its_evaluations(planted_run, tmp_path):
+    """On a finished run (copied, mtimes and metadata kept), an edit of purchase-car's
+    prompt plans its reference and the evaluations whose target or mask source it is;
+    the evaluation of purchase-bicycle's masks on purchase-bicycle stays. Rerun, the
+    untouched evaluation's files are the same files."""
+    import re
+    import shutil
+
+    import yaml
+
+    work = tmp_path / "work"
+    shutil.copytree(planted_run, work, symlinks=True)
+    cfg = yaml.safe_load((work / "test_config.yaml").read_text())
+    cfg.pop("export", None)
+    assert "Nothing to be done" in (lambda p: p.stdout + p.stderr)(run_snakemake(work, cfg, "-n"))
+    cfg["context_overrides"]["purchase-car"]["answer_prefix"] = "I would offer $"
+    out = run_snakemake(work, cfg, "-n").stdout
+    jobs = re.findall(r"rule (evaluate_\w+):\n(?:    .*\n)*?    wildcards: ([^\n]+)", out)
+    planned = {(rule, wc) for rule, wc in jobs}
+    assert planned == {("evaluate_reference", "target=purchase-car"),
+                       ("evaluate_pruned", "source=purchase-car, target=purchase-car"),
+                       ("evaluate_pruned", "source=purchase-car, target=purchase-bicycle"),
+                       ("evaluate_pruned", "source=purchase-bicycle, target=purchase-car")}, planned
+    kept = sorted((work / "results/eval").rglob("purchase-bicycle/purchase-bicycle.*"))
+    kept += sorted((work / "results/eval/reference").glob("purchase-bicycle.*"))
+    assert len(kept) == 2 * 5 * 2 + 2  # (parquet, json) x 5 real masks x (real, control) + the reference
+    mtimes = {p: p.stat().st_mtime_ns for p in kept}
+    run_snakemake(work, cfg)
+    assert {p: p.stat().st_mtime_ns for p in kept} == mtimes

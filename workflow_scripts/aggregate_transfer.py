@@ -21,7 +21,7 @@ primary effect (``analysis.effect``):
 ``results/tables/transfer_controls.csv``: one row per control draw and target.
 Answers are winsorized at the baseline's percentiles of the target context; all rows of
 a target share one seed, so their name draws are the same. Which mask an evaluation
-applied is read from the ``info.json`` written beside its answers, never from its path.
+applied is read from the ``{target}.json`` written beside its answers, never from its path.
 """
 
 import json
@@ -40,7 +40,7 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
     log = setup_logging(smk.log[0], "prunebias.aggregate_transfer")
     p = smk.params
     baselines = {Path(f).stem: read_parquet(f, ["race", "anomaly", "outcome"]) for f in smk.input.baseline}
-    root = Path(smk.input.reference).parent.parent  # results/eval
+    root = Path(smk.input.reference[0]).parent.parent  # results/eval
     pools = {name: Pool(name, tuple(info["members"])) for name, info in p.pools.items()}
 
     def folder(method: str, setting: str | None, source: str | None) -> Path:
@@ -49,14 +49,14 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
     def read_eval(method, setting, source, target):
         return read_parquet(folder(method, setting, source) / f"{target}.parquet", NEED)
 
-    def read_info(method, setting, source):
-        return json.loads((folder(method, setting, source) / "info.json").read_text())
+    def read_info(method, setting, source, target):
+        return json.loads((folder(method, setting, source) / f"{target}.json").read_text())
 
     masks = []
-    for f in smk.input.info:
+    for f in smk.input.info:  # one per (mask, target): each mask once
         info = json.loads(Path(f).read_text())
         method = Method.parse(info["method"])
-        if not method.control:
+        if not method.control and info["target"] == p.contexts[0]:
             setting = parse_setting(method.kind, info["setting"])
             masks.append((method.kind, setting.name, info["source"], {"scoring": setting.scoring,
                                                                        **setting.params()}))

@@ -1,19 +1,19 @@
-"""Rule evaluate_reference: the unpruned model's answers on the evaluation prompts ->
-``results/eval/reference/{target}.parquet`` and ``info.json``.
+"""Rule evaluate_reference: the unpruned model's answers on one target's evaluation prompts
+-> ``results/eval/reference/{target}.parquet`` and ``{target}.json`` (perplexity).
 
 Exactly the prompts and seeds every mask is evaluated with (``evaluate_pruned``), so the
 comparison of pruned and unpruned answers is paired.
 """
 
-from prunebias.evaluation import evaluation_job
+from prunebias.evaluation import EvalGroup, evaluation_job
 from prunebias.logs import setup_logging
 
 
 def main(smk) -> None:  # pragma: no cover - exercised through snakemake in tests
     log = setup_logging(smk.log[0], "prunebias.evaluate_reference")
-    labels = {"method": "reference", "setting": "none", "source": "none"}
-    evaluation_job([], smk.input.model, smk.input.prompts, smk.input.text, smk.output.answers, smk.output.info,
-                   labels, smk.params, smk.threads, log)
+    group = EvalGroup({"method": "reference", "setting": "none", "source": "none"}, [], smk.output.answers,
+                      smk.output.info)
+    evaluation_job([group], smk.input.model, smk.input.prompts, smk.input.text, smk.params, smk.threads, log)
 
 
 if "snakemake" in globals():
