@@ -7,6 +7,7 @@ and White names 7/8. The whole workflow runs on it through Snakemake.
 
 import pandas as pd
 import pytest
+import yaml
 
 from conftest import run_snakemake, tiny_config
 from tiny_model import PLANTED, build_planted_model
@@ -27,6 +28,7 @@ def planted_run(tmp_path_factory):
                                                                   "faithfulness_heads": 3, "faithfulness_neurons": 3}}
     cfg["evaluation"] = {"samples_per_name": 2, "random_controls": True, "random_draws": 2}
     run_snakemake(work, cfg)
+    (work / "planted_config.yaml").write_text(yaml.safe_dump(cfg))
     return work
 
 
@@ -85,6 +87,34 @@ def test_pruning_removes_the_bias_and_transfers_within_scenario(planted_run):
         assert (planted_run / "results/plots" / png).stat().st_size > 5000
         assert (planted_run / "results/plots" / png.replace(".png", ".svg")).read_text().startswith("<?xml")
     assert not (planted_run / "results/plots/dose_response.png").exists()  # one dose per kind: nothing to draw
+
+
+def test_editing_one_context_reruns_only_its_evaluations(planted_run, tmp_path):
+    """On a finished run (copied, mtimes and metadata kept), an edit of purchase-car's
+    prompt plans its reference and the evaluations whose target or mask source it is;
+    the evaluation of purchase-bicycle's masks on purchase-bicycle stays. Rerun, the
+    untouched evaluation's files are the same files."""
+    import re
+    import shutil
+
+    work = tmp_path / "work"
+    shutil.copytree(planted_run, work, symlinks=True)
+    cfg = yaml.safe_load((work / "planted_config.yaml").read_text())  # the fixture's, not a later test's
+    assert "Nothing to be done" in (lambda p: p.stdout + p.stderr)(run_snakemake(work, cfg, "-n"))
+    cfg["context_overrides"]["purchase-car"]["answer_prefix"] = "I would offer $"
+    out = run_snakemake(work, cfg, "-n").stdout
+    jobs = re.findall(r"rule (evaluate_\w+):\n(?:    .*\n)*?    wildcards: ([^\n]+)", out)
+    planned = {(rule, wc) for rule, wc in jobs}
+    assert planned == {("evaluate_reference", "target=purchase-car"),
+                       ("evaluate_pruned", "source=purchase-car, target=purchase-car"),
+                       ("evaluate_pruned", "source=purchase-car, target=purchase-bicycle"),
+                       ("evaluate_pruned", "source=purchase-bicycle, target=purchase-car")}, planned
+    kept = sorted((work / "results/eval").rglob("purchase-bicycle/purchase-bicycle.*"))
+    kept += sorted((work / "results/eval/reference").glob("purchase-bicycle.*"))
+    assert len(kept) == 2 * 5 * 2 + 2  # (parquet, json) x 5 real masks x (real, control) + the reference
+    mtimes = {p: p.stat().st_mtime_ns for p in kept}
+    run_snakemake(work, cfg)
+    assert {p: p.stat().st_mtime_ns for p in kept} == mtimes
 
 
 def test_gradient_attribution_masks_run_through_the_workflow(planted_run):
@@ -238,33 +268,3 @@ def test_the_report_opens_with_the_design_and_the_headline(planted_run):
                  "results/tables/pruned_by_layer.csv"):
         assert f'"{item}": {{"name"' in html, item
 
-
-def test_editing_one_context_reruns_only_its_evaluations(planted_run, tmp_path):
-    """On a finished run (copied, mtimes and metadata kept), an edit of purchase-car's
-    prompt plans its reference and the evaluations whose target or mask source it is;
-    the evaluation of purchase-bicycle's masks on purchase-bicycle stays. Rerun, the
-    untouched evaluation's files are the same files."""
-    import re
-    import shutil
-
-    import yaml
-
-    work = tmp_path / "work"
-    shutil.copytree(planted_run, work, symlinks=True)
-    cfg = yaml.safe_load((work / "test_config.yaml").read_text())
-    cfg.pop("export", None)
-    assert "Nothing to be done" in (lambda p: p.stdout + p.stderr)(run_snakemake(work, cfg, "-n"))
-    cfg["context_overrides"]["purchase-car"]["answer_prefix"] = "I would offer $"
-    out = run_snakemake(work, cfg, "-n").stdout
-    jobs = re.findall(r"rule (evaluate_\w+):\n(?:    .*\n)*?    wildcards: ([^\n]+)", out)
-    planned = {(rule, wc) for rule, wc in jobs}
-    assert planned == {("evaluate_reference", "target=purchase-car"),
-                       ("evaluate_pruned", "source=purchase-car, target=purchase-car"),
-                       ("evaluate_pruned", "source=purchase-car, target=purchase-bicycle"),
-                       ("evaluate_pruned", "source=purchase-bicycle, target=purchase-car")}, planned
-    kept = sorted((work / "results/eval").rglob("purchase-bicycle/purchase-bicycle.*"))
-    kept += sorted((work / "results/eval/reference").glob("purchase-bicycle.*"))
-    assert len(kept) == 2 * 5 * 2 + 2  # (parquet, json) x 5 real masks x (real, control) + the reference
-    mtimes = {p: p.stat().st_mtime_ns for p in kept}
-    run_snakemake(work, cfg)
-    assert {p: p.stat().st_mtime_ns for p in kept} == mtimes
