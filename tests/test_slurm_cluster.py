@@ -57,7 +57,7 @@ def test_workflow_runs_through_slurm(tiny_model_dir, tmp_path):
     elapsed = time.time() - start
     assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
     print(f"cluster test took {elapsed:.0f} s")
-    assert (tmp_path / "results/tables/transfer.csv").exists()
+    assert (tmp_path / "results/tables/tiny/transfer.csv").exists()
     ours = set(re.findall(r"submitted with SLURM jobid (\d+)", (tmp_path / "snakemake_slurm.log").read_text()))
     listed = [line.split("|") for line in (tmp_path / "slurm_jobs.txt").read_text().splitlines() if line]
     jobs = [(state, comment) for jobid, state, comment in listed if jobid in ours]  # judge only this run's jobs
@@ -82,5 +82,5 @@ def test_workflow_runs_through_slurm(tiny_model_dir, tmp_path):
     for rule, count in expected.items():
         assert by_rule.get(rule, []) == ["COMPLETED"] * count, (rule, by_rule)
     assert set(by_rule) == MODEL_RULES  # light rules ran locally, not through sbatch
-    table = pd.read_csv(tmp_path / "results/tables/baseline_bias.csv")
+    table = pd.read_csv(tmp_path / "results/tables/tiny/baseline_bias.csv")
     assert len(table) == n_ctx
