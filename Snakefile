@@ -39,17 +39,24 @@ include: "rules/side_effects.smk"
 include: "rules/report.smk"
 
 
+# every model's outputs (each under its own folder), and the comparison when there are several
+PER_MODEL = [
+    "results/tables/{model}/baseline_bias.csv",
+    "results/tables/{model}/baseline_bias_by_gender.csv",
+    *all_masks(),
+    "results/tables/{model}/pruned_by_layer.csv",
+    "results/tables/{model}/transfer.csv",
+    "results/tables/{model}/headline.csv",
+    "results/tables/{model}/mask_stability.csv",
+    *attribution_outputs(),
+    *planted_outputs(),
+    *export_outputs(),
+    *side_effect_outputs(),
+]
+
+
 rule all:
     default_target: True
     input:
-        "results/tables/baseline_bias.csv",
-        "results/tables/baseline_bias_by_gender.csv",
-        all_masks(),
-        "results/tables/pruned_by_layer.csv",
-        "results/tables/transfer.csv",
-        "results/tables/headline.csv",
-        "results/tables/mask_stability.csv",
-        attribution_outputs(),
-        planted_outputs(),
-        export_outputs(),
-        side_effect_outputs(),
+        expand(PER_MODEL, model=MODELS),
+        compare_outputs(),

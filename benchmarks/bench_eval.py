@@ -20,7 +20,7 @@ from prunebias.sampling import Sampling
 
 
 def main() -> dict:
-    masks = sorted((REPO / "results/masks/neurons").glob("*/purchase-*.npz"))
+    masks = sorted((REPO / "results/masks").glob("*/neurons/*/purchase-*.npz"))
     if not masks:
         raise SystemExit("no neuron masks: run `make run` (or snakemake) first")
     mask = read_mask(masks[0])

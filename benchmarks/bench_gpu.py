@@ -71,8 +71,12 @@ def design_counts(configfile: Path) -> dict[str, int]:
         dry = subprocess.run([snakemake, "-s", str(REPO / "Snakefile"), "-n", "--configfile", str(configfile.resolve()),
                               "--directory", work], cwd=REPO, capture_output=True, text=True)
     jobs = {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", dry.stdout + dry.stderr, re.M)}
-    if "evaluate_pruned" not in jobs:
+    # one evaluation job per (mask source, target): its outputs name the masks it applies
+    outputs = re.search(r"rule evaluate_pruned:\n(?:    .*\n)*?    output: ([^\n]+)", dry.stdout + dry.stderr)
+    if "evaluate_pruned" not in jobs or outputs is None:
         raise SystemExit(f"the dry-run of {configfile} planned no evaluation:\n{dry.stderr[-2000:]}")
+    answers = [o for o in outputs.group(1).split(", ") if o.endswith(".parquet")]
+    real_masks = sum("/random_" not in o for o in answers)
     ev = {**default["evaluation"], **cfg.get("evaluation", {})}
     loc = {**default["localization"], **cfg.get("localization", {})}
     eval_names = len(names) // 2 if loc.get("name_split", True) else len(names)
@@ -80,7 +84,7 @@ def design_counts(configfile: Path) -> dict[str, int]:
     cached = min(per_name, loc["max_samples_per_name"] or per_name)
     return {"contexts": len(contexts), "names": len(names), "baseline_answers": len(contexts) * len(names) * per_name,
             "cached_prompts": len(contexts) * len(names) * cached, "evaluate_jobs": jobs["evaluate_pruned"],
-            "answers_per_real_eval_job": len(contexts) * eval_names * ev["samples_per_name"],
+            "real_masks_per_eval_job": real_masks, "answers_per_mask_and_target": eval_names * ev["samples_per_name"],
             "draws": ev["random_draws"] if ev["random_controls"] else 0,
             "model_jobs": sum(n for rule, n in jobs.items() if rule in MODEL_RULES)}
 
@@ -148,13 +152,12 @@ def main() -> int:
         "peak_gpu_mb": round(torch.cuda.max_memory_allocated() / 2**20) if device.startswith("cuda") else None,
     })
     d = design_counts(args.design)
-    eval_answers = d["answers_per_real_eval_job"]
+    eval_answers = d["real_masks_per_eval_job"] * d["answers_per_mask_and_target"]
     hours = {
         "baseline": d["baseline_answers"] / res["generation_answers_per_s"] / 3600,
         "cache": d["cached_prompts"] / res["cache_prompts_per_s"] / 3600,
-        # real and control evaluation jobs pair up when controls are on; a control job answers draws x as many
-        "evaluation": (d["evaluate_jobs"] / (2 if d["draws"] else 1)) * eval_answers * (1 + d["draws"])
-        / res["eval_answers_per_s"] / 3600,
+        # each (source, target) job answers with every real mask of its source and each of its control draws
+        "evaluation": d["evaluate_jobs"] * eval_answers * (1 + d["draws"]) / res["eval_answers_per_s"] / 3600,
         "model_loading": d["model_jobs"] * load_s / 3600,
     }
     res["design"] = {"config": str(args.design), **d, "device_hours": {k: round(v, 3) for k, v in hours.items()},

@@ -42,7 +42,7 @@ def sort_based(model, sums, p: float) -> float:
 
 def main() -> dict:
     torch.set_num_threads(2)
-    caches = sorted((REPO / "results/activations").glob("*.parquet"))
+    caches = sorted((REPO / "results/activations").glob("*/*.parquet"))
     if not caches:
         raise SystemExit("no activation caches: run `make run` (or snakemake) first")
     model, _ = load_model(prepared_model_dir(), "float32", "auto", 2)

@@ -1,6 +1,6 @@
 """Activation and head-attention caches: one forward pass over prompt + baseline answer.
 
-``results/activations/{context}.parquet`` — one row per (prompt, layer, site):
+``results/activations/{model}/{context}.parquet`` — one row per (prompt, layer, site):
 
 | column   | type          | meaning |
 |----------|---------------|---------|
@@ -16,7 +16,7 @@ Summing ``sumsq`` over any subset of prompts and taking the square root gives th
 Wanda norms ||X_j||_2 of that subset, so masks for a name split or a pool of contexts
 need no new model run.
 
-``results/head_attention/{context}.parquet`` — one row per prompt:
+``results/head_attention/{model}/{context}.parquet`` — one row per prompt:
 
 | column          | type          | meaning |
 |-----------------|---------------|---------|

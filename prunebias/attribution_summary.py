@@ -1,4 +1,4 @@
-"""Tables of the gradient attribution's summaries (``results/attribution/{source}.json``).
+"""Tables of the gradient attribution's summaries (``results/attribution/{model}/{source}.json``).
 
 Pure pandas: the objective per (source, context) with the name-bootstrap CI of B and
 how well the grid expectation follows the sampled answers, and the faithfulness check

@@ -93,7 +93,8 @@ def evaluation_job(groups: Sequence[EvalGroup], model_dir: str, prompt_path: str
         kind = masks[0].kind if masks else None
         answers, infos = evaluate(model, tok, masks or [None], params.ablation, targets, params.contexts,
                                   Sampling(**params.sampling), text, params.perplexity_max_tokens)
-        extra = {**group.labels, "ablation": params.ablation if kind == "heads" else ("none" if kind is None else "zero")}
+        ablation = params.ablation if kind == "heads" else ("none" if kind is None else "zero")
+        extra = {**group.labels, "ablation": ablation}
         mask_meta = ({k: v for k, v in masks[0].meta.items() if k not in ("counts", "shapes")} if masks else {})
         write_parquet(answers[target].assign(**extra), group.answers,
                       metadata={"model": identity, "mask": mask_meta, **extra})

@@ -1,7 +1,7 @@
 """Export a pruned model: the weights with one mask applied, as a Hugging Face directory
 with a model card that says what was pruned, how it was learned and what it did.
 
-The card's numbers come from ``results/tables/transfer.csv`` (the mask's rows: one per
+The card's numbers come from ``results/tables/{model}/transfer.csv`` (the mask's rows: one per
 evaluation target), each with its 95% CI, so a user who takes the model away takes its
 evidence with it. Loading needs nothing from this package:
 ``AutoModelForCausalLM.from_pretrained(path)``.

@@ -11,6 +11,7 @@ configured mask's paired change on each lm-eval task metric, beside its random c
 from __future__ import annotations
 
 import math
+from typing import Mapping
 
 import pandas as pd
 
@@ -109,3 +110,12 @@ def headline_html(table: pd.DataFrame, title: str = "Headline") -> str:
              "th{background:#eee}</style>")
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title>{style}</head><body>"
             f"<h2>{title}</h2>{shown.to_html(index=False, escape=True, border=0)}</body></html>")
+
+
+def compare_models(headlines: Mapping[str, pd.DataFrame], sources: Mapping[str, str]) -> pd.DataFrame:
+    """The cross-model table: every model's headline rows (each estimate with its own CI and
+    n), led by the model's name and source. Models are compared side by side; a difference
+    between two models is not tested here (their CIs are each model's own)."""
+    frames = [table.assign(model=model, model_source=sources.get(model, "")) for model, table in headlines.items()]
+    out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
+    return out[["model", "model_source", *COLUMNS]]

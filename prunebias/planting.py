@@ -89,7 +89,7 @@ class PlantedBias:
 
     @property
     def edited(self) -> dict[str, dict[str, list[int]]]:
-        """Mask keys (as in ``results/masks/neurons``) -> the rows or columns overwritten."""
+        """Mask keys (as in ``results/masks/{model}/neurons``) -> the rows or columns overwritten."""
         pre = f"layers.{self.layer}"
         return {f"{pre}.gate_proj": {"rows": list(self.neurons)}, f"{pre}.up_proj": {"rows": list(self.neurons)},
                 f"{pre}.down_proj": {"cols": list(self.neurons)}}

@@ -141,6 +141,13 @@ def baseline_forest(by_context: pd.DataFrame, by_gender: pd.DataFrame, effect: s
     for _, r in by_gender.iterrows():
         rows.append((r["context"], r["gender"], r[effect], r[f"{effect}_ci_low"], r[f"{effect}_ci_high"], r["p_perm"]))
     df = pd.DataFrame(rows, columns=["context", "group", "est", "lo", "hi", "p"])
+    forest(df, f"{EFFECT_LABEL.get(effect, effect)}, White - Black (95% name-bootstrap CI)",
+           "Baseline bias per context; p: name-permutation test", path)
+
+
+def forest(df: pd.DataFrame, xlabel: str, title: str, path: str | Path) -> None:
+    """A forest plot: one line per (context, group) of ``df`` (columns context, group, est,
+    lo, hi, p), groups coloured, contexts in blocks."""
     groups = list(dict.fromkeys(df["group"]))
     contexts = list(dict.fromkeys(df["context"]))
     fig, ax = plt.subplots(figsize=(7, 1.0 + 0.55 * len(contexts) * len(groups) / 1.5))
@@ -162,10 +169,19 @@ def baseline_forest(by_context: pd.DataFrame, by_gender: pd.DataFrame, effect: s
         y -= 0.6
     ax.axvline(0, color="grey", lw=0.8)
     ax.set_yticks(ticks, names, fontsize=8)
-    ax.set_xlabel(f"{EFFECT_LABEL.get(effect, effect)}, White - Black (95% name-bootstrap CI)")
-    ax.set_title("Baseline bias per context; p: name-permutation test", fontsize=9)
+    ax.set_xlabel(xlabel)
+    ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8, loc="best")
     _save(fig, path)
+
+
+def models_forest(baselines: Mapping[str, pd.DataFrame], effect: str, path: str | Path) -> None:
+    """Each model's baseline effect per context with its name-bootstrap CI, side by side."""
+    df = pd.DataFrame([(r["context"], model, r[effect], r[f"{effect}_ci_low"], r[f"{effect}_ci_high"], r["p_perm"])
+                       for model, table in baselines.items() for _, r in table.iterrows()],
+                      columns=["context", "group", "est", "lo", "hi", "p"])
+    forest(df, f"{EFFECT_LABEL.get(effect, effect)}, White - Black (95% name-bootstrap CI)",
+           "Baseline bias per context and model; p: name-permutation test", path)
 
 
 def planted_control_plot(table: pd.DataFrame, baseline: pd.DataFrame, effect: str, path: str | Path) -> None:

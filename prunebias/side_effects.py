@@ -287,9 +287,9 @@ def mask_ids(items: Iterable[str], controls: bool) -> dict[str, str | None]:
     return out
 
 
-def mask_file(mask_id: str) -> str:
-    """The mask file of a ``mask_ids`` entry."""
-    return f"results/masks/{mask_id}.npz"
+def mask_file(mask_id: str, model: str = "{model}") -> str:
+    """The mask file of a ``mask_ids`` entry for ``model`` (default: the ``{model}`` wildcard)."""
+    return f"results/masks/{model}/{mask_id}.npz"
 
 
 def evaluate_models(model: Any, tok: Any, tasks: Mapping[str, Any], masks: Mapping[str, Any], ablation: str,

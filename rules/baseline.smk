@@ -3,22 +3,22 @@ rule generate_baseline:
         prompts="results/prompts/{context}.parquet",
         model=MODEL_DIR,
     output:
-        "results/baseline/{context}.parquet",
+        "results/baseline/{model}/{context}.parquet",
     params:
         code=CODE_VERSIONS["generate_baseline"],
         context=prompt_spec,
         sampling=config["sampling"],
-        dtype=config["model"]["dtype"],
-        device=config["model"]["device"],
+        dtype=model_setting("dtype"),
+        device=model_setting("device"),
     group:
         "per_context"
     threads: RES["model_threads"]
     resources:
         **model_resources(),
     log:
-        "logs/generate_baseline/{context}.log",
+        "logs/{model}/generate_baseline/{context}.log",
     benchmark:
-        "results/benchmarks/generate_baseline/{context}.tsv"
+        "results/benchmarks/{model}/generate_baseline/{context}.tsv"
     conda:
         "../envs/prunebias.yaml"
     script:
@@ -27,24 +27,24 @@ rule generate_baseline:
 
 rule summarize_baseline:
     input:
-        answers=expand("results/baseline/{context}.parquet", context=CONTEXTS),
+        answers=expand("results/baseline/{{model}}/{context}.parquet", context=CONTEXTS),
     output:
         by_context=report(
-            "results/tables/baseline_bias.csv",
+            "results/tables/{model}/baseline_bias.csv",
             caption="../report/baseline_table.rst",
             category="Baseline bias",
         ),
         by_gender=report(
-            "results/tables/baseline_bias_by_gender.csv",
+            "results/tables/{model}/baseline_bias_by_gender.csv",
             caption="../report/baseline_table.rst",
             category="Baseline bias",
         ),
         forest=report(
-            "results/plots/baseline_forest.png",
+            "results/plots/{model}/baseline_forest.png",
             caption="../report/forest.rst",
             category="Baseline bias",
         ),
-        forest_svg="results/plots/baseline_forest.svg",
+        forest_svg="results/plots/{model}/baseline_forest.svg",
     params:
         code=CODE_VERSIONS["summarize_baseline"],
         winsorize=config["analysis"]["winsorize"],
@@ -53,7 +53,7 @@ rule summarize_baseline:
         effect=config["analysis"]["effect"],
         seed=config["seed"],
     log:
-        "logs/summarize_baseline.log",
+        "logs/{model}/summarize_baseline.log",
     localrule: True
     conda:
         "../envs/prunebias.yaml"

@@ -61,14 +61,28 @@ def _preflight():
             if c not in contexts:
                 raise ConfigError("config: controls.planted_bias.contexts", f"'{c}' is not a selected context",
                                   "list contexts that are under contexts/context_sets, or leave it empty")
-        src = resolve_source(config["model"]["source"])
+        models = _models(config)
+        sources = {name: resolve_source(m["source"]) for name, m in models.items()}
     except ConfigError as exc:
         raise WorkflowError(f"Invalid input: {exc}") from None
-    try:  # dry-runs and lint go on without the weights; prepare_model stops a real run
-        check_hub_cached(src, config["model"]["allow_download"])
-    except ConfigError as exc:
-        logger.warning(f"Warning: {exc} (a dry-run or --lint goes on; prepare_model will stop a real run here)")
-    return contexts, plan, names, scenarios_file, src, task_files
+    for name, src in sources.items():
+        try:  # dry-runs and lint go on without the weights; prepare_model stops a real run
+            check_hub_cached(src, models[name]["allow_download"])
+        except ConfigError as exc:
+            logger.warning(f"Warning: {exc} (a dry-run or --lint goes on; prepare_model will stop a real run here)")
+    return contexts, plan, names, scenarios_file, models, sources, task_files
+
+
+def _models(cfg):
+    """{name: model entry}: the entries of ``models`` (several side by side), else ``model``."""
+    entries = cfg["models"] or [cfg["model"]]
+    out = {}
+    for m in entries:
+        if m["name"] in out:
+            raise ConfigError("config: models", f"the name '{m['name']}' is given twice",
+                              "give each model its own name (it names its output folders)")
+        out[m["name"]] = m
+    return out
 
 
 def _check_mask_items(plan, items, where):
@@ -97,15 +111,17 @@ def _side_effect_tasks(specs):
     return out
 
 
-CONTEXTS, PLAN, NAMES, SCENARIOS_FILE, _SRC, SIDE_TASK_SPECS = _preflight()
+CONTEXTS, PLAN, NAMES, SCENARIOS_FILE, MODELS, _SOURCES, SIDE_TASK_SPECS = _preflight()
 SIDE_TASKS = list(SIDE_TASK_SPECS)
 SIDE_TASK_FILES = [f for files in SIDE_TASK_SPECS.values() for f in files]
 PLANTED = {**config["controls"]["planted_bias"]}
 PLANTED["contexts"] = PLANTED["contexts"] or list(CONTEXTS)[:1]
-MODEL_DIR = f"results/model/{config['model']['name']}"
-# the model's size before prepare_model has run (a local directory or a cached hub model;
+# Every model-dependent output lies in a folder named after its model (the {model}
+# wildcard): results/<stage>/<model>/..., so several models run side by side.
+MODEL_DIR = "results/model/{model}"
+# each model's size before prepare_model has run (a local directory or a cached hub model;
 # None for a GGUF file or an uncached model): the memory of jobs planned in a dry-run
-SOURCE_SIZE = source_size(_SRC.kind, _SRC.location)
+SOURCE_SIZES = {name: source_size(src.kind, src.location) for name, src in _SOURCES.items()}
 RES = config["resources"]
 # per entry script: a hash of it and the prunebias modules it imports (params: edits rerun its jobs)
 CODE_VERSIONS = code_versions(Path(workflow.basedir))
@@ -136,6 +152,7 @@ def one_of(names):
 
 
 wildcard_constraints:
+    model=one_of(MODELS),
     context=one_of(CONTEXTS),
     target=one_of(CONTEXTS),
 
@@ -145,15 +162,30 @@ def prompt_spec(wildcards):
     return CONTEXTS[wildcards.context].spec()
 
 
+def target_spec(wildcards):
+    """The target's prompt spec only (params: editing another context leaves this job be)."""
+    return {wildcards.target: CONTEXTS[wildcards.target].spec()}
+
+
 def model_resources(role="infer", masks=0):
     """Resources of every job that runs the model (``prunebias.resources``); ``role``
     (infer, prepare or attribution) and ``masks`` (neuron masks held at once) size the
     memory derived from the model's size."""
     attr = LOC["attribution"]
-    mem = resources.model_mem(RES, role, None if role == "prepare" else MODEL_DIR, SOURCE_SIZE,
-                              config["model"]["dtype"], config["model"]["device"],
-                              attr["batch_size"], attr["grid_size"], masks)
-    return resources.model_resources(RES, mem)
+    mems = {name: resources.model_mem(RES, role, None if role == "prepare" else MODEL_DIR.format(model=name),
+                                      SOURCE_SIZES[name], m["dtype"], m["device"], attr["batch_size"],
+                                      attr["grid_size"], masks)
+            for name, m in MODELS.items()}
+
+    def mem_mb(wildcards, attempt=1):
+        return mems[wildcards.model](wildcards, attempt)
+
+    return resources.model_resources(RES, mem_mb)
+
+
+def model_setting(key):
+    """A setting of the job's model (params): dtype, device, source, ..."""
+    return lambda wc: MODELS[wc.model][key]
 
 
 def setting_names(settings):
@@ -174,17 +206,17 @@ def source_contexts(source):
 EVAL_MASKS = [(method.name, setting.name) for method in PLAN.methods() for setting in PLAN.settings(method.kind)]
 
 
-def eval_masks(method, setting, source):
+def eval_masks(model, method, setting, source):
     """The mask files one evaluation applies: the real mask, or its control draws."""
     method = Method.parse(method)
     if method.control:
-        return [f"results/masks/random_{method.kind}/{setting}/{source}/draw{d}.npz" for d in DRAWS]
-    return [f"results/masks/{method.kind}/{setting}/{source}.npz"]
+        return [f"results/masks/{model}/random_{method.kind}/{setting}/{source}/draw{d}.npz" for d in DRAWS]
+    return [f"results/masks/{model}/{method.kind}/{setting}/{source}.npz"]
 
 
 def source_masks(wc):
     """Every mask file the evaluations of one mask source apply."""
-    return [path for m, s in EVAL_MASKS for path in eval_masks(m, s, wc.source)]
+    return [path for m, s in EVAL_MASKS for path in eval_masks(wc.model, m, s, wc.source)]
 
 
 def all_masks():
@@ -192,9 +224,9 @@ def all_masks():
 
 
 def mask_index():
-    """((kind, setting, source), path) of every real mask this config learns."""
+    """((kind, setting, source), path pattern with {model}) of every real mask this config learns."""
     return [
-        ((kind, setting.name, source.name), f"results/masks/{kind}/{setting.name}/{source.name}.npz")
+        ((kind, setting.name, source.name), f"results/masks/{{model}}/{kind}/{setting.name}/{source.name}.npz")
         for kind in ("neurons", "heads")
         for setting in PLAN.settings(kind)
         for source in PLAN.sources()
@@ -204,7 +236,7 @@ def mask_index():
 def all_evaluations():
     """The info file of every (mask, target) evaluation."""
     return [
-        f"results/eval/{method}/{setting}/{source.name}/{target}.json"
+        f"results/eval/{{model}}/{method}/{setting}/{source.name}/{target}.json"
         for method, setting in EVAL_MASKS
         for source in PLAN.sources()
         for target in CONTEXTS
@@ -214,7 +246,7 @@ def all_evaluations():
 def attribution_summaries():
     """The gradient attribution's summary files: one per source of the transfer DAG, and the
     positive control's (when both it and an attribution method are on)."""
-    out = [f"results/attribution/{s.name}.json" for s in PLAN.scored_sources()] if PLAN.grad_settings() else []
+    out = [f"results/attribution/{{model}}/{s.name}.json" for s in PLAN.scored_sources()] if PLAN.grad_settings() else []
     if PLANTED["enabled"] and PLAN.attribution_settings():
         out.append(planted_attribution_output()["attribution"])
     return out
@@ -224,19 +256,19 @@ def planted_attribution_output():
     """The positive control's attribution summary, as a named output when attribution is on."""
     if not PLAN.attribution_settings():
         return {}
-    return {"attribution": "results/controls/planted_attribution.json"}
+    return {"attribution": "results/controls/{model}/planted_attribution.json"}
 
 
 def attribution_outputs():
     """The attribution summary tables, when there is a summary to make them from."""
     if not attribution_summaries():
         return []
-    return ["results/tables/attribution_objective.csv", "results/tables/attribution_faithfulness.csv"]
+    return ["results/tables/{model}/attribution_objective.csv", "results/tables/{model}/attribution_faithfulness.csv"]
 
 
 def export_outputs():
     """The pruned models listed under config ``export``."""
-    return [f"results/export/{item}" for item in config["export"]]
+    return [f"results/export/{{model}}/{item}" for item in config["export"]]
 
 
 def has_doses():
@@ -250,14 +282,14 @@ def dose_output():
     """aggregate_transfer's dose-response figure, only where there are doses to compare."""
     if not has_doses():
         return {}
-    return {"dose": report("results/plots/dose_response.png", caption="../report/dose.rst", category="Transfer")}
+    return {"dose": report("results/plots/{model}/dose_response.png", caption="../report/dose.rst", category="Transfer")}
 
 
 def transfer_svgs():
     """The SVG twins of aggregate_transfer's figures (prunebias.plots writes each figure twice)."""
-    pngs = [f"results/plots/transfer_{kind}__{setting.name}.png" for kind in ("neurons", "heads")
+    pngs = [f"results/plots/{{model}}/transfer_{kind}__{setting.name}.png" for kind in ("neurons", "heads")
             for setting in PLAN.settings(kind)]
-    pngs += ["results/plots/reduction_by_level.png"] + (["results/plots/dose_response.png"] if has_doses() else [])
+    pngs += ["results/plots/{model}/reduction_by_level.png"] + (["results/plots/{model}/dose_response.png"] if has_doses() else [])
     return [p.removesuffix(".png") + ".svg" for p in pngs]
 
 
@@ -265,21 +297,28 @@ def side_effect_outputs():
     """The side-effect table and plot, when side_effects lists masks."""
     if not config["side_effects"]["masks"]:
         return []
-    return ["results/tables/side_effects.csv", "results/plots/side_effects.png"]
+    return ["results/tables/{model}/side_effects.csv", "results/plots/{model}/side_effects.png"]
 
 
 def headline_inputs(wildcards):
     """The tables the headline draws on: side effects and the positive control where configured."""
-    out = {"baseline": "results/tables/baseline_bias.csv", "transfer": "results/tables/transfer.csv"}
+    out = {"baseline": "baseline_bias.csv", "transfer": "transfer.csv"}
     if config["side_effects"]["masks"]:
-        out["side_effects"] = "results/tables/side_effects.csv"
+        out["side_effects"] = "side_effects.csv"
     if PLANTED["enabled"]:
-        out["planted"] = "results/tables/planted_control.csv"
-    return out
+        out["planted"] = "planted_control.csv"
+    return {key: f"results/tables/{wildcards.model}/{name}" for key, name in out.items()}
 
 
 def planted_outputs():
     """The positive control's tables, when it is switched on."""
     if not PLANTED["enabled"]:
         return []
-    return ["results/tables/planted_control.csv", "results/tables/planted_baseline.csv"]
+    return ["results/tables/{model}/planted_control.csv", "results/tables/{model}/planted_baseline.csv"]
+
+
+def compare_outputs():
+    """The cross-model table and plot, when the config lists several models."""
+    if len(MODELS) < 2:
+        return []
+    return ["results/tables/models.csv", "results/plots/models.png"]

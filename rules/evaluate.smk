@@ -1,15 +1,10 @@
-def target_spec(wildcards):
-    """The target's prompt spec only (params: editing another context leaves this job be)."""
-    return {wildcards.target: CONTEXTS[wildcards.target].spec()}
-
-
 EVAL_PARAMS = dict(
     samples_per_name=EVAL["samples_per_name"],
     eval_names=EVAL_NAMES,
     ablation=EVAL["head_ablation"],
     sampling=config["sampling"],
-    dtype=config["model"]["dtype"],
-    device=config["model"]["device"],
+    dtype=model_setting("dtype"),
+    device=model_setting("device"),
     perplexity_max_tokens=EVAL["perplexity_max_tokens"],
 )
 
@@ -23,8 +18,8 @@ rule evaluate_reference:
         prompts="results/prompts/{target}.parquet",
         text=data_path(EVAL["perplexity_text"]),
     output:
-        answers="results/eval/reference/{target}.parquet",
-        info="results/eval/reference/{target}.json",
+        answers="results/eval/{model}/reference/{target}.parquet",
+        info="results/eval/{model}/reference/{target}.json",
     params:
         code=CODE_VERSIONS["evaluate_reference"],
         contexts=target_spec,
@@ -33,9 +28,9 @@ rule evaluate_reference:
     resources:
         **model_resources(),
     log:
-        "logs/evaluate_reference/{target}.log",
+        "logs/{model}/evaluate_reference/{target}.log",
     benchmark:
-        "results/benchmarks/evaluate_reference/{target}.tsv"
+        "results/benchmarks/{model}/evaluate_reference/{target}.tsv"
     conda:
         "../envs/prunebias.yaml"
     script:
@@ -49,11 +44,11 @@ rule evaluate_pruned:
         prompts="results/prompts/{target}.parquet",
         text=data_path(EVAL["perplexity_text"]),
     output:
-        answers=[f"results/eval/{m}/{s}/{{source}}/{{target}}.parquet" for m, s in EVAL_MASKS],
-        info=[f"results/eval/{m}/{s}/{{source}}/{{target}}.json" for m, s in EVAL_MASKS],
+        answers=[f"results/eval/{{model}}/{m}/{s}/{{source}}/{{target}}.parquet" for m, s in EVAL_MASKS],
+        info=[f"results/eval/{{model}}/{m}/{s}/{{source}}/{{target}}.json" for m, s in EVAL_MASKS],
     params:
         code=CODE_VERSIONS["evaluate_pruned"],
-        masks=lambda wc: {f"{m}/{s}": eval_masks(m, s, wc.source) for m, s in EVAL_MASKS},
+        masks=lambda wc: {f"{m}/{s}": eval_masks(wc.model, m, s, wc.source) for m, s in EVAL_MASKS},
         contexts=target_spec,
         **EVAL_PARAMS,
     wildcard_constraints:
@@ -62,9 +57,9 @@ rule evaluate_pruned:
     resources:
         **model_resources(masks=max(1, len(DRAWS))),
     log:
-        "logs/evaluate_pruned/{source}/{target}.log",
+        "logs/{model}/evaluate_pruned/{source}/{target}.log",
     benchmark:
-        "results/benchmarks/evaluate_pruned/{source}/{target}.tsv"
+        "results/benchmarks/{model}/evaluate_pruned/{source}/{target}.tsv"
     conda:
         "../envs/prunebias.yaml"
     script:
@@ -74,22 +69,22 @@ rule evaluate_pruned:
 rule aggregate_transfer:
     input:
         info=all_evaluations(),
-        reference=expand("results/eval/reference/{target}.json", target=CONTEXTS),
-        baseline=expand("results/baseline/{context}.parquet", context=CONTEXTS),
+        reference=expand("results/eval/{{model}}/reference/{target}.json", target=CONTEXTS),
+        baseline=expand("results/baseline/{{model}}/{context}.parquet", context=CONTEXTS),
     output:
         table=report(
-            "results/tables/transfer.csv",
+            "results/tables/{model}/transfer.csv",
             caption="../report/transfer_table.rst",
             category="Transfer",
         ),
         controls=report(
-            "results/tables/transfer_controls.csv",
+            "results/tables/{model}/transfer_controls.csv",
             caption="../report/controls_table.rst",
             category="Transfer",
         ),
         heatmaps=report(
             [
-                f"results/plots/transfer_{kind}__{setting.name}.png"
+                f"results/plots/{{model}}/transfer_{kind}__{setting.name}.png"
                 for kind in ("neurons", "heads")
                 for setting in PLAN.settings(kind)
             ],
@@ -98,7 +93,7 @@ rule aggregate_transfer:
             subcategory="Heatmaps",
         ),
         levels=report(
-            "results/plots/reduction_by_level.png",
+            "results/plots/{model}/reduction_by_level.png",
             caption="../report/levels.rst",
             category="Transfer",
         ),
@@ -117,7 +112,7 @@ rule aggregate_transfer:
         inlier_percentiles=EVAL["inlier_percentiles"],
         eval_names=EVAL_NAMES,
     log:
-        "logs/aggregate_transfer.log",
+        "logs/{model}/aggregate_transfer.log",
     localrule: True
     conda:
         "../envs/prunebias.yaml"
@@ -131,28 +126,28 @@ if PLANTED["enabled"]:
         input:
             model=MODEL_DIR,
             prompts=expand("results/prompts/{c}.parquet", c=PLANTED["contexts"]),
-            baseline=expand("results/baseline/{c}.parquet", c=CONTEXTS),
+            baseline=expand("results/baseline/{{model}}/{c}.parquet", c=CONTEXTS),
             **names_input(),
             scenarios=SCENARIOS_FILE,
             text=data_path(EVAL["perplexity_text"]),
         output:
             table=report(
-                "results/tables/planted_control.csv",
+                "results/tables/{model}/planted_control.csv",
                 caption="../report/planted_control.rst",
                 category="Positive control",
             ),
             baseline=report(
-                "results/tables/planted_baseline.csv",
+                "results/tables/{model}/planted_baseline.csv",
                 caption="../report/planted_control.rst",
                 category="Positive control",
             ),
             plot=report(
-                "results/plots/planted_control.png",
+                "results/plots/{model}/planted_control.png",
                 caption="../report/planted_control.rst",
                 category="Positive control",
             ),
-            plot_svg="results/plots/planted_control.svg",
-            record="results/controls/planted_bias.json",
+            plot_svg="results/plots/{model}/planted_control.svg",
+            record="results/controls/{model}/planted_bias.json",
             **planted_attribution_output(),
         params:
             code=CODE_VERSIONS["measure_planted_control"],
@@ -181,9 +176,9 @@ if PLANTED["enabled"]:
         resources:
             **model_resources("attribution" if PLAN.attribution_settings() else "infer", masks=PLANTED_MASKS),
         log:
-            "logs/measure_planted_control.log",
+            "logs/{model}/measure_planted_control.log",
         benchmark:
-            "results/benchmarks/measure_planted_control.tsv"
+            "results/benchmarks/{model}/measure_planted_control.tsv"
         conda:
             "../envs/prunebias.yaml"
         script:

@@ -1,10 +1,10 @@
 rule export_pruned_model:
     input:
         model=MODEL_DIR,
-        mask="results/masks/{kind}/{setting}/{source}.npz",
-        transfer="results/tables/transfer.csv",
+        mask="results/masks/{model}/{kind}/{setting}/{source}.npz",
+        transfer="results/tables/{model}/transfer.csv",
     output:
-        directory("results/export/{kind}/{setting}/{source}"),
+        directory("results/export/{model}/{kind}/{setting}/{source}"),
     params:
         code=CODE_VERSIONS["export_pruned_model"],
         ablation=EVAL["head_ablation"],
@@ -14,10 +14,11 @@ rule export_pruned_model:
         source=one_of(s.name for s in PLAN.sources()),
     threads: RES["model_threads"]
     resources:  # on the CPU: nothing here needs a GPU
-        mem_mb=resources.model_mem({**RES, "gpu": 0}, "infer", MODEL_DIR, SOURCE_SIZE, "auto", "cpu", masks=1),
+        mem_mb=lambda wc, attempt: resources.model_mem({**RES, "gpu": 0}, "infer", MODEL_DIR.format(model=wc.model),
+                                                       SOURCE_SIZES[wc.model], "auto", "cpu", masks=1)(wc, attempt),
         **resources.light_resources(RES),
     log:
-        "logs/export_pruned_model/{kind}/{setting}/{source}.log",
+        "logs/{model}/export_pruned_model/{kind}/{setting}/{source}.log",
     conda:
         "../envs/prunebias.yaml"
     script:

@@ -1,26 +1,26 @@
 rule cache_activations:
     input:
-        answers="results/baseline/{context}.parquet",
+        answers="results/baseline/{model}/{context}.parquet",
         model=MODEL_DIR,
     output:
-        activations="results/activations/{context}.parquet",
-        heads="results/head_attention/{context}.parquet",
+        activations="results/activations/{model}/{context}.parquet",
+        heads="results/head_attention/{model}/{context}.parquet",
     params:
         code=CODE_VERSIONS["cache_activations"],
         batch_size=LOC["batch_size"],
         max_samples_per_name=LOC["max_samples_per_name"],
         head_queries=LOC["head_queries"],
-        dtype=config["model"]["dtype"],
-        device=config["model"]["device"],
+        dtype=model_setting("dtype"),
+        device=model_setting("device"),
     group:
         "per_context"
     threads: RES["model_threads"]
     resources:
         **model_resources(),
     log:
-        "logs/cache_activations/{context}.log",
+        "logs/{model}/cache_activations/{context}.log",
     benchmark:
-        "results/benchmarks/cache_activations/{context}.tsv"
+        "results/benchmarks/{model}/cache_activations/{context}.tsv"
     conda:
         "../envs/prunebias.yaml"
     script:
@@ -29,26 +29,26 @@ rule cache_activations:
 
 rule score_neurons:
     input:
-        activations=lambda wc: expand("results/activations/{c}.parquet", c=source_contexts(wc.source)),
+        activations=lambda wc: expand("results/activations/{model}/{c}.parquet", model=wc.model, c=source_contexts(wc.source)),
         model=MODEL_DIR,
     output:
-        expand("results/masks/neurons/{setting}/{{source}}.npz", setting=setting_names(PLAN.neuron_settings)),
+        expand("results/masks/{{model}}/neurons/{setting}/{{source}}.npz", setting=setting_names(PLAN.neuron_settings)),
     params:
         code=CODE_VERSIONS["score_neurons"],
         settings=PLAN.neuron_settings,
         source=source_of,
         contexts=lambda wc: source_contexts(wc.source),
         learn_names=LEARN_NAMES,
-        device=config["model"]["device"],
+        device=model_setting("device"),
     wildcard_constraints:
         source=one_of(s.name for s in PLAN.scored_sources()),
     threads: RES["model_threads"]
     resources:
         **model_resources(masks=len(PLAN.neuron_settings)),
     log:
-        "logs/score_neurons/{source}.log",
+        "logs/{model}/score_neurons/{source}.log",
     benchmark:
-        "results/benchmarks/score_neurons/{source}.tsv"
+        "results/benchmarks/{model}/score_neurons/{source}.tsv"
     conda:
         "../envs/prunebias.yaml"
     script:
@@ -59,10 +59,10 @@ if PLAN.one_shot_head_settings():
 
     rule score_heads:
         input:
-            attention=lambda wc: expand("results/head_attention/{c}.parquet", c=source_contexts(wc.source)),
+            attention=lambda wc: expand("results/head_attention/{model}/{c}.parquet", model=wc.model, c=source_contexts(wc.source)),
             model=MODEL_DIR,
         output:
-            expand("results/masks/heads/{setting}/{{source}}.npz", setting=setting_names(PLAN.one_shot_head_settings())),
+            expand("results/masks/{{model}}/heads/{setting}/{{source}}.npz", setting=setting_names(PLAN.one_shot_head_settings())),
         params:
             code=CODE_VERSIONS["score_heads"],
             settings=tuple(PLAN.one_shot_head_settings()),
@@ -72,7 +72,7 @@ if PLAN.one_shot_head_settings():
         wildcard_constraints:
             source=one_of(s.name for s in PLAN.scored_sources()),
         log:
-            "logs/score_heads/{source}.log",
+            "logs/{model}/score_heads/{source}.log",
         localrule: True
         conda:
             "../envs/prunebias.yaml"
@@ -84,10 +84,10 @@ if PLAN.greedy_head_settings():
 
     rule score_heads_greedy:
         input:
-            answers=lambda wc: expand("results/baseline/{c}.parquet", c=source_contexts(wc.source)),
+            answers=lambda wc: expand("results/baseline/{model}/{c}.parquet", model=wc.model, c=source_contexts(wc.source)),
             model=MODEL_DIR,
         output:
-            expand("results/masks/heads/{setting}/{{source}}.npz", setting=setting_names(PLAN.greedy_head_settings())),
+            expand("results/masks/{{model}}/heads/{setting}/{{source}}.npz", setting=setting_names(PLAN.greedy_head_settings())),
         params:
             code=CODE_VERSIONS["score_heads_greedy"],
             settings=tuple(PLAN.greedy_head_settings()),
@@ -98,17 +98,17 @@ if PLAN.greedy_head_settings():
             learn_names=LEARN_NAMES,
             head_queries=LOC["head_queries"],
             ablation=EVAL["head_ablation"],
-            dtype=config["model"]["dtype"],
-            device=config["model"]["device"],
+            dtype=model_setting("dtype"),
+            device=model_setting("device"),
         wildcard_constraints:
             source=one_of(s.name for s in PLAN.scored_sources()),
         threads: RES["model_threads"]
         resources:
             **model_resources(),
         log:
-            "logs/score_heads_greedy/{source}.log",
+            "logs/{model}/score_heads_greedy/{source}.log",
         benchmark:
-            "results/benchmarks/score_heads_greedy/{source}.tsv"
+            "results/benchmarks/{model}/score_heads_greedy/{source}.tsv"
         conda:
             "../envs/prunebias.yaml"
         script:
@@ -119,17 +119,17 @@ if PLAN.grad_settings():
 
     rule score_attribution:
         input:
-            answers=lambda wc: expand("results/baseline/{c}.parquet", c=source_contexts(wc.source)),
+            answers=lambda wc: expand("results/baseline/{model}/{c}.parquet", model=wc.model, c=source_contexts(wc.source)),
             budgets=lambda wc: [
-                f"results/masks/neurons/{s.budget.name}/{wc.source}.npz"
+                f"results/masks/{wc.model}/neurons/{s.budget.name}/{wc.source}.npz"
                 for s in PLAN.grad_settings()
                 if s.kind == "neurons"
             ],
             model=MODEL_DIR,
             text=data_path(EVAL["perplexity_text"]),
         output:
-            masks=[f"results/masks/{s.kind}/{s.name}/{{source}}.npz" for s in PLAN.grad_settings()],
-            summary="results/attribution/{source}.json",
+            masks=[f"results/masks/{{model}}/{s.kind}/{s.name}/{{source}}.npz" for s in PLAN.grad_settings()],
+            summary="results/attribution/{model}/{source}.json",
         params:
             code=CODE_VERSIONS["score_attribution"],
             settings=tuple(PLAN.grad_settings()),
@@ -142,17 +142,17 @@ if PLAN.grad_settings():
             seed=config["seed"],
             max_tokens=EVAL["perplexity_max_tokens"],
             learn_names=LEARN_NAMES,
-            dtype=config["model"]["dtype"],
-            device=config["model"]["device"],
+            dtype=model_setting("dtype"),
+            device=model_setting("device"),
         wildcard_constraints:
             source=one_of(s.name for s in PLAN.scored_sources()),
         threads: RES["model_threads"]
         resources:
             **model_resources("attribution"),
         log:
-            "logs/score_attribution/{source}.log",
+            "logs/{model}/score_attribution/{source}.log",
         benchmark:
-            "results/benchmarks/score_attribution/{source}.tsv"
+            "results/benchmarks/{model}/score_attribution/{source}.tsv"
         conda:
             "../envs/prunebias.yaml"
         script:
@@ -166,26 +166,26 @@ if attribution_summaries():
             summaries=attribution_summaries(),
         output:
             objective=report(
-                "results/tables/attribution_objective.csv",
+                "results/tables/{model}/attribution_objective.csv",
                 caption="../report/attribution.rst",
                 category="Attribution",
             ),
             faithfulness=report(
-                "results/tables/attribution_faithfulness.csv",
+                "results/tables/{model}/attribution_faithfulness.csv",
                 caption="../report/attribution.rst",
                 category="Attribution",
             ),
-            units="results/tables/attribution_faithfulness_units.csv",
+            units="results/tables/{model}/attribution_faithfulness_units.csv",
             plot=report(
-                "results/plots/attribution_faithfulness.png",
+                "results/plots/{model}/attribution_faithfulness.png",
                 caption="../report/attribution.rst",
                 category="Attribution",
             ),
-            plot_svg="results/plots/attribution_faithfulness.svg",
+            plot_svg="results/plots/{model}/attribution_faithfulness.svg",
         params:
             code=CODE_VERSIONS["summarize_attribution"],
         log:
-            "logs/summarize_attribution.log",
+            "logs/{model}/summarize_attribution.log",
         localrule: True
         conda:
             "../envs/prunebias.yaml"
@@ -196,13 +196,14 @@ if attribution_summaries():
 rule combine_masks:
     input:
         masks=lambda wc: expand(
-            "results/masks/{kind}/{setting}/{c}.npz",
+            "results/masks/{model}/{kind}/{setting}/{c}.npz",
+            model=wc.model,
             kind=wc.kind,
             setting=wc.setting,
             c=PLAN.pools[wc.pool].members,
         ),
     output:
-        "results/masks/{kind}/{setting}/common@{pool}.npz",
+        "results/masks/{model}/{kind}/{setting}/common@{pool}.npz",
     params:
         code=CODE_VERSIONS["combine_masks"],
         source=lambda wc: Source("common", wc.pool),
@@ -210,7 +211,7 @@ rule combine_masks:
         kind="neurons|heads",
         pool=one_of(PLAN.pools),
     log:
-        "logs/combine_masks/{kind}/{setting}/{pool}.log",
+        "logs/{model}/combine_masks/{kind}/{setting}/{pool}.log",
     threads: 1
     resources:
         # the packed bits of one mask, twice, read from the first member once it exists
@@ -224,15 +225,15 @@ rule combine_masks:
 
 rule draw_controls:
     input:
-        mask="results/masks/{kind}/{setting}/{source}.npz",
+        mask="results/masks/{model}/{kind}/{setting}/{source}.npz",
         activations=lambda wc: (
-            expand("results/activations/{c}.parquet", c=source_contexts(wc.source))
+            expand("results/activations/{model}/{c}.parquet", model=wc.model, c=source_contexts(wc.source))
             if wc.kind == "neurons"
             else []
         ),
         model=MODEL_DIR,
     output:
-        [f"results/masks/random_{{kind}}/{{setting}}/{{source}}/draw{d}.npz" for d in DRAWS],
+        [f"results/masks/{{model}}/random_{{kind}}/{{setting}}/{{source}}/draw{d}.npz" for d in DRAWS],
     params:
         code=CODE_VERSIONS["draw_controls"],
         kind=lambda wc: wc.kind,
@@ -240,7 +241,7 @@ rule draw_controls:
         source=source_of,
         seed=config["seed"],
         learn_names=LEARN_NAMES,
-        device=config["model"]["device"],
+        device=model_setting("device"),
     wildcard_constraints:
         kind="neurons|heads",
         source=one_of(s.name for s in PLAN.sources()),
@@ -248,7 +249,7 @@ rule draw_controls:
     resources:
         **model_resources(masks=1 + len(DRAWS)),
     log:
-        "logs/draw_controls/{kind}/{setting}/{source}.log",
+        "logs/{model}/draw_controls/{kind}/{setting}/{source}.log",
     conda:
         "../envs/prunebias.yaml"
     script:
@@ -257,12 +258,12 @@ rule draw_controls:
 
 rule measure_mask_stability:
     input:
-        activations=expand("results/activations/{c}.parquet", c=CONTEXTS),
-        attention=expand("results/head_attention/{c}.parquet", c=CONTEXTS),
+        activations=expand("results/activations/{{model}}/{c}.parquet", c=CONTEXTS),
+        attention=expand("results/head_attention/{{model}}/{c}.parquet", c=CONTEXTS),
         model=MODEL_DIR,
     output:
         report(
-            "results/tables/mask_stability.csv",
+            "results/tables/{model}/mask_stability.csv",
             caption="../report/stability_table.rst",
             category="Localization",
         ),
@@ -272,14 +273,14 @@ rule measure_mask_stability:
         halves=NAME_SPLIT,
         neuron_settings=PLAN.neuron_settings,
         head_settings=tuple(PLAN.one_shot_head_settings()),
-        device=config["model"]["device"],
+        device=model_setting("device"),
     threads: RES["model_threads"]
     resources:
         **model_resources(masks=2 * len(PLAN.neuron_settings)),
     log:
-        "logs/measure_mask_stability.log",
+        "logs/{model}/measure_mask_stability.log",
     benchmark:
-        "results/benchmarks/measure_mask_stability.tsv"
+        "results/benchmarks/{model}/measure_mask_stability.tsv"
     conda:
         "../envs/prunebias.yaml"
     script:
@@ -291,26 +292,26 @@ rule plot_pruned:
         masks=[path for _, path in mask_index()],
     output:
         table=report(
-            "results/tables/pruned_by_layer.csv",
+            "results/tables/{model}/pruned_by_layer.csv",
             caption="../report/pruned.rst",
             category="What was pruned",
         ),
         neurons=report(
-            "results/plots/pruned_neurons.png",
+            "results/plots/{model}/pruned_neurons.png",
             caption="../report/pruned.rst",
             category="What was pruned",
         ),
         heads=report(
-            "results/plots/pruned_heads.png",
+            "results/plots/{model}/pruned_heads.png",
             caption="../report/pruned.rst",
             category="What was pruned",
         ),
-        vector=["results/plots/pruned_neurons.svg", "results/plots/pruned_heads.svg"],
+        vector=["results/plots/{model}/pruned_neurons.svg", "results/plots/{model}/pruned_heads.svg"],
     params:
         code=CODE_VERSIONS["plot_pruned"],
         masks=[ids for ids, _ in mask_index()],
     log:
-        "logs/plot_pruned.log",
+        "logs/{model}/plot_pruned.log",
     localrule: True
     conda:
         "../envs/prunebias.yaml"

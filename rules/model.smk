@@ -3,17 +3,17 @@ rule prepare_model:
         directory(MODEL_DIR),
     params:
         code=CODE_VERSIONS["prepare_model"],
-        source=config["model"]["source"],
-        name=config["model"]["name"],
-        allow_download=config["model"]["allow_download"],
+        source=model_setting("source"),
+        name=model_setting("name"),
+        allow_download=model_setting("allow_download"),
     threads: RES["model_threads"]
     resources:
-        mem_mb=resources.model_mem(RES, "prepare", None, SOURCE_SIZE),
+        mem_mb=model_resources("prepare")["mem_mb"],
         runtime=RES["model_runtime"],
     log:
-        "logs/prepare_model.log",
+        "logs/{model}/prepare_model.log",
     benchmark:
-        "results/benchmarks/prepare_model.tsv"
+        "results/benchmarks/{model}/prepare_model.tsv"
     conda:
         "../envs/prunebias.yaml"
     script:

@@ -9,12 +9,12 @@ SIDE_MASKS = side_effects.mask_ids(SIDE["masks"], EVAL["random_controls"])
 rule measure_side_effects:
     input:
         model=MODEL_DIR,
-        masks=[side_effects.mask_file(m) for m in SIDE_MASKS],
+        masks=[side_effects.mask_file(m) for m in SIDE_MASKS],  # patterns: {model} of the job
         tasks=SIDE_TASK_FILES,
     output:
-        per_item="results/side_effects/items.parquet",
+        per_item="results/side_effects/{model}/items.parquet",
         table=report(
-            "results/tables/side_effects.csv",
+            "results/tables/{model}/side_effects.csv",
             caption="../report/side_effects.rst",
             category="Side effects",
         ),
@@ -28,15 +28,15 @@ rule measure_side_effects:
         n_boot=config["analysis"]["n_boot"],
         seed=config["seed"],
         ablation=EVAL["head_ablation"],
-        dtype=config["model"]["dtype"],
-        device=config["model"]["device"],
+        dtype=model_setting("dtype"),
+        device=model_setting("device"),
     threads: RES["model_threads"]
     resources:
         **model_resources(masks=1),
     log:
-        "logs/measure_side_effects.log",
+        "logs/{model}/measure_side_effects.log",
     benchmark:
-        "results/benchmarks/measure_side_effects.tsv"
+        "results/benchmarks/{model}/measure_side_effects.tsv"
     conda:
         "../envs/prunebias.yaml"
     script:
@@ -46,22 +46,22 @@ rule measure_side_effects:
 rule plot_side_effects:
     input:
         table=report(
-            "results/tables/side_effects.csv",
+            "results/tables/{model}/side_effects.csv",
             caption="../report/side_effects.rst",
             category="Side effects",
         ),
-        transfer="results/tables/transfer.csv",
+        transfer="results/tables/{model}/transfer.csv",
     output:
         report(
-            "results/plots/side_effects.png",
+            "results/plots/{model}/side_effects.png",
             caption="../report/side_effects.rst",
             category="Side effects",
         ),
-        svg="results/plots/side_effects.svg",
+        svg="results/plots/{model}/side_effects.svg",
     params:
         code=CODE_VERSIONS["plot_side_effects"],
     log:
-        "logs/plot_side_effects.log",
+        "logs/{model}/plot_side_effects.log",
     localrule: True
     conda:
         "../envs/prunebias.yaml"

@@ -21,18 +21,19 @@ def test_default_model_end_to_end(tmp_path):
     cfg["controls"]["planted_bias"]["enabled"] = False  # minutes on this model: the default run shows it
     # the model's own path through every stage that reads it, one mask of each kind (the
     # name-split stability table repeats the neuron scoring twice and is left to the tiny model)
-    targets = ["results/tables/baseline_bias.csv", "results/masks/neurons/black_b15_w15_global/purchase-bicycle.npz",
-               "results/masks/heads/sum_k10/purchase-bicycle.npz"]
+    targets = ["results/tables/smollm2-135m-instruct/baseline_bias.csv",
+               "results/masks/smollm2-135m-instruct/neurons/black_b15_w15_global/purchase-bicycle.npz",
+               "results/masks/smollm2-135m-instruct/heads/sum_k10/purchase-bicycle.npz"]
     run_snakemake(tmp_path, cfg, *targets)  # HF_HUB_OFFLINE=1: any hub access would fail
     ident = json.loads((tmp_path / "results/model/smollm2-135m-instruct/prunebias_model.json").read_text())
     assert ident["architecture"] == "LlamaForCausalLM"
     assert (ident["n_layers"], ident["hidden_size"], ident["n_heads"], ident["n_kv_heads"]) == (30, 576, 9, 3)
-    answers = pd.read_parquet(tmp_path / "results/baseline/purchase-bicycle.parquet")
+    answers = pd.read_parquet(tmp_path / "results/baseline/smollm2-135m-instruct/purchase-bicycle.parquet")
     assert len(answers) == 64 and answers["name"].str.contains(" ").sum() == 0  # first names only
     # the answer prefix makes the small model answer with a number nearly always
     assert answers["value"].notna().mean() > 0.8
-    table = pd.read_csv(tmp_path / "results/tables/baseline_bias.csv")
+    table = pd.read_csv(tmp_path / "results/tables/smollm2-135m-instruct/baseline_bias.csv")
     assert table.loc[0, "context"] == "purchase-bicycle"
     assert table.loc[0, "n_white"] + table.loc[0, "n_black"] > 20
-    mask = read_mask(tmp_path / "results/masks/neurons/black_b15_w15_global/purchase-bicycle.npz")
+    mask = read_mask(tmp_path / "results/masks/smollm2-135m-instruct/neurons/black_b15_w15_global/purchase-bicycle.npz")
     assert mask.meta["model"]["n_layers"] == 30 and 0 < mask.meta["n_pruned"] < 0.05 * mask.meta["n_total"]

@@ -33,7 +33,7 @@ def planted_run(tmp_path_factory):
 
 
 def test_baseline_shows_the_planted_bias(planted_run):
-    base = pd.read_csv(planted_run / "results/tables/baseline_bias.csv").set_index("context")
+    base = pd.read_csv(planted_run / "results/tables/tiny/baseline_bias.csv").set_index("context")
     for ctx in ("purchase-bicycle", "purchase-car"):
         assert base.loc[ctx, "mean_white"] > 6.5 and base.loc[ctx, "mean_black"] < 3.5
         assert base.loc[ctx, "smd"] > 3 and base.loc[ctx, "smd_ci_low"] > 0
@@ -43,7 +43,7 @@ def test_baseline_shows_the_planted_bias(planted_run):
 def test_planted_weights_are_in_the_mask(planted_run):
     from prunebias.masks import read_mask
 
-    mask = read_mask(planted_run / "results/masks/neurons/black_b15_w15_global/purchase-bicycle.npz")
+    mask = read_mask(planted_run / "results/masks/tiny/neurons/black_b15_w15_global/purchase-bicycle.npz")
     for key, row, col in PLANTED:
         assert mask.arrays[key][row, col], key
     assert mask.meta["n_pruned"] < 0.2 * mask.meta["n_total"]
@@ -52,7 +52,7 @@ def test_planted_weights_are_in_the_mask(planted_run):
 def test_pruning_removes_the_bias_and_transfers_within_scenario(planted_run):
     from prunebias.masks import read_mask
 
-    t = pd.read_csv(planted_run / "results/tables/transfer.csv")
+    t = pd.read_csv(planted_run / "results/tables/tiny/transfer.csv")
     neurons = t[(t.kind == "neurons") & (t.scoring == "wanda")].set_index(["source", "target"])
     same = neurons.loc[("purchase-bicycle", "purchase-bicycle")]
     assert same.level == "same_context"
@@ -64,7 +64,7 @@ def test_pruning_removes_the_bias_and_transfers_within_scenario(planted_run):
     assert other.level == "same_scenario" and other.bias_reduction > 0.8
     # matched random masks of the same size leave the bias: the reduction is specific
     assert same.delta_vs_random_ci_high < 0 and same.control_draws == 2
-    controls = pd.read_csv(planted_run / "results/tables/transfer_controls.csv")
+    controls = pd.read_csv(planted_run / "results/tables/tiny/transfer_controls.csv")
     assert len(controls) == len(t) * 2
     # the Wanda mask holds both planted weights, so its controls (which exclude the real
     # weights) cannot: they all leave the bias. (A grad mask misses them, and a control of
@@ -76,17 +76,17 @@ def test_pruning_removes_the_bias_and_transfers_within_scenario(planted_run):
     # attribution patching finds the planted head, where the weight gradients are blind
     # (tests/test_attribution.py); the attention mask holds it too
     for setting in ("patch_k2", "sum_k2"):
-        heads = read_mask(planted_run / f"results/masks/heads/{setting}/purchase-bicycle.npz").arrays["heads"]
+        heads = read_mask(planted_run / f"results/masks/tiny/heads/{setting}/purchase-bicycle.npz").arrays["heads"]
         assert heads[0, 0] and heads.sum() == 2, setting
     greedy = t[(t.kind == "heads") & (t.setting == "greedy_k2")]
     assert len(greedy) == 4 and greedy.pruned_fraction.notna().all()
-    stability = pd.read_csv(planted_run / "results/tables/mask_stability.csv")
+    stability = pd.read_csv(planted_run / "results/tables/tiny/mask_stability.csv")
     neuron_stability = stability[stability.kind == "neurons"]
     assert (neuron_stability.jaccard > neuron_stability.jaccard_chance).all()
     for png in ["transfer_neurons__black_b15_w15_global.png", "reduction_by_level.png", "baseline_forest.png"]:
-        assert (planted_run / "results/plots" / png).stat().st_size > 5000
-        assert (planted_run / "results/plots" / png.replace(".png", ".svg")).read_text().startswith("<?xml")
-    assert not (planted_run / "results/plots/dose_response.png").exists()  # one dose per kind: nothing to draw
+        assert (planted_run / "results/plots/tiny" / png).stat().st_size > 5000
+        assert (planted_run / "results/plots/tiny" / png.replace(".png", ".svg")).read_text().startswith("<?xml")
+    assert not (planted_run / "results/plots/tiny/dose_response.png").exists()  # one dose per kind: nothing to draw
 
 
 def test_editing_one_context_reruns_only_its_evaluations(planted_run, tmp_path):
@@ -109,8 +109,8 @@ def test_editing_one_context_reruns_only_its_evaluations(planted_run, tmp_path):
                        ("evaluate_pruned", "source=purchase-car, target=purchase-car"),
                        ("evaluate_pruned", "source=purchase-car, target=purchase-bicycle"),
                        ("evaluate_pruned", "source=purchase-bicycle, target=purchase-car")}, planned
-    kept = sorted((work / "results/eval").rglob("purchase-bicycle/purchase-bicycle.*"))
-    kept += sorted((work / "results/eval/reference").glob("purchase-bicycle.*"))
+    kept = sorted((work / "results/eval/tiny").rglob("purchase-bicycle/purchase-bicycle.*"))
+    kept += sorted((work / "results/eval/tiny/reference").glob("purchase-bicycle.*"))
     assert len(kept) == 2 * 5 * 2 + 2  # (parquet, json) x 5 real masks x (real, control) + the reference
     mtimes = {p: p.stat().st_mtime_ns for p in kept}
     run_snakemake(work, cfg)
@@ -127,13 +127,13 @@ def test_gradient_attribution_masks_run_through_the_workflow(planted_run):
     from prunebias.masks import read_mask
 
     for source in ("purchase-bicycle", "purchase-car"):
-        wanda = read_mask(planted_run / f"results/masks/neurons/black_b15_w15_global/{source}.npz")
-        grad = read_mask(planted_run / f"results/masks/neurons/gradmlp_black_b15_w15_global/{source}.npz")
+        wanda = read_mask(planted_run / f"results/masks/tiny/neurons/black_b15_w15_global/{source}.npz")
+        grad = read_mask(planted_run / f"results/masks/tiny/neurons/gradmlp_black_b15_w15_global/{source}.npz")
         assert grad.meta["n_pruned"] <= sum(v for k, v in wanda.meta["counts"].items()
                                             if k.split(".")[-1] in ("gate_proj", "up_proj", "down_proj"))
         rows = grad.arrays["layers.0.gate_proj"].any(axis=1)  # whole neurons: gate, up rows and down column
         assert (grad.arrays["layers.0.gate_proj"][rows]).all() and grad.arrays["layers.0.down_proj"][:, rows].all()
-        summary = json.loads((planted_run / f"results/attribution/{source}.json").read_text())
+        summary = json.loads((planted_run / f"results/attribution/tiny/{source}.json").read_text())
         obj = summary["contexts"][source]
         assert obj["B"] > 0.2  # White names' expected log answer is larger, as planted
         assert obj["agreement"]["spearman"] > 0.5  # the grid expectation follows the sampled answers
@@ -141,13 +141,13 @@ def test_gradient_attribution_masks_run_through_the_workflow(planted_run):
         assert len(faith) == 3 and all(abs(h["measured"]) < 10 for h in faith)
         assert len(obj["faithfulness"]["neuron"]["units"]) == 3
         assert obj["B_ci_low"] <= obj["B"] <= obj["B_ci_high"] and obj["B_ci_low"] > 0  # name-bootstrap CI
-    objective = pd.read_csv(planted_run / "results/tables/attribution_objective.csv")
+    objective = pd.read_csv(planted_run / "results/tables/tiny/attribution_objective.csv")
     assert set(objective.source) == {"purchase-bicycle", "purchase-car"} and (objective.B_ci_low > 0).all()
-    faith = pd.read_csv(planted_run / "results/tables/attribution_faithfulness.csv")
+    faith = pd.read_csv(planted_run / "results/tables/tiny/attribution_faithfulness.csv")
     assert len(faith) == 4 and set(faith.unit) == {"head", "neuron"} and faith.units.eq(3).all()
-    units = pd.read_csv(planted_run / "results/tables/attribution_faithfulness_units.csv")
-    assert len(units) == 12 and (planted_run / "results/plots/attribution_faithfulness.png").stat().st_size > 5000
-    t = pd.read_csv(planted_run / "results/tables/transfer.csv")
+    units = pd.read_csv(planted_run / "results/tables/tiny/attribution_faithfulness_units.csv")
+    assert len(units) == 12 and (planted_run / "results/plots/tiny/attribution_faithfulness.png").stat().st_size > 5000
+    t = pd.read_csv(planted_run / "results/tables/tiny/transfer.csv")
     for setting, scoring in (("gradmlp_black_b15_w15_global", "grad_mlp"), ("patch_k2", "patching")):
         rows = t[t.setting == setting]
         assert len(rows) == 4 and (rows.scoring == scoring).all() and rows.delta_vs_random.notna().all()
@@ -168,11 +168,11 @@ def test_exported_pruned_model_reloads_with_the_same_logits_and_its_evidence(pla
     cfg = yaml.safe_load((planted_run / "test_config.yaml").read_text())
     mask_id = "neurons/black_b15_w15_global/purchase-bicycle"
     run_snakemake(planted_run, {**cfg, "export": [mask_id]})  # the default target now includes the export
-    out = planted_run / "results/export" / mask_id
+    out = planted_run / "results/export/tiny" / mask_id
     exported = AutoModelForCausalLM.from_pretrained(out).eval()
     model, tok = load_model(planted_run / "results/model/tiny", "float32", "cpu", 1)
     ids = tok("We are hiring Jamal Washington. My offer is $", return_tensors="pt").input_ids
-    with torch.no_grad(), pruned(model, read_mask(planted_run / f"results/masks/{mask_id}.npz")):
+    with torch.no_grad(), pruned(model, read_mask(planted_run / f"results/masks/tiny/{mask_id}.npz")):
         want = model(ids).logits
     with torch.no_grad():
         got = exported(ids).logits
@@ -183,7 +183,7 @@ def test_exported_pruned_model_reloads_with_the_same_logits_and_its_evidence(pla
         name = next(n for n in weights if f"layers.{layer}." in n and n.endswith(f"{module}.weight"))
         assert weights[name][row, col] == 0, key
     card = (out / "README.md").read_text()
-    row = pd.read_csv(planted_run / "results/tables/transfer.csv").query(
+    row = pd.read_csv(planted_run / "results/tables/tiny/transfer.csv").query(
         "kind == 'neurons' and setting == 'black_b15_w15_global' and source == 'purchase-bicycle'"
         " and target == 'purchase-bicycle'").iloc[0]
     assert f"{row.delta_abs:.2f} [{row.delta_abs_ci_low:.2f}, {row.delta_abs_ci_high:.2f}]" in card
@@ -200,8 +200,8 @@ def test_side_effects_of_a_mask_and_its_random_control(planted_run):
     mask_id = "neurons/black_b15_w15_global/purchase-bicycle"
     cfg["side_effects"] = {"tasks": ["data/side_effects/number_sense.yaml", "data/side_effects/name_choice_race.yaml"],
                            "masks": [mask_id], "limit": 24}
-    run_snakemake(planted_run, cfg, "results/tables/side_effects.csv", "results/plots/side_effects.png")
-    table = pd.read_csv(planted_run / "results/tables/side_effects.csv", keep_default_na=False)
+    run_snakemake(planted_run, cfg, "results/tables/tiny/side_effects.csv", "results/plots/tiny/side_effects.png")
+    table = pd.read_csv(planted_run / "results/tables/tiny/side_effects.csv", keep_default_na=False)
     control = f"random_{mask_id}/draw0"
     assert set(zip(table["task"], table["metric"], table["mask"])) == {
         (t, m, k) for t, m in [("number_sense", "acc"), ("name_choice_race", "unknown"), ("name_choice_race", "bias"),
@@ -209,7 +209,7 @@ def test_side_effects_of_a_mask_and_its_random_control(planted_run):
         for k in (mask_id, control)}
     assert (table.loc[table["mask"] == control, "control_of"] == mask_id).all()
     assert (table["n_items"] == 24).all()
-    items = pd.read_parquet(planted_run / "results/side_effects/items.parquet")
+    items = pd.read_parquet(planted_run / "results/side_effects/tiny/items.parquet")
     for _, row in table.iterrows():
         if row["metric"] == "loglik_right":  # from the per-item log-likelihoods of the right choice
             per = items[items["task"] == row["task"]].drop_duplicates(["model", "doc_id"])
@@ -222,7 +222,7 @@ def test_side_effects_of_a_mask_and_its_random_control(planted_run):
         assert row["difference_ci_low"] <= row["difference"] <= row["difference_ci_high"]
         # lm-eval's stderr of a mean: the items' SD / sqrt(n)
         assert row["unpruned_stderr"] == pytest.approx(wide["unpruned"].std(ddof=1) / len(wide) ** 0.5)
-    assert (planted_run / "results/plots/side_effects.png").stat().st_size > 5000
+    assert (planted_run / "results/plots/tiny/side_effects.png").stat().st_size > 5000
 
 
 def test_what_was_pruned_counts_every_masks_entries(planted_run):
@@ -232,24 +232,24 @@ def test_what_was_pruned_counts_every_masks_entries(planted_run):
 
     from prunebias.masks import read_mask
 
-    table = pd.read_csv(planted_run / "results/tables/pruned_by_layer.csv")
+    table = pd.read_csv(planted_run / "results/tables/tiny/pruned_by_layer.csv")
     for (setting, source), part in table.groupby(["setting", "source"]):
-        mask = read_mask(planted_run / f"results/masks/neurons/{setting}/{source}.npz")
+        mask = read_mask(planted_run / f"results/masks/tiny/neurons/{setting}/{source}.npz")
         for r in part.itertuples():
             arr = mask.arrays[f"layers.{r.layer}.{r.module}"]
             assert (r.pruned, r.total) == (int(arr.sum()), arr.size)
         assert part["pruned"].sum() == sum(int(a.sum()) for k, a in mask.arrays.items() if k != "scores")
     assert np.allclose(table["percent"], 100 * table["pruned"] / table["total"])
     assert set(table["source"]) == {"purchase-bicycle", "purchase-car"}
-    head = pd.read_csv(planted_run / "results/tables/headline.csv")
+    head = pd.read_csv(planted_run / "results/tables/tiny/headline.csv")
     assert {"baseline", "best mask"} <= set(head["section"])
-    t = pd.read_csv(planted_run / "results/tables/transfer.csv")
+    t = pd.read_csv(planted_run / "results/tables/tiny/transfer.csv")
     best = head[(head["section"] == "best mask") & head["item"].str.startswith("neurons/")]
     same = t[(t.kind == "neurons") & (t.level == "same_context")]
     assert sorted(best["estimate"]) == sorted(same.groupby("scoring")["delta_abs"].min())  # one per scoring
     for name in ("pruned_neurons", "pruned_heads"):
-        assert (planted_run / f"results/plots/{name}.png").stat().st_size > 5000
-        assert (planted_run / f"results/plots/{name}.svg").exists()
+        assert (planted_run / f"results/plots/tiny/{name}.png").stat().st_size > 5000
+        assert (planted_run / f"results/plots/tiny/{name}.svg").exists()
 
 
 def test_the_report_opens_with_the_design_and_the_headline(planted_run):
@@ -263,8 +263,32 @@ def test_the_report_opens_with_the_design_and_the_headline(planted_run):
     assert "snakemake.config" not in html  # the front page's Jinja was rendered with the config
     assert "racial bias of <strong>tiny</strong>" in html
     assert "Design: contexts purchase-bicycle, purchase-car;" in html
-    for item in ("results/tables/headline.csv", "results/tables/headline.html", "results/plots/pruned_neurons.png",
-                 "results/plots/pruned_heads.png",
-                 "results/tables/pruned_by_layer.csv"):
+    for item in ("results/tables/tiny/headline.csv", "results/tables/tiny/headline.html",
+                 "results/plots/tiny/pruned_neurons.png", "results/plots/tiny/pruned_heads.png",
+                 "results/tables/tiny/pruned_by_layer.csv"):
         assert f'"{item}": {{"name"' in html, item
 
+
+def test_a_second_model_runs_beside_the_first_and_they_are_compared(planted_run, tiny_model_dir):
+    """Listing the unplanted tiny model beside the planted one (``models``) runs the whole
+    audit for it under its own folders, leaves every output of the planted model as it was,
+    and writes the cross-model table: each model's headline rows, the planted model's
+    baseline bias with a CI far from 0."""
+    cfg = yaml.safe_load((planted_run / "planted_config.yaml").read_text())
+    planted = {**cfg["model"]}
+    mine = sorted(p for stage in ("baseline", "masks", "eval", "tables") for p in
+                  (planted_run / "results" / stage / "tiny").rglob("*") if p.is_file())
+    mtimes = {p: p.stat().st_mtime_ns for p in mine}
+    cfg["models"] = [planted, {"name": "plain", "source": str(tiny_model_dir), "dtype": "float32", "device": "cpu"}]
+    run_snakemake(planted_run, cfg, "results/tables/models.csv")
+    assert {p: p.stat().st_mtime_ns for p in mine} == mtimes  # the planted model's run is kept, not overwritten
+    models = pd.read_csv(planted_run / "results/tables/models.csv", keep_default_na=False, na_values=[""])
+    assert list(models.columns[:2]) == ["model", "model_source"] and set(models.model) == {"tiny", "plain"}
+    for name in ("tiny", "plain"):
+        own = pd.read_csv(planted_run / f"results/tables/{name}/headline.csv", keep_default_na=False, na_values=[""])
+        got = models[models.model == name].drop(columns=["model", "model_source"]).reset_index(drop=True)
+        pd.testing.assert_frame_equal(got, own, check_dtype=False)
+    base = models[(models.section == "baseline") & (models.model == "tiny")]
+    assert len(base) == 2 and (base.ci_low > 1).all()
+    assert (planted_run / "results/plots/models.png").stat().st_size > 5000
+    assert (planted_run / "results/tables/plain/transfer.csv").exists()

@@ -96,14 +96,14 @@ def test_own_layout_runs_through_the_workflow_like_the_templates(tmp_path, tiny_
     run_snakemake(templ_dir, cfg, *targets)
     tcfg = {**cfg, "prompt_table": "prompts.csv", "names_file": "data/names/missing.csv",  # not read in table mode
             "context_overrides": {}}
-    run_snakemake(table_dir, tcfg, *targets, "results/tables/baseline_bias.csv")
+    run_snakemake(table_dir, tcfg, *targets, "results/tables/tiny/baseline_bias.csv")
     for c in contexts:
         a = pd.read_parquet(templ_dir / f"results/prompts/{c}.parquet")
         b = pd.read_parquet(table_dir / f"results/prompts/{c}.parquet")
         cols = ["context", "name", "race", "gender", "sample", "seed", "prompt", "answer_prefix"]
         assert a[cols].sort_values(["name", "sample"]).reset_index(drop=True).equals(
             b[cols].sort_values(["name", "sample"]).reset_index(drop=True)), c
-    base = pd.read_csv(table_dir / "results/tables/baseline_bias.csv")
+    base = pd.read_csv(table_dir / "results/tables/tiny/baseline_bias.csv")
     assert base["context"].tolist() == contexts
     # edit one prompt of hiring-lawyer: only its prompts (and what follows from them) rerun
     edited = table.copy()
@@ -120,12 +120,12 @@ def test_the_audit_layout_plans_its_slugged_context_and_a_bad_table_stops_the_dr
                                                                                       names):
     audit_table(names).to_csv(tmp_path / "audit.csv", index=False)
     cfg = {**small_config(tiny_model_dir), "prompt_table": "audit.csv", "contexts": [], "context_overrides": {}}
-    run_snakemake(tmp_path, cfg, "results/tables/baseline_bias.csv")
+    run_snakemake(tmp_path, cfg, "results/tables/tiny/baseline_bias.csv")
     prompts = pd.read_parquet(tmp_path / "results/prompts/public_office-city_council_member.parquet")
     assert len(prompts) == len(names) * cfg["samples_per_name"]
-    base = pd.read_csv(tmp_path / "results/tables/baseline_bias.csv")
+    base = pd.read_csv(tmp_path / "results/tables/tiny/baseline_bias.csv")
     assert base["context"].tolist() == ["public_office-city_council_member"]
-    answers = pd.read_parquet(tmp_path / "results/baseline/public_office-city_council_member.parquet")
+    answers = pd.read_parquet(tmp_path / "results/baseline/tiny/public_office-city_council_member.parquet")
     assert len(answers) == len(prompts) and answers["name"].nunique() == len(names)
     assert prompts["detail_level"].eq("low").all() and prompts["prompt"].str.contains("Give a number").all()
     bad = audit_table(names)

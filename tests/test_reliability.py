@@ -76,9 +76,9 @@ def test_model_that_answers_only_text(tmp_path_factory):
     cfg["context_overrides"] = {}
     cfg["evaluation"] = {"samples_per_name": 1, "random_controls": False}
     run_snakemake(work, cfg)
-    base = pd.read_csv(work / "results/tables/baseline_bias.csv")
+    base = pd.read_csv(work / "results/tables/tiny/baseline_bias.csv")
     assert (base.anomaly_rate == 1.0).all()
     assert base.smd.isna().all() and base.note.str.contains("fewer than 2").all()
-    transfer = pd.read_csv(work / "results/tables/transfer.csv")
+    transfer = pd.read_csv(work / "results/tables/tiny/transfer.csv")
     assert len(transfer) == 2 * 2 * 2 and transfer.bias_reduction.isna().all()
     assert (transfer.anomaly_rate_pruned == 1.0).all()

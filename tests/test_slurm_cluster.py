@@ -57,7 +57,7 @@ def test_workflow_runs_through_slurm(tiny_model_dir, tmp_path):
     elapsed = time.time() - start
     assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
     print(f"cluster test took {elapsed:.0f} s")
-    assert (tmp_path / "results/tables/transfer.csv").exists()
+    assert (tmp_path / "results/tables/tiny/transfer.csv").exists()
     ours = set(re.findall(r"submitted with SLURM jobid (\d+)", (tmp_path / "snakemake_slurm.log").read_text()))
     listed = [line.split("|") for line in (tmp_path / "slurm_jobs.txt").read_text().splitlines() if line]
     jobs = [(state, comment) for jobid, state, comment in listed if jobid in ours]  # judge only this run's jobs
@@ -77,10 +77,10 @@ def test_workflow_runs_through_slurm(tiny_model_dir, tmp_path):
     assert groups == len(cfg["contexts"])
     n_ctx = len(cfg["contexts"])
     expected = {"prepare_model": 1, "generate_baseline": n_ctx, "cache_activations": n_ctx,
-                "score_neurons": n_ctx, "evaluate_reference": 1, "measure_mask_stability": 1,
-                "evaluate_pruned": 2 * n_ctx}
+                "score_neurons": n_ctx, "evaluate_reference": n_ctx, "measure_mask_stability": 1,
+                "evaluate_pruned": n_ctx * n_ctx}  # one per (mask source, target); the sources are the contexts
     for rule, count in expected.items():
         assert by_rule.get(rule, []) == ["COMPLETED"] * count, (rule, by_rule)
     assert set(by_rule) == MODEL_RULES  # light rules ran locally, not through sbatch
-    table = pd.read_csv(tmp_path / "results/tables/baseline_bias.csv")
+    table = pd.read_csv(tmp_path / "results/tables/tiny/baseline_bias.csv")
     assert len(table) == n_ctx

@@ -21,15 +21,15 @@ def tiny_run(tiny_model_dir, tmp_path_factory):
 
 def test_tiny_workflow_produces_tables(tiny_run):
     work = tiny_run
-    table = pd.read_csv(work / "results/tables/baseline_bias.csv")
+    table = pd.read_csv(work / "results/tables/tiny/baseline_bias.csv")
     assert list(table.context) == ["purchase-bicycle", "hiring-lawyer"]
     assert set(TABLE_COLUMNS) <= set(table.columns)
-    by_gender = pd.read_csv(work / "results/tables/baseline_bias_by_gender.csv")
+    by_gender = pd.read_csv(work / "results/tables/tiny/baseline_bias_by_gender.csv")
     assert len(by_gender) == 4 and set(by_gender.gender) == {"man", "woman"}
     for ctx in table.context:
         prompts = pd.read_parquet(work / f"results/prompts/{ctx}.parquet")
         assert len(prompts) == 40 * 2
-        answers = pd.read_parquet(work / f"results/baseline/{ctx}.parquet")
+        answers = pd.read_parquet(work / f"results/baseline/tiny/{ctx}.parquet")
         assert {"response", "value", "answer_kind", "anomaly", "outcome", "seed"} <= set(answers.columns)
         assert len(answers) == len(prompts)
         row = table.set_index("context").loc[ctx]
@@ -44,13 +44,14 @@ def test_tiny_workflow_produces_masks(tiny_run):
     from prunebias.masks import read_mask
 
     work = tiny_run
-    acts = pd.read_parquet(work / "results/activations/purchase-bicycle.parquet")
+    acts = pd.read_parquet(work / "results/activations/tiny/purchase-bicycle.parquet")
     assert len(acts) == 80 * 2 * 4  # prompts x layers x sites
     settings = ["black_b15_w15_global", "black_b40_w35_global", "white_b15_w15_global", "white_b40_w35_global"]
     for v in settings:
-        per_ctx = [read_mask(work / f"results/masks/neurons/{v}/{c}.npz") for c in ("purchase-bicycle", "hiring-lawyer")]
-        common = read_mask(work / f"results/masks/neurons/{v}/common@both.npz")
-        pooled = read_mask(work / f"results/masks/neurons/{v}/pooled@both.npz")
+        per_ctx = [read_mask(work / f"results/masks/tiny/neurons/{v}/{c}.npz")
+                   for c in ("purchase-bicycle", "hiring-lawyer")]
+        common = read_mask(work / f"results/masks/tiny/neurons/{v}/common@both.npz")
+        pooled = read_mask(work / f"results/masks/tiny/neurons/{v}/pooled@both.npz")
         assert common.meta["sources"] == ["purchase-bicycle", "hiring-lawyer"]
         assert pooled.meta["sources"] == ["purchase-bicycle", "hiring-lawyer"] and pooled.meta["combine"] == "pooled"
         for key, arr in common.arrays.items():
@@ -59,7 +60,7 @@ def test_tiny_workflow_produces_masks(tiny_run):
         assert 0 < per_ctx[0].meta["n_pruned"] < per_ctx[0].meta["n_total"]
     for v in ["sum_k3", "diff_k3"]:
         for src in ["purchase-bicycle", "hiring-lawyer", "pooled@both", "common@both"]:
-            m = read_mask(work / f"results/masks/heads/{v}/{src}.npz")
+            m = read_mask(work / f"results/masks/tiny/heads/{v}/{src}.npz")
             assert m.arrays["heads"].shape == (2, 4) and m.arrays["heads"].sum() == 3
 
 
@@ -119,7 +120,7 @@ def test_a_local_scenarios_file_works_with_the_shipped_context_sets(tmp_path):
 def test_the_dose_response_figure_is_planned_only_with_two_doses(tmp_path, tiny_model_dir):
     from conftest import small_config, tiny_config
 
-    two = run_snakemake(tmp_path, tiny_config(tiny_model_dir), "-n", "results/tables/transfer.csv")
-    assert "results/plots/dose_response.png" in two.stdout + two.stderr  # p 15 and 40
-    one = run_snakemake(tmp_path, small_config(tiny_model_dir), "-n", "results/tables/transfer.csv")
+    two = run_snakemake(tmp_path, tiny_config(tiny_model_dir), "-n", "results/tables/tiny/transfer.csv")
+    assert "results/plots/tiny/dose_response.png" in two.stdout + two.stderr  # p 15 and 40
+    one = run_snakemake(tmp_path, small_config(tiny_model_dir), "-n", "results/tables/tiny/transfer.csv")
     assert "dose_response.png" not in one.stdout + one.stderr

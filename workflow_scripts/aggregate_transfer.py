@@ -1,8 +1,8 @@
 """Rule aggregate_transfer: the transfer tables and their plots.
 
-``results/tables/transfer.csv``: one row per real mask (kind, setting, source) and target.
+``results/tables/{model}/transfer.csv``: one row per real mask (kind, setting, source) and target.
 Everything is paired against the *reference*: the unpruned model answering exactly the
-same prompts with the same seeds (``results/eval/reference``). With ``effect`` the
+same prompts with the same seeds (``results/eval/{model}/reference``). With ``effect`` the
 primary effect (``analysis.effect``):
 
 - ``effect_ref`` / ``effect_pruned`` and their name-bootstrap CIs; ``ref_significant``
@@ -18,7 +18,7 @@ primary effect (``analysis.effect``):
 - anomaly rates, inlier ratios (share of answers inside the baseline's 5th-95th
   percentile of that context) and perplexities of reference, pruned and controls.
 
-``results/tables/transfer_controls.csv``: one row per control draw and target.
+``results/tables/{model}/transfer_controls.csv``: one row per control draw and target.
 Answers are winsorized at the baseline's percentiles of the target context; all rows of
 a target share one seed, so their name draws are the same. Which mask an evaluation
 applied is read from the ``{target}.json`` written beside its answers, never from its path.

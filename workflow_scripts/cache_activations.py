@@ -1,6 +1,6 @@
 """Rule cache_activations: one forward pass over prompt + baseline answer ->
-``results/activations/{context}.parquet`` (per-channel sums of squared linear-layer
-inputs, per prompt) and ``results/head_attention/{context}.parquet`` (per-head attention
+``results/activations/{model}/{context}.parquet`` (per-channel sums of squared linear-layer
+inputs, per prompt) and ``results/head_attention/{model}/{context}.parquet`` (per-head attention
 to the name). The formats are documented in ``prunebias.activations``.
 
 Memory is bounded by one batch: each batch is written as its own Parquet row group.

@@ -1,4 +1,4 @@
-"""Rule combine_masks: the "common" mask of a pool -> ``results/masks/{kind}/{setting}/common@{pool}.npz``.
+"""Rule combine_masks: the "common" mask of a pool -> ``results/masks/{model}/{kind}/{setting}/common@{pool}.npz``.
 
 Neurons: the weights present in *every* member's mask, ANDed on the packed bits one
 member and one matrix at a time (``masks.write_common_neuron_mask``: the peak is about

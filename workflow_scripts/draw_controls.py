@@ -1,5 +1,5 @@
 """Rule draw_controls: matched random controls of one mask ->
-``results/masks/random_{kind}/{setting}/{source}/draw{d}.npz``.
+``results/masks/{model}/random_{kind}/{setting}/{source}/draw{d}.npz``.
 
 Each draw has the real mask's count per weight matrix (per row for ``row`` selection) or
 per layer (heads), drawn from the same score band or the same layers (see

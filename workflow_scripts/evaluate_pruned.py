@@ -1,7 +1,7 @@
 """Rule evaluate_pruned: answers of the model under every mask of one source (and their
 random controls) on one target.
 
-Outputs ``results/eval/{method}/{setting}/{source}/{target}.parquet`` (the baseline
+Outputs ``results/eval/{model}/{method}/{setting}/{source}/{target}.parquet`` (the baseline
 columns: response, value, answer_kind, anomaly, outcome, plus method, setting, source, ablation
 and ``draw``) and ``.../{source}/{target}.json`` (per mask: perplexity on the neutral text,
 pruned counts). ``method`` is ``neurons`` / ``heads`` (the real mask) or

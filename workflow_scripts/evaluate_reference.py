@@ -1,5 +1,5 @@
 """Rule evaluate_reference: the unpruned model's answers on one target's evaluation prompts
--> ``results/eval/reference/{target}.parquet`` and ``{target}.json`` (perplexity).
+-> ``results/eval/{model}/reference/{target}.parquet`` and ``{target}.json`` (perplexity).
 
 Exactly the prompts and seeds every mask is evaluated with (``evaluate_pruned``), so the
 comparison of pruned and unpruned answers is paired.

@@ -1,5 +1,5 @@
 """Rule export_pruned_model: one mask applied to the model, written as a Hugging Face
-directory -> ``results/export/{kind}/{setting}/{source}/``.
+directory -> ``results/export/{model}/{kind}/{setting}/{source}/``.
 
 Safetensors weights in the model's stored dtype (bf16 stays bf16), the tokenizer, and a
 model card (``README.md``) with the source model, the mask, how it was learned and its

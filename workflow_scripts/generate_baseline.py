@@ -1,4 +1,4 @@
-"""Rule generate_baseline: sample the unpruned model's answers -> ``results/baseline/{context}.parquet``.
+"""Rule generate_baseline: sample the unpruned model's answers -> ``results/baseline/{model}/{context}.parquet``.
 
 Adds to the prompt columns: response (the generated continuation after the answer
 prefix), n_tokens, value (parsed number or NaN), answer_kind (see ``prunebias.parsing``),

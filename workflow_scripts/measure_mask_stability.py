@@ -1,4 +1,4 @@
-"""Rule measure_mask_stability: how stable are masks across names? -> ``results/tables/mask_stability.csv``.
+"""Rule measure_mask_stability: how stable are masks across names? -> ``results/tables/{model}/mask_stability.csv``.
 
 For every context and every neuron and one-shot head setting, the mask is learned twice
 from the caches, once on each half of the seeded race x gender balanced name split

@@ -1,5 +1,6 @@
-"""Rule measure_planted_control (the positive control): plant a known bias into the configured model, then localize, prune and
-evaluate it with the workflow's own functions -> ``results/tables/planted_control*.csv``.
+"""Rule measure_planted_control (the positive control): plant a known bias into the
+configured model, then localize, prune and evaluate it with the workflow's own functions
+-> ``results/tables/{model}/planted_control*.csv``.
 
 One job, one model load, the stages in order (each the same library function the
 workflow's own rules call):
@@ -21,7 +22,7 @@ workflow's own rules call):
 
 Outputs: ``planted_control.csv`` (one row per mask and target: recall of the planted
 weights and the paired statistics), ``planted_baseline.csv`` (the planted model's bias),
-``results/controls/planted_bias.json`` (what was planted where) and a figure.
+``results/controls/{model}/planted_bias.json`` (what was planted where) and a figure.
 """
 
 import time
@@ -175,7 +176,7 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
     table = table[lead + [c for c in table.columns if c not in lead]]
     write_csv(table, smk.output.table)
     planted_control_plot(table, base_table, p.effect, smk.output.plot)
-    if p.grad_settings:  # the attribution on the planted model, in the format of results/attribution/
+    if p.grad_settings:  # the attribution on the planted model, in the format of results/attribution/{model}/
         write_json({"source": "planted", "contexts": summaries, "log_value": acfg["log_value"],
                     "integrated_steps": acfg["integrated_steps"], "protect_text_percent": acfg["protect_text_percent"],
                     "prompts": int(sum(s["prompts"] for s in summaries.values()))}, smk.output.attribution)

@@ -1,7 +1,7 @@
 """Rule measure_side_effects: lm-evaluation-harness tasks on the unpruned model and on
 each selected mask (and its first matched random control) ->
-``results/side_effects/items.parquet`` (per item and model) and
-``results/tables/side_effects.csv`` (paired differences with CIs, ``prunebias.side_effects``).
+``results/side_effects/{model}/items.parquet`` (per item and model) and
+``results/tables/{model}/side_effects.csv`` (paired differences with CIs, ``prunebias.side_effects``).
 
 One model load: each mask is applied in place and restored after its tasks; no weights
 are written. The tasks are loaded (offline) before the model, so a missing dataset stops

@@ -1,6 +1,6 @@
-"""Rule plot_pruned: what every learned mask removes -> ``results/tables/pruned_by_layer.csv``
+"""Rule plot_pruned: what every learned mask removes -> ``results/tables/{model}/pruned_by_layer.csv``
 (neurons: pruned and total entries per mask, layer and module, read from the masks' meta)
-and ``results/plots/pruned_neurons.png`` / ``pruned_heads.png`` (``prunebias.plots``)."""
+and ``results/plots/{model}/pruned_neurons.png`` / ``pruned_heads.png`` (``prunebias.plots``)."""
 
 import pandas as pd
 

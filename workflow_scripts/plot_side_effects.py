@@ -1,5 +1,5 @@
-"""Rule plot_side_effects: ``results/tables/side_effects.csv`` beside the audit's bias
-reduction (``transfer.csv``) -> ``results/plots/side_effects.png`` (``prunebias.plots``)."""
+"""Rule plot_side_effects: ``results/tables/{model}/side_effects.csv`` beside the audit's bias
+reduction (``transfer.csv``) -> ``results/plots/{model}/side_effects.png`` (``prunebias.plots``)."""
 
 import pandas as pd
 

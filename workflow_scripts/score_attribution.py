@@ -1,5 +1,5 @@
 """Rule score_attribution: gradient-attribution masks of one source ->
-``results/masks/{kind}/{grad,gradmlp,patch}_*/{source}.npz`` and ``results/attribution/{source}.json``.
+``results/masks/{model}/{kind}/{grad,gradmlp,patch}_*/{source}.npz`` and ``results/attribution/{model}/{source}.json``.
 
 For each context of the source, the grid bias objective B (``prunebias.objective``) over
 the learning names' prompts, and one backward pass: S = -W * dB/dW per weight, the sum of

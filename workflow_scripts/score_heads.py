@@ -1,5 +1,5 @@
 """Rule score_heads: one-shot attention-head masks of one source ->
-``results/masks/heads/{setting}/{source}.npz``, one mask per configured setting.
+``results/masks/{model}/heads/{setting}/{source}.npz``, one mask per configured setting.
 
 Each head's score comes from the cached attention to the name's tokens, averaged over the
 White and over the Black prompts of the source's contexts (``prunebias.heads``).

@@ -1,5 +1,5 @@
 """Rule score_heads_greedy: greedy head selection (the authors' code) ->
-``results/masks/heads/greedy_k{K}/{source}.npz``, one mask per configured K.
+``results/masks/{model}/heads/greedy_k{K}/{source}.npz``, one mask per configured K.
 
 See ``prunebias.heads.greedy_heads``: ablate the heads chosen so far, re-run the model
 over the source's prompts + baseline answers, add the head with the highest name

@@ -1,5 +1,5 @@
 """Rule score_neurons: Wanda set-difference masks of one source ->
-``results/masks/neurons/{setting}/{source}.npz``, one mask per configured setting.
+``results/masks/{model}/neurons/{setting}/{source}.npz``, one mask per configured setting.
 
 score_ij = |W_ij| * ||X_j||_2 with the norms of the White and of the Black prompts of the
 source's contexts, summed from the activation cache (never recomputed); see

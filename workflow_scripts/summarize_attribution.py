@@ -1,9 +1,9 @@
 """Rule summarize_attribution: the gradient attribution's summaries of every source ->
-``results/tables/attribution_objective.csv`` (B per source and context with its
+``results/tables/{model}/attribution_objective.csv`` (B per source and context with its
 name-bootstrap CI, and how well the grid expectation follows the sampled answers),
 ``attribution_faithfulness.csv`` (Spearman's rho of predicted against measured change of
 B per unit kind, with its CI), ``attribution_faithfulness_units.csv`` (every removed unit)
-and the figure ``results/plots/attribution_faithfulness.png``.
+and the figure ``results/plots/{model}/attribution_faithfulness.png``.
 """
 
 import json

@@ -1,5 +1,5 @@
-"""Rule summarize_baseline: bias per context (and per context x gender) -> ``results/tables/baseline_bias*.csv``
-and the forest plot ``results/plots/baseline_forest.png``.
+"""Rule summarize_baseline: bias per context (and per context x gender) -> ``results/tables/{model}/baseline_bias*.csv``
+and the forest plot ``results/plots/{model}/baseline_forest.png``.
 
 The table is ``prunebias.metrics.summarize``: winsorized within each context, inference
 at the level of names (cluster-bootstrap CIs, permutation p-values, power).

@@ -1,5 +1,5 @@
 """Rule summarize_headline: the numbers a reader looks for first, each with its CI ->
-``results/tables/headline.csv`` (``prunebias.headline``: taken from the baseline,
+``results/tables/{model}/headline.csv`` (``prunebias.headline``: taken from the baseline,
 transfer, side-effect and positive-control tables; no new inference)."""
 
 import pandas as pd
