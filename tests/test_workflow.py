@@ -35,7 +35,7 @@ def test_tiny_workflow_produces_tables(tiny_run):
         row = table.set_index("context").loc[ctx]
         assert row.n_white + row.n_black == int((~answers.anomaly).sum())
         assert row.anomaly_rate == pytest.approx(answers.anomaly.mean())
-        assert (work / f"logs/generate_baseline/{ctx}.log").stat().st_size > 0
+        assert (work / f"logs/tiny/generate_baseline/{ctx}.log").stat().st_size > 0
     assert not list((work / "results").rglob(".*.tmp-*")), "temporary files left behind"
     assert (work / "results/model/tiny/prunebias_model.json").exists()
 
