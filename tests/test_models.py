@@ -18,7 +18,7 @@ def test_a_second_model_runs_beside_the_first_and_they_are_compared(tiny_model_d
     work.mkdir()
     cfg = small_config(planted_dir)
     cfg.update(contexts=["purchase-bicycle"], context_overrides={"purchase-bicycle": {"range": [0, 100]}},
-               use_surnames=True)  # the plant rides on the surname Washington
+               use_surnames=True, samples_per_name=1)  # the plant rides on the surname Washington
     cfg["evaluation"] = {"samples_per_name": 1, "random_controls": False}
     cfg["model"]["name"] = "planted"
     run_snakemake(work, cfg)

@@ -74,6 +74,7 @@ def test_model_that_answers_only_text(tmp_path_factory):
     cfg = small_config(model_dir)
     cfg["contexts"] = ["purchase-bicycle", "purchase-car"]
     cfg["context_overrides"] = {}
+    cfg["samples_per_name"] = 1  # every answer is text: one per name shows it
     cfg["evaluation"] = {"samples_per_name": 1, "random_controls": False}
     run_snakemake(work, cfg)
     base = pd.read_csv(work / "results/tables/tiny/baseline_bias.csv")

@@ -49,6 +49,9 @@ CONF
 DECOY_DIR=$WORK/decoy-slurm
 STARTED_DECOY=0
 port_free() { python3 -c "import socket, sys; s = socket.socket(); s.bind(('', $1))" 2>/dev/null; }
+if [ "${DECOY:-0}" = 1 ] && ! { port_free 6817 && port_free 6818; }; then
+  echo "decoy: the default ports are taken (another controller is running already)"
+fi
 if [ "${DECOY:-0}" = 1 ] && port_free 6817 && port_free 6818; then
   mkdir -p "$DECOY_DIR"/state "$DECOY_DIR"/log
   cat > "$DECOY_DIR/slurm.conf" <<CONF
