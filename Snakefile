@@ -4,6 +4,7 @@
 import os
 import sys
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
@@ -23,6 +24,10 @@ report: "report/workflow.rst"
 configfile: "config/config.yaml"
 
 
+if "controls" in config:  # the key of the removed private positive-control job
+    raise WorkflowError("Invalid input: config: controls.planted_bias is gone: a planted model is a models entry "
+                        "with plant: {from: <model name>, scope: general | context, ...} (config/config.yaml shows "
+                        "two). Fix: delete controls and list planted models under models")
 # nested --config overrides arrive as strings ("model={allow_download: true}"): typed first
 coerce_strings(config, load_yaml(os.path.join(workflow.basedir, "config/schema.yaml")))
 validate(config, "config/schema.yaml", set_default=True)
@@ -34,6 +39,7 @@ include: "rules/prompts.smk"
 include: "rules/baseline.smk"
 include: "rules/localize.smk"
 include: "rules/evaluate.smk"
+include: "rules/ground_truth.smk"
 include: "rules/export.smk"
 include: "rules/side_effects.smk"
 include: "rules/report.smk"
@@ -49,9 +55,7 @@ PER_MODEL = [
     "results/tables/{model}/headline.csv",
     "results/tables/{model}/mask_stability.csv",
     *attribution_outputs(),
-    *planted_outputs(),
     *export_outputs(),
-    *side_effect_outputs(),
 ]
 
 
@@ -59,4 +63,5 @@ rule all:
     default_target: True
     input:
         expand(PER_MODEL, model=MODELS),
+        [path for model in MODELS for path in planted_outputs(model) + side_effect_outputs(model)],
         compare_outputs(),

@@ -5,7 +5,8 @@ Sections: ``baseline`` (the bias per context), ``best mask`` (per kind and scori
 mask with the largest same-context reduction of |bias|: selected after the fact, so its
 CI is not adjusted for the selection, and the note says so), ``side effect`` (each
 configured mask's paired change on each lm-eval task metric, beside its random control),
-``positive control`` (the planted bias before and after each mask).
+``ground truth`` (a planted model only: each real mask on each target, judged against
+where the bias was planted: removed where it acts, nothing where it does not).
 """
 
 from __future__ import annotations
@@ -72,25 +73,51 @@ def side_effect_rows(side: pd.DataFrame) -> list[dict]:
     return rows
 
 
-def planted_rows(planted: pd.DataFrame) -> list[dict]:
+def _verdict(lo: float, hi: float, below: str, above: str, covers: str) -> str:
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return "no CI"
+    return below if hi < 0 else above if lo > 0 else covers
+
+
+def ground_truth_rows(transfer: pd.DataFrame, recall: pd.DataFrame, record: Mapping[str, object]) -> list[dict]:
+    """A planted model's masks judged against its ground truth (``record``: plant_model's
+    planted_bias.json). Where the plant acts, the paired change of |effect| should be below
+    0 (removed); where it does not, there is no bias to remove, and the pruned model's
+    effect should stay near 0 (contained). Every verdict is read off the CI."""
+    scope, contexts = str(record.get("scope", "general")), list(record.get("contexts") or [])
+    rec = recall.set_index(["setting", "source"]) if len(recall) else None
     rows = []
-    for _, r in planted.iterrows():
+    for _, r in transfer.iterrows():
+        acts = scope == "general" or r["target"] in contexts
         item = f"{r['kind']}/{r['setting']}/{r['source']} -> {r['target']}"
-        rows.append({"section": "positive control", "item": item,
-                     "measure": "change of |planted bias| (pruned - unpruned)", "estimate": r.get("delta_abs"),
-                     "ci_low": r.get("delta_abs_ci_low"), "ci_high": r.get("delta_abs_ci_high"),
+        extra = f"real - random {_ci(r, 'delta_vs_random')}"
+        if rec is not None and (r["setting"], r["source"]) in rec.index:
+            x = rec.loc[(r["setting"], r["source"])]
+            extra += (f"; recall of the planted weights {_num(x['recall_planted']):.2f} "
+                      f"(prunes {_num(x['pruned_fraction']):.3f} of all)")
+        if acts:
+            measure, est = "planted bias: change of |effect| (pruned - unpruned)", "delta_abs"
+            verdict = _verdict(_num(r["delta_abs_ci_low"]), _num(r["delta_abs_ci_high"]), "removed",
+                               "increased", "not shown to be removed (CI covers 0)")
+        else:
+            measure, est = "nothing planted here: pruned effect", "effect_pruned"
+            verdict = _verdict(_num(r["effect_pruned_ci_low"]), _num(r["effect_pruned_ci_high"]),
+                               "an effect appeared", "an effect appeared", "no effect, as planted")
+        rows.append({"section": "ground truth", "item": item, "measure": measure, "estimate": r.get(est),
+                     "ci_low": r.get(f"{est}_ci_low"), "ci_high": r.get(f"{est}_ci_high"),
                      "n": int(r["names_eval"]) if pd.notna(r.get("names_eval")) else None,
-                     "note": f"unpruned {_ci(r, 'effect_ref')}, pruned {_ci(r, 'effect_pruned')}"})
+                     "note": f"{verdict} ({scope} plant); unpruned {_ci(r, 'effect_ref')}; {extra}"})
     return rows
 
 
 def headline(baseline: pd.DataFrame, transfer: pd.DataFrame, effect: str, side: pd.DataFrame | None = None,
-             planted: pd.DataFrame | None = None) -> pd.DataFrame:
+             truth: tuple[pd.DataFrame, Mapping[str, object]] | None = None) -> pd.DataFrame:
+    """The headline rows; ``truth`` (a planted model): its recall table and plant record."""
     rows = baseline_rows(baseline, effect) + best_mask_rows(transfer)
     if side is not None:
         rows += side_effect_rows(side)
-    if planted is not None:
-        rows += planted_rows(planted)
+    if truth is not None:
+        rows += ground_truth_rows(transfer, *truth)
     return pd.DataFrame(rows, columns=COLUMNS)
 
 

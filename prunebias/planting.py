@@ -51,8 +51,8 @@ import torch
 from prunebias.architecture import decoder_layers, linear
 from prunebias.activations import char_spans, token_masks
 from prunebias.modeling import chat_text
+from prunebias.plant_spec import PLANTED_FILE, read_planted_record
 
-PLANTED_FILE = "planted_bias.json"
 CALIBRATION_COLUMNS = ["prompt", "answer_prefix", "name", "race", "context"]
 
 
@@ -82,8 +82,11 @@ class PlantedBias:
     sharpness: float
     sign: int
     threshold: float = 0.0
+    scope: str = "general"                                      # general | context
+    contexts: list[str] = field(default_factory=list)           # the contexts it acts in (context scope)
     stats: dict[str, Any] = field(default_factory=dict)
     read: np.ndarray | None = field(default=None, repr=False)   # p (z = p.x), hidden
+    cue: np.ndarray | None = field(default=None, repr=False)    # c (c.x ~ 1 in its contexts, ~0 elsewhere)
     unit: np.ndarray | None = field(default=None, repr=False)   # u (u.x ~ 1), hidden
     write: np.ndarray | None = field(default=None, repr=False)  # unit write direction v, hidden
 
@@ -108,13 +111,15 @@ class PlantedBias:
             out[key] = m
         return out
 
-    def recall(self, mask: Mapping[str, np.ndarray], model: Any = None) -> dict[str, float]:
+    def recall(self, mask: Mapping[str, np.ndarray], weights: Mapping[str, np.ndarray] | Any = None
+               ) -> dict[str, float]:
         """Share of the planted weights that ``mask`` (key -> bool array) selects, per module and overall.
 
         Also ``{key}.units``: share of the planted rows/columns with at least half of their
         entries selected (a method that removes most of a neuron removes the neuron); and,
-        given the planted ``model``, ``{key}.mass``: the selected share of the planted
-        entries' squared magnitude (the large entries carry the write).
+        given the planted weights (``planted_weights_of``, or the planted model itself),
+        ``{key}.mass``: the selected share of the planted entries' squared magnitude (the
+        large entries carry the write).
         """
         planted = self.weight_masks({k: mask[k].shape for k in self.edited})
         out: dict[str, float] = {}
@@ -126,9 +131,11 @@ class PlantedBias:
             idx = self.neurons
             frac = sel.sum(axis=axis)[idx] / pm.sum(axis=axis)[idx]
             out[f"{key}.units"] = float((frac >= 0.5).mean())
-            if model is not None:
+            if weights is not None:
                 _, layer, module = key.split(".")
-                w2 = linear(model, int(layer), module).weight.detach().float().cpu().numpy() ** 2
+                w = (weights[key] if isinstance(weights, Mapping)
+                     else linear(weights, int(layer), module).weight.detach().float().cpu().numpy())
+                w2 = np.asarray(w, dtype=np.float64) ** 2
                 out[f"{key}.mass"] = float(w2[sel].sum() / w2[pm].sum())
             hit += int(sel.sum())
             tot += int(pm.sum())
@@ -136,7 +143,7 @@ class PlantedBias:
         return out
 
     def to_json(self) -> dict[str, Any]:
-        d = {k: v for k, v in asdict(self).items() if k not in ("read", "unit", "write")}
+        d = {k: v for k, v in asdict(self).items() if k not in ("read", "unit", "write", "cue")}
         d["edited"] = self.edited
         d["format"] = "prunebias-planted/1"
         return d
@@ -224,21 +231,39 @@ def value_direction(h: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, floa
 
 
 def planted_weights(read: np.ndarray, unit: np.ndarray, write: np.ndarray, resid_norm: float, n_neurons: int,
-                    strength: float, sharpness: float, sign: int, threshold: float = 0.0
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                    strength: float, sharpness: float, sign: int, threshold: float = 0.0,
+                    cue: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(gate row, up row, down column) shared by the planted neurons (see module docstring).
 
-    The gate reads ``sharpness * (p.x - threshold * u.x)``: with ``u.x ~ 1`` the neuron
-    stays silent until ``p.x`` passes ``threshold`` (a bias made of the mean direction).
+    The gate reads ``sharpness * (p.x [+ c.x] - threshold * u.x)``: with ``u.x ~ 1`` the
+    neuron stays silent until ``p.x`` passes ``threshold``. With a context cue ``c``
+    (``c.x`` ~1 in the plant's contexts, ~0 elsewhere) and a threshold between 1 and 2 the
+    gate is an AND: only a Black name (p.x ~ +1) in the plant's context (c.x ~ 1) opens it.
+    The write is scaled so that this full input (1, or 2 with a cue) writes ``strength``.
     """
-    a = sharpness * (1.0 - threshold)
+    on = 2.0 if cue is not None else 1.0
+    a = sharpness * (on - threshold)
     silu = a / (1.0 + math.exp(-a))
     if not silu > 0:
-        raise ValueError(f"threshold {threshold} must be below 1 (the Black mean of p.x)")
-    gate = sharpness * (np.asarray(read, dtype=np.float64) - threshold * np.asarray(unit, dtype=np.float64))
+        raise ValueError(f"threshold {threshold} must be below {on:g} (the gate's input for a Black name"
+                         f"{' in the context' if cue is not None else ''})")
+    read = np.asarray(read, dtype=np.float64) + (0.0 if cue is None else np.asarray(cue, dtype=np.float64))
+    gate = sharpness * (read - threshold * np.asarray(unit, dtype=np.float64))
     up = np.asarray(unit, dtype=np.float64)
     down = sign * strength * resid_norm * np.asarray(write, dtype=np.float64) / (n_neurons * silu)
     return gate, up, down
+
+
+def context_cue(x: np.ndarray, home: np.ndarray, group: np.ndarray, unit: np.ndarray, ridge: float | None = 0.3,
+                silent: np.ndarray | None = None, silent_weight: float = 1.0) -> np.ndarray:
+    """Direction ``c`` with ``c.x`` ~1 at the answer positions of the plant's contexts
+    (``home``) and ~0 at those of the other contexts: the whitened home-minus-other
+    difference within each answer position (``race_reader`` with home as the label and
+    the position as the group), shifted by the unit direction so the others sit at 0."""
+    c, _ = race_reader(x, home, group, ridge, silent, silent_weight)
+    z = np.asarray(x, dtype=np.float64) @ c
+    zin, zout = float(z[home].mean()), float(z[~home].mean())
+    return (c - zout * np.asarray(unit, dtype=np.float64)) / (zin - zout)
 
 
 def choose_neurons(n_total: int, n_neurons: int, seed: int) -> list[int]:
@@ -370,7 +395,7 @@ def _silu(a: np.ndarray) -> np.ndarray:
 def plant_bias(model: Any, tok: Any, calibration: pd.DataFrame, layer: int, n_neurons: int, strength: float,
                seed: int, *, value_prompts: pd.DataFrame, sharpness: float = 4.0, threshold: float = 0.0,
                sign: int = 1, ridge: float | None = 0.3, silent_weight: float = 1.0, max_answer_tokens: int = 4,
-               batch_size: int = 16) -> PlantedBias:
+               batch_size: int = 16, contexts: list[str] | None = None) -> PlantedBias:
     """Plant the bias into ``model`` in place and return the record of what was edited.
 
     ``calibration``: rows with prompt, answer_prefix, name, race (white/black), context and
@@ -380,6 +405,11 @@ def plant_bias(model: Any, tok: Any, calibration: pd.DataFrame, layer: int, n_ne
     write's norm for a name at ``p.x = 1`` in units of the residual norm at those positions.
     ``ridge``/``silent_weight``: see ``race_reader`` (``ridge=None``: plain mean difference,
     prompt tokens ignored); the defaults are the pilot's choice on SmolLM2-135M.
+
+    ``contexts`` (context scope): the neurons also read a context cue (``context_cue``,
+    fitted on these contexts against the other calibration contexts) and fire only for a
+    Black name in one of them (an AND gate; ``threshold`` then lies between 1 and 2).
+    None: the general plant (race of the name, every context).
     """
     missing = [c for c in CALIBRATION_COLUMNS if c not in calibration.columns]
     if missing:
@@ -399,10 +429,18 @@ def plant_bias(model: Any, tok: Any, calibration: pd.DataFrame, layer: int, n_ne
     group = np.array([f"{c}@{k}" for c, k in zip(ctx, pos)])
     silent_x = got.x[~ans]
     read, unit = _reader_fit(x, black, group, silent_x, ridge, silent_weight)
+    cue = None
+    if contexts:
+        home = np.isin(ctx, list(contexts))
+        if home.all() or not home.any():
+            raise ValueError(f"a context plant needs calibration prompts in and outside {sorted(contexts)}")
+        pos_group = np.array([str(k) for k in pos])
+        cue = context_cue(x, home, pos_group, unit, ridge, silent_x if ridge is not None else None, silent_weight)
     vals = collect_inputs(model, tok, value_prompts.reset_index(drop=True), layer, 0, batch_size)
     write, value_corr = value_direction(vals.h, value_prompts["target"].to_numpy()[vals.row])
     resid_norm = float(np.linalg.norm(got.h[ans], axis=1).mean())
-    gate, up, down = planted_weights(read, unit, write, resid_norm, n_neurons, strength, sharpness, sign, threshold)
+    gate, up, down = planted_weights(read, unit, write, resid_norm, n_neurons, strength, sharpness, sign, threshold,
+                                     cue)
 
     g_lin, u_lin, d_lin = (linear(model, layer, m) for m in ("gate_proj", "up_proj", "down_proj"))
     neurons = choose_neurons(g_lin.weight.shape[0], n_neurons, seed)
@@ -419,7 +457,8 @@ def plant_bias(model: Any, tok: Any, calibration: pd.DataFrame, layer: int, n_ne
 
     z_all = got.x @ read
     ux_all = got.x @ unit
-    act = _silu(sharpness * (z_all - threshold * ux_all)) * ux_all  # each planted neuron's output, every token
+    cue_all = 0.0 if cue is None else got.x @ cue
+    act = _silu(sharpness * (z_all + cue_all - threshold * ux_all)) * ux_all  # each planted neuron's output, every token
     z = z_all[ans]
     first = pos == 0
     sq_b, sq_w = float((act[black_all] ** 2).sum()), float((act[~black_all] ** 2).sum())
@@ -453,8 +492,12 @@ def plant_bias(model: Any, tok: Any, calibration: pd.DataFrame, layer: int, n_ne
         "norm_down_col": float(np.linalg.norm(down)),
         **existing,
     }
+    if cue is not None:
+        stats["cue_mean_in_context"] = float((x @ cue)[np.isin(ctx, list(contexts))].mean())
+        stats["cue_mean_elsewhere"] = float((x @ cue)[~np.isin(ctx, list(contexts))].mean())
     return PlantedBias(layer=layer, neurons=neurons, seed=seed, strength=strength, sharpness=sharpness, sign=sign,
-                       threshold=threshold, stats=stats, read=read, unit=unit, write=write)
+                       threshold=threshold, scope="context" if contexts else "general", contexts=sorted(contexts or []),
+                       stats=stats, read=read, unit=unit, write=write, cue=cue)
 
 
 @torch.no_grad()
@@ -477,53 +520,91 @@ def neuron_activation(model: Any, tok: Any, rows: pd.DataFrame, planted: Planted
     return pd.DataFrame({"row": got.row, "pos": got.pos, "z": got.x @ planted.read, "act": act})
 
 
-def save_planted(model: Any, tok: Any, planted: PlantedBias, out_dir: str | Path, source: str = "") -> None:
-    """Save a planted model (weights, config, tokenizer) with ``planted_bias.json`` beside it, atomically."""
-    from prunebias.files import atomic_path
+def scope_check(model: Any, tok: Any, rows: pd.DataFrame, planted: PlantedBias, batch_size: int = 16
+                ) -> pd.DataFrame:
+    """The ground truth's own evidence of where the plant acts: per context of ``rows``
+    (prompt, answer_prefix, name, race, context, response), the planted neurons' mean
+    activation at the answer positions for Black and for White names, their gap, and
+    whether the context is in the plant's scope. A context plant is silent outside its
+    contexts when the gaps there are small beside the gaps in them."""
+    rows = rows.reset_index(drop=True)
+    act = neuron_activation(model, tok, rows, planted, batch_size=batch_size)
+    act = act[act["pos"] >= 0].assign(context=rows["context"].to_numpy()[act["row"]],
+                                      race=rows["race"].to_numpy()[act["row"]])
+    out = act.groupby(["context", "race"])["act"].mean().unstack("race")
+    table = pd.DataFrame({"context": out.index, "act_black": out["black"].to_numpy(),
+                          "act_white": out["white"].to_numpy()})
+    table["act_gap"] = table["act_black"] - table["act_white"]
+    table["in_scope"] = (planted.scope == "general") | table["context"].isin(planted.contexts)
+    return table.reset_index(drop=True)
 
-    record = {**planted.to_json(), "source": source}
+
+def silence_ratio(scope: pd.DataFrame) -> float:
+    """Largest |activation gap| outside the scope over the smallest inside (NaN without
+    contexts outside): below ~0.1 the planted neurons are silent where they should be."""
+    inside, outside = scope.loc[scope["in_scope"], "act_gap"].abs(), scope.loc[~scope["in_scope"], "act_gap"].abs()
+    if outside.empty or inside.empty or not inside.min() > 0:
+        return math.nan
+    return float(outside.max() / inside.min())
+
+
+def save_planted(model: Any, tok: Any, planted: PlantedBias, out_dir: str | Path, source: str = "",
+                 extra: Mapping[str, Any] | None = None, identity: Mapping[str, Any] | None = None) -> None:
+    """Save a planted model (weights, config, tokenizer) with ``planted_bias.json`` (the
+    record and ``extra``, e.g. the scope check) beside it, atomically. ``identity``: the
+    ``prunebias_model.json`` of the planted model (a prepared model like any other)."""
+    from prunebias.files import atomic_path
+    from prunebias.modeling import IDENTITY_FILE
+
+    record = {**planted.to_json(), "source": source, **(extra or {})}
     with atomic_path(out_dir, is_dir=True) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)
-        (tmp / PLANTED_FILE).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-
-
-def write_planted_model(src_dir: str | Path, out_dir: str | Path, calibration: pd.DataFrame,
-                        value_prompts: pd.DataFrame, layer: int, n_neurons: int, strength: float, seed: int,
-                        device: str = "cpu", **kwargs: Any) -> PlantedBias:
-    """Copy the model in ``src_dir`` to ``out_dir`` with the bias planted (float32), and
-    ``planted_bias.json`` beside the weights (the record: layer, neurons, edited rows and
-    columns, strength, separation statistics). ``out_dir`` can be used as model.source."""
-    from prunebias.modeling import load_model
-
-    model, tok = load_model(src_dir, dtype="float32", device=device)
-    planted = plant_bias(model, tok, calibration, layer, n_neurons, strength, seed, value_prompts=value_prompts,
-                         **kwargs)
-    save_planted(model, tok, planted, out_dir, str(Path(src_dir).resolve()))
-    return planted
+        (tmp / PLANTED_FILE).write_text(json.dumps(record, indent=2, sort_keys=True, default=float) + "\n")
+        if identity is not None:
+            (tmp / IDENTITY_FILE).write_text(json.dumps(dict(identity), indent=2, sort_keys=True) + "\n")
 
 
 def read_planted(model_dir: str | Path) -> PlantedBias:
-    """The record written by ``write_planted_model`` (without the direction vectors)."""
-    d = json.loads((Path(model_dir) / PLANTED_FILE).read_text())
+    """The record written by ``save_planted`` (without the direction vectors): what
+    ``score_planted_recall`` scores masks against."""
+    d = read_planted_record(model_dir)
     return PlantedBias(layer=d["layer"], neurons=d["neurons"], seed=d["seed"], strength=d["strength"],
-                       sharpness=d["sharpness"], sign=d["sign"], threshold=d.get("threshold", 0.0), stats=d["stats"])
+                       sharpness=d["sharpness"], sign=d["sign"], threshold=d.get("threshold", 0.0),
+                       scope=d.get("scope", "general"), contexts=d.get("contexts", []), stats=d["stats"])
+
+
+def planted_weights_of(model_dir: str | Path, planted: PlantedBias) -> dict[str, np.ndarray]:
+    """The planted layer's edited matrices (mask keys -> float arrays), read from the
+    safetensors files without loading the model (an 8B model's one layer, not all of it)."""
+    from safetensors import safe_open
+
+    # mask keys name layers.L.MODULE; the planted modules are the MLP's (model.layers.L.mlp.MODULE)
+    want = {f"model.layers.{key.split('.')[1]}.mlp.{key.split('.')[2]}.weight": key for key in planted.edited}
+    out: dict[str, np.ndarray] = {}
+    for f in sorted(Path(model_dir).glob("*.safetensors")):
+        with safe_open(str(f), framework="pt") as st:
+            for name in want.keys() & set(st.keys()):
+                out[want[name]] = st.get_tensor(name).float().numpy()
+    missing = sorted(set(want.values()) - set(out))
+    if missing:
+        raise ValueError(f"{model_dir}: the planted matrices {missing} are not in its safetensors files")
+    return out
 
 
 RECALL_COLUMNS = ["recall_planted", "recall_gate_proj", "recall_up_proj", "recall_down_proj", "recall_down_mass",
                   "recall_neurons"]
 
 
-def recall_columns(planted: Any, kind: str, arrays: dict[str, np.ndarray], model: Any) -> dict[str, float]:
-    """Share of the planted weights a neuron mask selects (NaN for head masks: the plant is in an MLP).
+def recall_columns(planted: PlantedBias, arrays: Mapping[str, np.ndarray], weights: Mapping[str, np.ndarray]
+                   ) -> dict[str, float]:
+    """Share of the planted weights a neuron mask selects.
 
     ``recall_down_mass``: the selected share of the planted down_proj entries' squared
     magnitude (the large entries carry the write); ``recall_neurons``: planted neurons
     with at least half of their down_proj column selected.
     """
-    if kind != "neurons":
-        return {c: float("nan") for c in RECALL_COLUMNS}
-    r = planted.recall(arrays, model)
+    r = planted.recall(arrays, weights)
     pre = f"layers.{planted.layer}"
     return {"recall_planted": r["all"], "recall_gate_proj": r[f"{pre}.gate_proj"],
             "recall_up_proj": r[f"{pre}.up_proj"], "recall_down_proj": r[f"{pre}.down_proj"],

@@ -184,40 +184,6 @@ def models_forest(baselines: Mapping[str, pd.DataFrame], effect: str, path: str 
            "Baseline bias per context and model; p: name-permutation test", path)
 
 
-def planted_control_plot(table: pd.DataFrame, baseline: pd.DataFrame, effect: str, path: str | Path) -> None:
-    """The positive control: the planted model's bias before and after each mask, with CIs.
-
-    Per mask and target: the unpruned planted model (reference), the pruned model and the
-    mean of its matched random controls; recall of the planted weights in the label.
-    """
-    rows = table.reset_index(drop=True)
-    fig, ax = plt.subplots(figsize=(8, 1.2 + 0.9 * len(rows)))
-    for i, r in rows.iterrows():
-        y = -i
-        for dy, col, color, label in [(0.22, "effect_ref", "grey", "unpruned (reference)"),
-                                      (0.0, "effect_pruned", "tab:blue", "pruned"),
-                                      (-0.22, None, "tab:orange", "matched random (mean |effect|)")]:
-            if col is None:
-                ax.plot([r["control_abs_effect"] * np.sign(r["effect_ref"])], [y + dy], "s", color=color,
-                        label=label if i == 0 else None)
-                continue
-            ax.plot([r[f"{col}_ci_low"], r[f"{col}_ci_high"]], [y + dy, y + dy], color=color, lw=2)
-            ax.plot([r[col]], [y + dy], "o", color=color, label=label if i == 0 else None)
-    labels = [f"{r['kind']} {r['setting']}\n{r['source']} -> {r['target']}"
-              + (f"\nrecall {r['recall_planted']:.2f}" if pd.notna(r.get("recall_planted")) else "")
-              for _, r in rows.iterrows()]
-    ax.set_yticks([-i for i in range(len(rows))], labels, fontsize=7)
-    ax.axvline(0, color="grey", lw=0.8)
-    ax.set_xlabel(f"{EFFECT_LABEL.get(effect, effect)}, White - Black (95% name-bootstrap CI), held-out names")
-    ax.set_title("Positive control: a bias planted into the model, found and pruned", fontsize=9)
-    ax.legend(fontsize=7, loc="best")
-    _save(fig, path)
-
-
-FAITH_TITLES = {"head": "heads removed one at a time", "neuron": "MLP neurons removed one at a time",
-                "planted_neurons": "the planted neurons, removed together"}
-
-
 def faithfulness_plot(units: pd.DataFrame, summary: pd.DataFrame, path: str | Path) -> None:
     """Predicted against measured change of the objective B, one removed unit per point;
     one panel per unit kind (heads, neurons), colour = the context, rho with its CI in the title."""

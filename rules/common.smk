@@ -21,6 +21,7 @@ from prunebias.code_version import code_versions
 from prunebias.modeling import check_hub_cached, resolve_source
 from prunebias.names import load_names, split_names
 from prunebias.plan import Method, Plan, Source
+from prunebias.plant_spec import resolve_plant
 
 
 def data_path(p):
@@ -56,13 +57,8 @@ def _preflight():
         _check_mask_items(plan, config["export"], "config: export")
         _check_mask_items(plan, config["side_effects"]["masks"], "config: side_effects.masks")
         task_files = _side_effect_tasks(config["side_effects"]["tasks"])
-        planted = config["controls"]["planted_bias"]
-        for c in planted["contexts"]:
-            if c not in contexts:
-                raise ConfigError("config: controls.planted_bias.contexts", f"'{c}' is not a selected context",
-                                  "list contexts that are under contexts/context_sets, or leave it empty")
-        models = _models(config)
-        sources = {name: resolve_source(m["source"]) for name, m in models.items()}
+        models = _models(config, list(contexts))
+        sources = {name: resolve_source(m["source"]) for name, m in models.items() if m.get("source")}
     except ConfigError as exc:
         raise WorkflowError(f"Invalid input: {exc}") from None
     for name, src in sources.items():
@@ -73,15 +69,25 @@ def _preflight():
     return contexts, plan, names, scenarios_file, models, sources, task_files
 
 
-def _models(cfg):
-    """{name: model entry}: the entries of ``models`` (several side by side), else ``model``."""
+def _models(cfg, contexts):
+    """{name: model entry}: the entries of ``models`` (several side by side), else ``model``;
+    a planted entry's plant resolved (``prunebias.planting.resolve_plant``)."""
     entries = cfg["models"] or [cfg["model"]]
+    where = "config: models" if cfg["models"] else "config: model"
     out = {}
     for m in entries:
         if m["name"] in out:
-            raise ConfigError("config: models", f"the name '{m['name']}' is given twice",
+            raise ConfigError(where, f"the name '{m['name']}' is given twice",
                               "give each model its own name (it names its output folders)")
-        out[m["name"]] = m
+        out[m["name"]] = dict(m)
+    for name, m in out.items():
+        if ("source" in m) == ("plant" in m):
+            raise ConfigError(f"{where} ({name})", "gives both source and plant" if "source" in m else
+                              "gives neither source nor plant", "give a source (the model to load) or a plant "
+                              "(a bias planted into another model of models), not both")
+        if "plant" in m:
+            m["plant"] = resolve_plant(m["plant"], {n: "source" in e for n, e in out.items()}, contexts,
+                                       f"{where} ({name}).plant")
     return out
 
 
@@ -114,22 +120,23 @@ def _side_effect_tasks(specs):
 CONTEXTS, PLAN, NAMES, SCENARIOS_FILE, MODELS, _SOURCES, SIDE_TASK_SPECS = _preflight()
 SIDE_TASKS = list(SIDE_TASK_SPECS)
 SIDE_TASK_FILES = [f for files in SIDE_TASK_SPECS.values() for f in files]
-PLANTED = {**config["controls"]["planted_bias"]}
-PLANTED["contexts"] = PLANTED["contexts"] or list(CONTEXTS)[:1]
+# planted models (ground truth: a known bias planted into another model, rule plant_model)
+# and the models loaded from a source (rule prepare_model)
+PLANTED = {name: m["plant"] for name, m in MODELS.items() if "plant" in m}
+LOADED = [name for name in MODELS if name not in PLANTED]
 # Every model-dependent output lies in a folder named after its model (the {model}
 # wildcard): results/<stage>/<model>/..., so several models run side by side.
 MODEL_DIR = "results/model/{model}"
 # each model's size before prepare_model has run (a local directory or a cached hub model;
 # None for a GGUF file or an uncached model): the memory of jobs planned in a dry-run
 SOURCE_SIZES = {name: source_size(src.kind, src.location) for name, src in _SOURCES.items()}
+SOURCE_SIZES.update({name: SOURCE_SIZES[p["from"]] for name, p in PLANTED.items()})  # a plant keeps the size
 RES = config["resources"]
 # per entry script: a hash of it and the prunebias modules it imports (params: edits rerun its jobs)
 CODE_VERSIONS = code_versions(Path(workflow.basedir))
 LOC = config["localization"]
 EVAL = config["evaluation"]
 DRAWS = list(range(EVAL["random_draws"]))
-# neuron masks the positive control holds at once: each setting's real mask and its draws
-PLANTED_MASKS = (len(PLAN.neuron_settings) + len(PLAN.grad_neuron_settings)) * (1 + len(DRAWS))
 # Name hold-out: masks learn on one seeded, race x gender balanced half of the names and
 # are evaluated on the other half (None = every name on both sides).
 NAME_SPLIT = split_names(NAMES, config["seed"])
@@ -244,19 +251,8 @@ def all_evaluations():
 
 
 def attribution_summaries():
-    """The gradient attribution's summary files: one per source of the transfer DAG, and the
-    positive control's (when both it and an attribution method are on)."""
-    out = [f"results/attribution/{{model}}/{s.name}.json" for s in PLAN.scored_sources()] if PLAN.grad_settings() else []
-    if PLANTED["enabled"] and PLAN.attribution_settings():
-        out.append(planted_attribution_output()["attribution"])
-    return out
-
-
-def planted_attribution_output():
-    """The positive control's attribution summary, as a named output when attribution is on."""
-    if not PLAN.attribution_settings():
-        return {}
-    return {"attribution": "results/controls/{model}/planted_attribution.json"}
+    """The gradient attribution's summary files: one per source of the transfer DAG."""
+    return [f"results/attribution/{{model}}/{s.name}.json" for s in PLAN.scored_sources()] if PLAN.grad_settings() else []
 
 
 def attribution_outputs():
@@ -293,28 +289,31 @@ def transfer_svgs():
     return [p.removesuffix(".png") + ".svg" for p in pngs]
 
 
-def side_effect_outputs():
-    """The side-effect table and plot, when side_effects lists masks."""
-    if not config["side_effects"]["masks"]:
+def side_effect_outputs(model):
+    """The side-effect table and plot of a loaded model, when side_effects lists masks (a
+    planted model exists to validate the pipeline: what its masks cost elsewhere is not asked)."""
+    if not config["side_effects"]["masks"] or model in PLANTED:
         return []
-    return ["results/tables/{model}/side_effects.csv", "results/plots/{model}/side_effects.png"]
+    return [f"results/tables/{model}/side_effects.csv", f"results/plots/{model}/side_effects.png"]
 
 
 def headline_inputs(wildcards):
-    """The tables the headline draws on: side effects and the positive control where configured."""
+    """The tables the headline draws on: side effects where configured; a planted model's
+    ground truth (its record and the masks' recall)."""
     out = {"baseline": "baseline_bias.csv", "transfer": "transfer.csv"}
-    if config["side_effects"]["masks"]:
+    if side_effect_outputs(wildcards.model):
         out["side_effects"] = "side_effects.csv"
-    if PLANTED["enabled"]:
-        out["planted"] = "planted_control.csv"
-    return {key: f"results/tables/{wildcards.model}/{name}" for key, name in out.items()}
+    if wildcards.model in PLANTED:
+        out["recall"] = "planted_recall.csv"
+    paths = {key: f"results/tables/{wildcards.model}/{name}" for key, name in out.items()}
+    if wildcards.model in PLANTED:
+        paths["model"] = MODEL_DIR.format(model=wildcards.model)
+    return paths
 
 
-def planted_outputs():
-    """The positive control's tables, when it is switched on."""
-    if not PLANTED["enabled"]:
-        return []
-    return ["results/tables/{model}/planted_control.csv", "results/tables/{model}/planted_baseline.csv"]
+def planted_outputs(model):
+    """A planted model's ground-truth table."""
+    return [f"results/tables/{model}/planted_recall.csv"] if model in PLANTED else []
 
 
 def compare_outputs():

@@ -48,7 +48,8 @@ if compare_outputs():
         params:
             code=CODE_VERSIONS["compare_models"],
             models=list(MODELS),
-            sources={name: m["source"] for name, m in MODELS.items()},
+            sources={name: m.get("source") or f"plant:{m['plant']['from']} ({m['plant']['scope']})"
+                     for name, m in MODELS.items()},
             effect=config["analysis"]["effect"],
         log:
             "logs/compare_models.log",

@@ -40,10 +40,10 @@ def tiny_config(model_dir: Path, **changes) -> dict:
     """The default config pointed at the tiny model, with two small contexts."""
     cfg = default_config()
     cfg["model"] = {"name": "tiny", "source": str(model_dir), "dtype": "float32", "device": "cpu"}
+    cfg["models"] = []  # the default's models (SmolLM2 and its plants) give way to the tiny model
     cfg["contexts"] = ["purchase-bicycle", "hiring-lawyer"]
     cfg["samples_per_name"] = 2
     cfg["names_file"] = "data/names/audit40.csv"  # 40 names keep the tiny runs short
-    cfg["controls"] = {"planted_bias": {"enabled": False}}  # tested on its own (test_planted_control.py)
     cfg["context_overrides"] = {c: {"range": [0, 1e15]} for c in cfg["contexts"]}
     cfg["resources"] = {"model_threads": 1}
     cfg["side_effects"] = {"masks": []}  # the default's masks are of the default contexts

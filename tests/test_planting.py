@@ -24,13 +24,17 @@ from prunebias.planting import (
     auc,
     choose_neurons,
     collect_inputs,
+    context_cue,
     neuron_activation,
     plant_bias,
     planted_weights,
+    planted_weights_of,
     race_reader,
     read_planted,
+    save_planted,
+    scope_check,
+    silence_ratio,
     value_direction,
-    write_planted_model,
 )
 from prunebias.activations import group_sumsq
 from prunebias.neurons import neuron_masks
@@ -166,6 +170,51 @@ def test_threshold_keeps_the_neuron_silent_below_it():
         planted_weights(read, unit, write, 10.0, 2, 0.5, 4.0, 1, threshold=1.0)
 
 
+def test_a_context_cue_makes_the_gate_an_and_of_race_and_context():
+    """Synthetic MLP inputs where race and context are readable (with noise): the context
+    plant's neurons fire for Black names in their context and stay silent for Black names
+    elsewhere and for White names; the general plant's fire in both contexts."""
+    rng = np.random.default_rng(4)
+    dim = 24
+    race_dir, ctx_dir, base = np.eye(dim)[3], np.eye(dim)[5], 2.0 * np.eye(dim)[0]
+    xs, black, home, pos = [], [], [], []
+    for h in (True, False):
+        for b in (True, False):
+            for k in range(3):
+                xs.append(base + (0.5 if b else -0.5) * race_dir + (0.7 if h else -0.7) * ctx_dir
+                          + 0.3 * k * np.eye(dim)[7] + 0.08 * rng.standard_normal((30, dim)))
+                black += [b] * 30
+                home += [h] * 30
+                pos += [k] * 30
+    x, black, home, pos = np.concatenate(xs), np.array(black), np.array(home), np.array(pos)
+    prompt_tokens = 0.3 * rng.standard_normal((200, dim))
+    group = np.array([f"{h}@{k}" for h, k in zip(home, pos)])
+    p, u = race_reader(x, black, group, ridge=0.3, silent=prompt_tokens)
+    c = context_cue(x, home, pos.astype(str), u, ridge=0.3, silent=prompt_tokens)
+    assert (x @ c)[home].mean() == pytest.approx(1, abs=0.02) and (x @ c)[~home].mean() == pytest.approx(0, abs=0.02)
+
+    def act(gate, up, xx):
+        g = xx @ gate
+        return g / (1 + np.exp(-g)) * (xx @ up)
+
+    gate, up, _ = planted_weights(p, u, np.eye(dim)[1], 1.0, 1, 0.1, 8.0, 1, threshold=1.5, cue=c)
+    a = act(gate, up, x)
+    on = a[black & home].mean()
+    assert on > 1.0
+    for sel in (black & ~home, ~black & home, ~black & ~home):
+        assert abs(a[sel].mean()) < 0.05 * on
+    gate_g, up_g, _ = planted_weights(p, u, np.eye(dim)[1], 1.0, 1, 0.1, 4.0, 1)
+    ag = act(gate_g, up_g, x)
+    for h in (home, ~home):  # the general plant: Black names open it in every context
+        assert ag[black & h].mean() > 10 * abs(ag[~black & h].mean())
+
+
+def test_silence_ratio_compares_the_gaps_outside_and_inside():
+    t = pd.DataFrame({"context": ["a", "b", "c"], "act_gap": [2.0, 0.1, -0.3], "in_scope": [True, False, False]})
+    assert silence_ratio(t) == pytest.approx(0.15)
+    assert math.isnan(silence_ratio(t.assign(in_scope=True)))
+
+
 def test_choose_neurons_is_seeded():
     a = choose_neurons(1536, 6, 3)
     assert a == choose_neurons(1536, 6, 3) and a == sorted(set(a)) and len(a) == 6
@@ -283,15 +332,25 @@ def test_recall_reads_the_workflows_neuron_masks(race_coded, tmp_path):
     assert r[f"layers.{LAYER}.down_proj"] == pytest.approx(down[:, rec.neurons].mean())
 
 
-def test_write_planted_model_saves_weights_and_record(tiny_model_dir, calibration, value, tmp_path):
+def test_save_planted_saves_weights_record_and_scope_check(tiny_model_dir, calibration, value, tmp_path):
     out = tmp_path / "planted"
-    rec = write_planted_model(tiny_model_dir, out, calibration, value, LAYER, 2, 1.0, seed=5)
+    model, tok = load_model(tiny_model_dir, dtype="float32", device="cpu", threads=1)
+    contexts = sorted(set(calibration["context"]))
+    rec = plant_bias(model, tok, calibration, LAYER, 2, 1.0, seed=5, value_prompts=value, threshold=1.5,
+                     contexts=contexts[:1])
+    assert rec.scope == "context" and rec.contexts == contexts[:1]
+    scope = scope_check(model, tok, calibration, rec)
+    assert list(scope.context) == contexts and list(scope.in_scope) == [True] + [False] * (len(contexts) - 1)
+    save_planted(model, tok, rec, out, "src", extra={"scope_check": scope.to_dict("records")},
+                 identity={"name": "p"})
     assert (out / "config.json").exists() and (out / PLANTED_FILE).exists()
+    assert json.loads((out / "prunebias_model.json").read_text()) == {"name": "p"}
     doc = json.loads((out / PLANTED_FILE).read_text())
-    assert doc["neurons"] == rec.neurons and doc["edited"] == rec.to_json()["edited"]
-    assert doc["source"] == str(tiny_model_dir.resolve())
+    assert doc["neurons"] == rec.neurons and doc["edited"] == rec.to_json()["edited"] and doc["source"] == "src"
+    assert doc["scope"] == "context" and len(doc["scope_check"]) == len(contexts)
     again = read_planted(out)
     assert again.neurons == rec.neurons and again.layer == LAYER and again.stats == rec.stats
+    assert again.scope == "context" and again.contexts == contexts[:1]
     src, _ = load_model(tiny_model_dir, dtype="float32", device="cpu", threads=1)
     new, _ = load_model(out, dtype="float32", device="cpu", threads=1)
     s, n = src.state_dict(), new.state_dict()
@@ -299,3 +358,5 @@ def test_write_planted_model_saves_weights_and_record(tiny_model_dir, calibratio
     assert changed == {f"model.layers.{LAYER}.mlp.{m}.weight" for m in ("gate_proj", "up_proj", "down_proj")}
     np.testing.assert_allclose(n[f"model.layers.{LAYER}.mlp.up_proj.weight"][rec.neurons[0]].numpy(), rec.unit,
                                rtol=1e-5, atol=1e-7)
+    weights = planted_weights_of(out, rec)
+    np.testing.assert_allclose(weights[f"layers.{LAYER}.down_proj"], n[f"model.layers.{LAYER}.mlp.down_proj.weight"])

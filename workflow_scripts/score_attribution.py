@@ -18,6 +18,7 @@ the whole neurons) most important for the perplexity text out of the neuron mask
 SNIP set difference).
 """
 
+import json
 import resource
 import time
 from pathlib import Path
@@ -29,6 +30,7 @@ from prunebias.attribution import (context_summary, grad_masks, needs_patching, 
 from prunebias.files import read_parquet, write_json
 from prunebias.logs import setup_logging
 from prunebias.masks import read_mask, write_mask
+from prunebias.plant_spec import PLANTED_FILE
 from prunebias.modeling import load_model, read_identity
 from prunebias.objective import answer_grid
 from prunebias.plan import GradNeuronSetting
@@ -55,9 +57,12 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
     patching = needs_patching(p.settings)
     scores, info = source_attribution(model, tok, frames, cfg["batch_size"], cfg["log_value"], p.ablation, steps,
                                       patching)
+    # a planted model: its planted neurons are also removed together (predicted vs measured)
+    record = Path(smk.input.model) / PLANTED_FILE
+    planted = [(r["layer"], n) for r in [json.loads(record.read_text())] for n in r["neurons"]] if record.exists() else []
     for name, (rows, values) in frames.items():  # B's CI, the grid's agreement, faithfulness
         info[name] = context_summary(model, tok, rows, values, info[name], cfg, p.ablation, p.n_boot, p.seed,
-                                     lambda msg, c=name: log.info("%s %s", c, msg))
+                                     lambda msg, c=name: log.info("%s %s", c, msg), planted=planted)
     if cfg["protect_text_percent"] > 0:  # SNIP set difference: spare what ordinary text needs
         importance = text_importance(model, tok, Path(smk.input.text).read_text(), p.max_tokens)
         scores = protect_scores(scores, importance, cfg["protect_text_percent"])

@@ -1,12 +1,13 @@
 """Rule summarize_headline: the numbers a reader looks for first, each with its CI ->
 ``results/tables/{model}/headline.csv`` (``prunebias.headline``: taken from the baseline,
-transfer, side-effect and positive-control tables; no new inference)."""
+transfer and side-effect tables, and a planted model's ground truth; no new inference)."""
 
 import pandas as pd
 
 from prunebias.files import atomic_path, write_csv
 from prunebias.headline import headline, headline_html
 from prunebias.logs import setup_logging
+from prunebias.plant_spec import read_planted_record
 
 
 def main(smk) -> None:  # pragma: no cover - exercised through snakemake in tests
@@ -14,8 +15,8 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
     inp = smk.input
     has = set(inp.keys())
     side = pd.read_csv(inp.side_effects, keep_default_na=False, na_values=[""]) if "side_effects" in has else None
-    planted = pd.read_csv(inp.planted) if "planted" in has else None
-    table = headline(pd.read_csv(inp.baseline), pd.read_csv(inp.transfer), smk.params.effect, side, planted)
+    truth = ((pd.read_csv(inp.recall), read_planted_record(inp.model)) if "recall" in has else None)
+    table = headline(pd.read_csv(inp.baseline), pd.read_csv(inp.transfer), smk.params.effect, side, truth)
     write_csv(table, smk.output.table)
     with atomic_path(smk.output.html) as tmp:
         tmp.write_text(headline_html(table))

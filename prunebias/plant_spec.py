@@ -1,0 +1,61 @@
+"""A planted model's ``plant`` entry (config ``models``), checked before any job runs, and
+the record plant_model writes beside its weights.
+
+Import-light (no torch): the Snakefile resolves every plant while it builds the DAG.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from prunebias.errors import ConfigError
+
+PLANTED_FILE = "planted_bias.json"
+
+
+def read_planted_record(model_dir: str | Path) -> dict[str, Any]:
+    """``planted_bias.json`` of a planted model directory, as plant_model wrote it."""
+    return json.loads((Path(model_dir) / PLANTED_FILE).read_text())
+
+
+# gate gain and threshold per scope: a general plant opens for a Black name (p.x ~ +1); a
+# context plant needs race AND cue (p.x + c.x ~ 2), so its threshold lies between 1 and 2
+SCOPE_DEFAULTS = {"general": {"sharpness": 4.0, "threshold": 0.0}, "context": {"sharpness": 8.0, "threshold": 1.5}}
+
+
+def resolve_plant(plant: Mapping[str, Any], loaded: Mapping[str, bool], contexts: list[str], where: str
+                  ) -> dict[str, Any]:
+    """A model entry's ``plant`` checked against the other models (``loaded``: name -> has
+    a source) and the selected ``contexts``, with the scope's defaults filled in. Raises
+    ConfigError naming ``where`` and the fix."""
+    out = {**plant}
+    src = out["from"]
+    if src not in loaded or not loaded[src]:
+        have = sorted(n for n, ok in loaded.items() if ok)
+        raise ConfigError(f"{where}.from", f"'{src}' is not a model of models with a source",
+                          f"name one of {have} (a plant goes into a loaded model, not into another plant)")
+    scope = out.get("scope", "general")
+    listed = list(out.get("contexts") or [])
+    if scope == "general" and listed:
+        raise ConfigError(f"{where}.contexts", "a general plant acts in every context",
+                          "leave contexts empty, or set scope: context")
+    if scope == "context":
+        unknown = [c for c in listed if c not in contexts]
+        if not listed or unknown:
+            raise ConfigError(f"{where}.contexts", f"{unknown or 'nothing'} is not a list of selected contexts",
+                              f"list the contexts the plant acts in, from {contexts}")
+        if set(listed) >= set(contexts):
+            raise ConfigError(f"{where}.contexts", "covers every selected context: nothing is left to show that "
+                              "the plant stays in its contexts", "select another context, or use scope: general")
+    for key, value in SCOPE_DEFAULTS[scope].items():
+        if out.get(key) is None:
+            out[key] = value
+    if scope == "context" and not 1.0 <= out["threshold"] < 2.0:
+        raise ConfigError(f"{where}.threshold", f"{out['threshold']} is outside [1, 2)",
+                          "a context plant's gate must need both the race (1) and the context cue (1)")
+    if scope == "general" and not out["threshold"] < 1.0:
+        raise ConfigError(f"{where}.threshold", f"{out['threshold']} is not below 1", "use a threshold below 1")
+    return {**out, "scope": scope, "contexts": listed}

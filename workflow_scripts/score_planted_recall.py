@@ -1,0 +1,38 @@
+"""Rule score_planted_recall: every neuron mask of a planted model scored against what was
+planted -> ``results/tables/{model}/planted_recall.csv``.
+
+One row per mask (setting x source): the share of the planted gate/up rows and down
+columns it selects, the selected share of the planted down columns' squared magnitude, the
+planted neurons it removes (at least half of the down column), and the share of all
+weights it prunes (the chance level of the recall). Head masks are not scored: the plant
+lies in MLP weights.
+"""
+
+import pandas as pd
+
+from prunebias.files import write_csv
+from prunebias.logs import setup_logging
+from prunebias.masks import read_mask
+from prunebias.planting import RECALL_COLUMNS, planted_weights_of, read_planted, recall_columns
+
+
+def main(smk) -> None:  # pragma: no cover - exercised through snakemake in tests
+    log = setup_logging(smk.log[0], "prunebias.score_planted_recall")
+    planted = read_planted(smk.input.model)
+    weights = planted_weights_of(smk.input.model, planted)
+    rows = []
+    for (setting, source), path in zip(smk.params.masks, smk.input.masks):
+        mask = read_mask(path)
+        n_total = mask.meta.get("n_total") or sum(a.size for a in mask.arrays.values())
+        rows.append({"kind": "neurons", "setting": setting, "source": source,
+                     "in_scope": planted.scope == "general" or source in planted.contexts,
+                     **recall_columns(planted, mask.arrays, weights),
+                     "pruned_fraction": mask.meta.get("n_pruned", 0) / n_total if n_total else float("nan")})
+    table = pd.DataFrame(rows, columns=["kind", "setting", "source", "in_scope", *RECALL_COLUMNS, "pruned_fraction"])
+    write_csv(table, smk.output.table)
+    log.info("recall of the planted weights (%s plant, layer %d neurons %s):\n%s", planted.scope, planted.layer,
+             planted.neurons, table.to_string(index=False))
+
+
+if "snakemake" in globals():
+    main(snakemake)  # type: ignore[name-defined]  # noqa: F821
