@@ -90,7 +90,7 @@ def design_counts(configfile: Path) -> dict[str, int]:
 
 
 MODEL_RULES = {"generate_baseline", "cache_activations", "score_neurons", "score_heads", "score_heads_greedy",
-               "draw_controls", "evaluate_pruned", "evaluate_reference", "measure_planted_control",
+               "draw_controls", "evaluate_pruned", "evaluate_reference", "plant_model",
                "measure_mask_stability", "score_attribution"}
 
 

@@ -23,7 +23,8 @@ def prepared_model_dir() -> Path:
     """The materialized default model (prepared once with Snakemake if missing)."""
     import yaml
 
-    name = yaml.safe_load((REPO / "config/config.yaml").read_text())["model"]["name"]
+    cfg = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    name = (cfg.get("models") or [cfg.get("model")])[0]["name"]  # the first (a loaded) model
     d = REPO / "results" / "model" / name
     if not (d / "config.json").exists():
         subprocess.run([str(Path(sys.executable).parent / "snakemake"), "--cores", "2", str(d.relative_to(REPO))],

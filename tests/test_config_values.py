@@ -25,7 +25,7 @@ def test_nested_strings_become_the_types_the_schema_wants():
 
 
 def test_dry_run_with_a_nested_boolean_override(tmp_path):
-    proc = run_snakemake(tmp_path, default_config(), "-n", "--config", "model={allow_download: true}",
+    proc = run_snakemake(tmp_path, default_config(), "-n", "--config", "sampling={stop_after_number: false}",
                          "analysis={n_boot: 50}", check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
 
@@ -34,7 +34,7 @@ def test_an_uncached_hub_model_warns_in_a_dry_run_and_stops_prepare_model(tmp_pa
     """Dry-runs and lint of a paper config work before the weights are downloaded; the real
     run stops in prepare_model, and its log says why and how to fix it."""
     cfg = default_config()
-    cfg["model"].update(source="prunebias-tests/no-such-model", name="nosuch")
+    cfg["models"] = [{"name": "nosuch", "source": "prunebias-tests/no-such-model"}]
     dry = run_snakemake(tmp_path, cfg, "-n", check=False)
     assert dry.returncode == 0, dry.stderr[-2000:]
     assert "not in the local Hugging Face cache" in dry.stdout + dry.stderr

@@ -16,9 +16,8 @@ def test_default_model_end_to_end(tmp_path):
     cfg = default_config()
     cfg["contexts"] = ["purchase-bicycle"]
     cfg["samples_per_name"] = 1
-    cfg["controls"]["planted_bias"]["contexts"] = ["purchase-bicycle"]
     cfg["side_effects"]["masks"] = []  # the default's are of its own contexts
-    cfg["controls"]["planted_bias"]["enabled"] = False  # minutes on this model: the default run shows it
+    cfg["model"], cfg["models"] = cfg["models"][0], []  # the loaded model only: the default run shows its plants
     # the model's own path through every stage that reads it, one mask of each kind (the
     # name-split stability table repeats the neuron scoring twice and is left to the tiny model)
     targets = ["results/tables/smollm2-135m-instruct/baseline_bias.csv",

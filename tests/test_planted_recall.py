@@ -1,5 +1,5 @@
 """The positive control of the default run, as a test: a bias planted into SmolLM2-135M
-(``controls.planted_bias`` of config/config.yaml) must be found by the gradient
+(the general plant of config/config.yaml's models) must be found by the gradient
 attribution at least as well as by Wanda at the same budget: the default ``gradmlp_``
 mask (whole MLP neurons by their summed S = -W * dB/dW, within the Wanda mask's MLP
 weight count, with the SNIP set difference) against the Wanda mask.
@@ -42,9 +42,9 @@ def test_attribution_finds_the_planted_bias_at_least_as_well_as_wanda(tmp_path):
     from prunebias.sampling import Sampling
 
     cfg = default_config()
-    plant = cfg["controls"]["planted_bias"]
-    context = plant["contexts"][0]
-    materialize(resolve_source(cfg["model"]["source"]), tmp_path / "m", "smollm2", False)
+    plant = next(m["plant"] for m in cfg["models"] if m.get("plant", {}).get("scope") == "general")
+    context = "hiring-lawyer"
+    materialize(resolve_source(cfg["models"][0]["source"]), tmp_path / "m", "smollm2", False)
     model, tok = load_model(tmp_path / "m", "float32", "cpu", torch.get_num_threads(), attn_implementation="eager")
     scenarios = load_yaml(REPO / cfg["scenarios_file"])
     ctx = resolve_context(context, scenarios)

@@ -73,8 +73,10 @@ def test_default_config_dry_run(tmp_path):
     cfg = default_config()
     proc = run_snakemake(tmp_path, cfg, "-n")
     out = proc.stdout + proc.stderr
-    for rule, count in [("prepare_model", 1), ("make_prompts", len(cfg["contexts"])),
-                        ("generate_baseline", len(cfg["contexts"])), ("summarize_baseline", 1)]:
+    n_models = len(cfg["models"])  # SmolLM2 and its two plants
+    for rule, count in [("prepare_model", 1), ("plant_model", 2), ("make_prompts", len(cfg["contexts"])),
+                        ("generate_baseline", n_models * len(cfg["contexts"])), ("summarize_baseline", n_models),
+                        ("score_planted_recall", 2)]:
         assert any(line.split() == [rule, str(count)] for line in out.splitlines()), (rule, out[-2000:])
     assert not (tmp_path / "results").exists()
 
@@ -89,7 +91,7 @@ def test_lint_is_clean():
     (lambda c: c.update(samples_per_name=0), "samples_per_name"),
     (lambda c: c.update(contexts=["purchase-spaceship"]), "unknown variation 'spaceship'"),
     (lambda c: c.update(contexts=["Purchase Car"]), "Purchase Car"),
-    (lambda c: c["model"].update(source="/nonexistent/model"), "does not exist"),
+    (lambda c: c["models"][0].update(source="/nonexistent/model"), "does not exist"),
     (lambda c: c.update(context_overrides={"purchase-house": {"template": "Buy a house."}}), "exactly once"),
     (lambda c: c.update(names_file="data/names/missing.csv"), "names file not found"),
     (lambda c: c["analysis"].update(winsorize=[99, 1]), "winsorize"),
