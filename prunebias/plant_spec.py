@@ -24,6 +24,7 @@ def read_planted_record(model_dir: str | Path) -> dict[str, Any]:
 # gate gain and threshold per scope: a general plant opens for a Black name (p.x ~ +1); a
 # context plant needs race AND cue (p.x + c.x ~ 2), so its threshold lies between 1 and 2
 SCOPE_DEFAULTS = {"general": {"sharpness": 4.0, "threshold": 0.0}, "context": {"sharpness": 8.0, "threshold": 1.5}}
+CALIBRATION_SAMPLES = 2  # baseline answers per name the plant is calibrated on (the old control's choice)
 
 
 def resolve_plant(plant: Mapping[str, Any], loaded: Mapping[str, bool], contexts: list[str], where: str
@@ -58,4 +59,4 @@ def resolve_plant(plant: Mapping[str, Any], loaded: Mapping[str, bool], contexts
                           "a context plant's gate must need both the race (1) and the context cue (1)")
     if scope == "general" and not out["threshold"] < 1.0:
         raise ConfigError(f"{where}.threshold", f"{out['threshold']} is not below 1", "use a threshold below 1")
-    return {**out, "scope": scope, "contexts": listed}
+    return {"calibration_samples": CALIBRATION_SAMPLES, **out, "scope": scope, "contexts": listed}

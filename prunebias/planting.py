@@ -492,6 +492,10 @@ def plant_bias(model: Any, tok: Any, calibration: pd.DataFrame, layer: int, n_ne
         "norm_down_col": float(np.linalg.norm(down)),
         **existing,
     }
+    act_ans, ctx_all = act[ans], cal["context"].to_numpy()[got.row][ans]
+    stats["activation_by_context"] = [
+        {"context": c, "act_black": float(act_ans[(ctx_all == c) & black].mean()),
+         "act_white": float(act_ans[(ctx_all == c) & ~black].mean())} for c in sorted(set(ctx_all.tolist()))]
     if cue is not None:
         stats["cue_mean_in_context"] = float((x @ cue)[np.isin(ctx, list(contexts))].mean())
         stats["cue_mean_elsewhere"] = float((x @ cue)[~np.isin(ctx, list(contexts))].mean())
@@ -520,23 +524,16 @@ def neuron_activation(model: Any, tok: Any, rows: pd.DataFrame, planted: Planted
     return pd.DataFrame({"row": got.row, "pos": got.pos, "z": got.x @ planted.read, "act": act})
 
 
-def scope_check(model: Any, tok: Any, rows: pd.DataFrame, planted: PlantedBias, batch_size: int = 16
-                ) -> pd.DataFrame:
-    """The ground truth's own evidence of where the plant acts: per context of ``rows``
-    (prompt, answer_prefix, name, race, context, response), the planted neurons' mean
-    activation at the answer positions for Black and for White names, their gap, and
-    whether the context is in the plant's scope. A context plant is silent outside its
-    contexts when the gaps there are small beside the gaps in them."""
-    rows = rows.reset_index(drop=True)
-    act = neuron_activation(model, tok, rows, planted, batch_size=batch_size)
-    act = act[act["pos"] >= 0].assign(context=rows["context"].to_numpy()[act["row"]],
-                                      race=rows["race"].to_numpy()[act["row"]])
-    out = act.groupby(["context", "race"])["act"].mean().unstack("race")
-    table = pd.DataFrame({"context": out.index, "act_black": out["black"].to_numpy(),
-                          "act_white": out["white"].to_numpy()})
+def scope_check(planted: PlantedBias) -> pd.DataFrame:
+    """The ground truth's own evidence of where the plant acts: per calibration context, the
+    planted neurons' mean activation at the answer positions for Black and for White names
+    (``plant_bias`` computes them from the layer's inputs, which the plant does not change),
+    their gap, and whether the context is in the plant's scope. A context plant is silent
+    outside its contexts when the gaps there are small beside the gaps in them."""
+    table = pd.DataFrame(planted.stats["activation_by_context"], columns=["context", "act_black", "act_white"])
     table["act_gap"] = table["act_black"] - table["act_white"]
     table["in_scope"] = (planted.scope == "general") | table["context"].isin(planted.contexts)
-    return table.reset_index(drop=True)
+    return table
 
 
 def silence_ratio(scope: pd.DataFrame) -> float:

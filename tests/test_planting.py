@@ -339,7 +339,7 @@ def test_save_planted_saves_weights_record_and_scope_check(tiny_model_dir, calib
     rec = plant_bias(model, tok, calibration, LAYER, 2, 1.0, seed=5, value_prompts=value, threshold=1.5,
                      contexts=contexts[:1])
     assert rec.scope == "context" and rec.contexts == contexts[:1]
-    scope = scope_check(model, tok, calibration, rec)
+    scope = scope_check(rec)
     assert list(scope.context) == contexts and list(scope.in_scope) == [True] + [False] * (len(contexts) - 1)
     save_planted(model, tok, rec, out, "src", extra={"scope_check": scope.to_dict("records")},
                  identity={"name": "p"})

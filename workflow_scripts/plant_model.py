@@ -36,13 +36,14 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
     model, tok = load_model(smk.input.model, "float32", p.device, smk.threads)
     calibration = pd.concat([read_parquet(f, PROMPT_COLUMNS + ["response"]) for f in smk.input.baseline],
                             ignore_index=True)
+    calibration = calibration[calibration["sample"] < plant["calibration_samples"]].reset_index(drop=True)
     names = pd.DataFrame(p.names) if p.names is not None else load_names(smk.input.names, use_surnames=p.use_surnames)
     value_prompts = anchor_prompts(load_yaml(Path(smk.input.scenarios)), names)
     context_scope = plant["scope"] == "context"
     planted = plant_bias(model, tok, calibration, plant["layer"], plant["n_neurons"], plant["strength"], plant["seed"],
                          value_prompts=value_prompts, sign=plant["sign"], sharpness=plant["sharpness"],
                          threshold=plant["threshold"], contexts=plant["contexts"] if context_scope else None)
-    scope = scope_check(model, tok, calibration, planted)
+    scope = scope_check(planted)
     ratio = silence_ratio(scope)
     base = read_identity(smk.input.model)
     identity = {**base, "name": p.name, "source": f"plant:{base['name']}", "source_kind": "plant",
