@@ -184,6 +184,10 @@ def models_forest(baselines: Mapping[str, pd.DataFrame], effect: str, path: str 
            "Baseline bias per context and model; p: name-permutation test", path)
 
 
+FAITH_TITLES = {"head": "heads removed one at a time", "neuron": "MLP neurons removed one at a time",
+                "planted_neurons": "the planted neurons, removed together"}
+
+
 def faithfulness_plot(units: pd.DataFrame, summary: pd.DataFrame, path: str | Path) -> None:
     """Predicted against measured change of the objective B, one removed unit per point;
     one panel per unit kind (heads, neurons), colour = the context, rho with its CI in the title."""
