@@ -47,10 +47,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from safetensors import safe_open
 
 from prunebias.architecture import decoder_layers, linear
 from prunebias.activations import char_spans, token_masks
-from prunebias.modeling import chat_text
+from prunebias.files import atomic_path
+from prunebias.modeling import IDENTITY_FILE, chat_text
 from prunebias.plant_spec import PLANTED_FILE, read_planted_record
 
 CALIBRATION_COLUMNS = ["prompt", "answer_prefix", "name", "race", "context"]
@@ -429,9 +431,8 @@ def plant_bias(model: Any, tok: Any, calibration: pd.DataFrame, layer: int, n_ne
     group = np.array([f"{c}@{k}" for c, k in zip(ctx, pos)])
     silent_x = got.x[~ans]
     read, unit = _reader_fit(x, black, group, silent_x, ridge, silent_weight)
-    cue = None
+    cue, home = None, np.isin(ctx, list(contexts or []))
     if contexts:
-        home = np.isin(ctx, list(contexts))
         if home.all() or not home.any():
             raise ValueError(f"a context plant needs calibration prompts in and outside {sorted(contexts)}")
         pos_group = np.array([str(k) for k in pos])
@@ -497,8 +498,8 @@ def plant_bias(model: Any, tok: Any, calibration: pd.DataFrame, layer: int, n_ne
         {"context": c, "act_black": float(act_ans[(ctx_all == c) & black].mean()),
          "act_white": float(act_ans[(ctx_all == c) & ~black].mean())} for c in sorted(set(ctx_all.tolist()))]
     if cue is not None:
-        stats["cue_mean_in_context"] = float((x @ cue)[np.isin(ctx, list(contexts))].mean())
-        stats["cue_mean_elsewhere"] = float((x @ cue)[~np.isin(ctx, list(contexts))].mean())
+        stats["cue_mean_in_context"] = float((x @ cue)[home].mean())
+        stats["cue_mean_elsewhere"] = float((x @ cue)[~home].mean())
     return PlantedBias(layer=layer, neurons=neurons, seed=seed, strength=strength, sharpness=sharpness, sign=sign,
                        threshold=threshold, scope="context" if contexts else "general", contexts=sorted(contexts or []),
                        stats=stats, read=read, unit=unit, write=write, cue=cue)
@@ -550,9 +551,6 @@ def save_planted(model: Any, tok: Any, planted: PlantedBias, out_dir: str | Path
     """Save a planted model (weights, config, tokenizer) with ``planted_bias.json`` (the
     record and ``extra``, e.g. the scope check) beside it, atomically. ``identity``: the
     ``prunebias_model.json`` of the planted model (a prepared model like any other)."""
-    from prunebias.files import atomic_path
-    from prunebias.modeling import IDENTITY_FILE
-
     record = {**planted.to_json(), "source": source, **(extra or {})}
     with atomic_path(out_dir, is_dir=True) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
@@ -574,8 +572,6 @@ def read_planted(model_dir: str | Path) -> PlantedBias:
 def planted_weights_of(model_dir: str | Path, planted: PlantedBias) -> dict[str, np.ndarray]:
     """The planted layer's edited matrices (mask keys -> float arrays), read from the
     safetensors files without loading the model (an 8B model's one layer, not all of it)."""
-    from safetensors import safe_open
-
     # mask keys name layers.L.MODULE; the planted modules are the MLP's (model.layers.L.mlp.MODULE)
     want = {f"model.layers.{key.split('.')[1]}.mlp.{key.split('.')[2]}.weight": key for key in planted.edited}
     out: dict[str, np.ndarray] = {}

@@ -18,7 +18,6 @@ the whole neurons) most important for the perplexity text out of the neuron mask
 SNIP set difference).
 """
 
-import json
 import resource
 import time
 from pathlib import Path
@@ -30,7 +29,7 @@ from prunebias.attribution import (context_summary, grad_masks, needs_patching, 
 from prunebias.files import read_parquet, write_json
 from prunebias.logs import setup_logging
 from prunebias.masks import read_mask, write_mask
-from prunebias.plant_spec import PLANTED_FILE
+from prunebias.plant_spec import PLANTED_FILE, read_planted_record
 from prunebias.modeling import load_model, read_identity
 from prunebias.objective import answer_grid
 from prunebias.plan import GradNeuronSetting
@@ -58,8 +57,10 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
     scores, info = source_attribution(model, tok, frames, cfg["batch_size"], cfg["log_value"], p.ablation, steps,
                                       patching)
     # a planted model: its planted neurons are also removed together (predicted vs measured)
-    record = Path(smk.input.model) / PLANTED_FILE
-    planted = [(r["layer"], n) for r in [json.loads(record.read_text())] for n in r["neurons"]] if record.exists() else []
+    planted = []
+    if (Path(smk.input.model) / PLANTED_FILE).exists():
+        record = read_planted_record(smk.input.model)
+        planted = [(record["layer"], n) for n in record["neurons"]]
     for name, (rows, values) in frames.items():  # B's CI, the grid's agreement, faithfulness
         info[name] = context_summary(model, tok, rows, values, info[name], cfg, p.ablation, p.n_boot, p.seed,
                                      lambda msg, c=name: log.info("%s %s", c, msg), planted=planted)
