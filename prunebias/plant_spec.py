@@ -21,17 +21,14 @@ def read_planted_record(model_dir: str | Path) -> dict[str, Any]:
     return json.loads((Path(model_dir) / PLANTED_FILE).read_text())
 
 
-# gate gain and threshold per scope: a general plant opens for a Black name (p.x ~ +1); a
-# context plant needs race AND cue (p.x + c.x ~ 2), so its threshold lies between 1 and 2
-SCOPE_DEFAULTS = {"general": {"sharpness": 4.0, "threshold": 0.0}, "context": {"sharpness": 8.0, "threshold": 1.5}}
 CALIBRATION_SAMPLES = 2  # baseline answers per name the plant is calibrated on (the old control's choice)
 
 
 def resolve_plant(plant: Mapping[str, Any], loaded: Mapping[str, bool], contexts: list[str], where: str
                   ) -> dict[str, Any]:
     """A model entry's ``plant`` checked against the other models (``loaded``: name -> has
-    a source) and the selected ``contexts``, with the scope's defaults filled in. Raises
-    ConfigError naming ``where`` and the fix."""
+    a source) and the selected ``contexts`` (the schema filled in the defaults), with the
+    calibration's sample count added. Raises ConfigError naming ``where`` and the fix."""
     out = {**plant}
     src = out["from"]
     if src not in loaded or not loaded[src]:
@@ -51,12 +48,7 @@ def resolve_plant(plant: Mapping[str, Any], loaded: Mapping[str, bool], contexts
         if set(listed) >= set(contexts):
             raise ConfigError(f"{where}.contexts", "covers every selected context: nothing is left to show that "
                               "the plant stays in its contexts", "select another context, or use scope: general")
-    for key, value in SCOPE_DEFAULTS[scope].items():
-        if out.get(key) is None:
-            out[key] = value
-    if scope == "context" and not 1.0 <= out["threshold"] < 2.0:
-        raise ConfigError(f"{where}.threshold", f"{out['threshold']} is outside [1, 2)",
-                          "a context plant's gate must need both the race (1) and the context cue (1)")
-    if scope == "general" and not out["threshold"] < 1.0:
-        raise ConfigError(f"{where}.threshold", f"{out['threshold']} is not below 1", "use a threshold below 1")
+    if not out.get("threshold", 0.0) < 1.0:
+        raise ConfigError(f"{where}.threshold", f"{out['threshold']} is not below 1",
+                          "the gate must open for a Black name (race signal 1): use a threshold below 1")
     return {"calibration_samples": CALIBRATION_SAMPLES, **out, "scope": scope, "contexts": listed}

@@ -234,24 +234,30 @@ def value_direction(h: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, floa
 
 def planted_weights(read: np.ndarray, unit: np.ndarray, write: np.ndarray, resid_norm: float, n_neurons: int,
                     strength: float, sharpness: float, sign: int, threshold: float = 0.0,
-                    cue: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                    cue: np.ndarray | None = None, cue_weight: float = 4.0
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(gate row, up row, down column) shared by the planted neurons (see module docstring).
 
-    The gate reads ``sharpness * (p.x [+ c.x] - threshold * u.x)``: with ``u.x ~ 1`` the
-    neuron stays silent until ``p.x`` passes ``threshold``. With a context cue ``c``
-    (``c.x`` ~1 in the plant's contexts, ~0 elsewhere) and a threshold between 1 and 2 the
-    gate is an AND: only a Black name (p.x ~ +1) in the plant's context (c.x ~ 1) opens it.
-    The write is scaled so that this full input (1, or 2 with a cue) writes ``strength``.
+    The gate reads ``sharpness * (p.x - threshold * u.x)``: with ``u.x ~ 1`` the neuron
+    stays silent until ``p.x`` passes ``threshold``. With a context cue ``c`` (``c.x`` ~1 in
+    the plant's contexts, ~0 elsewhere) it also reads ``cue_weight * (c.x - u.x)``: nothing
+    in the plant's contexts, a penalty of ``cue_weight`` race units outside them, so only a
+    Black name in the context opens it (an AND whose home behaviour is the general plant's).
+    A penalty, not a threshold between 1 and 2 on ``p.x + c.x``: the race signal varies by
+    about its own size between positions, which a threshold of one unit does not hold back
+    (on SmolLM2, 22% of the home activation gap leaked outside; with the penalty of 4, 0.1%).
+    The write is scaled so that a Black name at ``p.x = 1`` writes ``strength``.
     """
-    on = 2.0 if cue is not None else 1.0
-    a = sharpness * (on - threshold)
+    a = sharpness * (1.0 - threshold)
     silu = a / (1.0 + math.exp(-a))
     if not silu > 0:
-        raise ValueError(f"threshold {threshold} must be below {on:g} (the gate's input for a Black name"
-                         f"{' in the context' if cue is not None else ''})")
-    read = np.asarray(read, dtype=np.float64) + (0.0 if cue is None else np.asarray(cue, dtype=np.float64))
-    gate = sharpness * (read - threshold * np.asarray(unit, dtype=np.float64))
-    up = np.asarray(unit, dtype=np.float64)
+        raise ValueError(f"threshold {threshold} must be below 1 (the Black mean of p.x)")
+    unit = np.asarray(unit, dtype=np.float64)
+    read = np.asarray(read, dtype=np.float64)
+    if cue is not None:
+        read = read + cue_weight * (np.asarray(cue, dtype=np.float64) - unit)
+    gate = sharpness * (read - threshold * unit)
+    up = unit
     down = sign * strength * resid_norm * np.asarray(write, dtype=np.float64) / (n_neurons * silu)
     return gate, up, down
 
@@ -397,7 +403,7 @@ def _silu(a: np.ndarray) -> np.ndarray:
 def plant_bias(model: Any, tok: Any, calibration: pd.DataFrame, layer: int, n_neurons: int, strength: float,
                seed: int, *, value_prompts: pd.DataFrame, sharpness: float = 4.0, threshold: float = 0.0,
                sign: int = 1, ridge: float | None = 0.3, silent_weight: float = 1.0, max_answer_tokens: int = 4,
-               batch_size: int = 16, contexts: list[str] | None = None) -> PlantedBias:
+               batch_size: int = 16, contexts: list[str] | None = None, cue_weight: float = 4.0) -> PlantedBias:
     """Plant the bias into ``model`` in place and return the record of what was edited.
 
     ``calibration``: rows with prompt, answer_prefix, name, race (white/black), context and
@@ -410,7 +416,8 @@ def plant_bias(model: Any, tok: Any, calibration: pd.DataFrame, layer: int, n_ne
 
     ``contexts`` (context scope): the neurons also read a context cue (``context_cue``,
     fitted on these contexts against the other calibration contexts) and fire only for a
-    Black name in one of them (an AND gate; ``threshold`` then lies between 1 and 2).
+    Black name in one of them (``cue_weight``: the penalty outside, in race units; see
+    ``planted_weights``).
     None: the general plant (race of the name, every context).
     """
     missing = [c for c in CALIBRATION_COLUMNS if c not in calibration.columns]
@@ -441,7 +448,7 @@ def plant_bias(model: Any, tok: Any, calibration: pd.DataFrame, layer: int, n_ne
     write, value_corr = value_direction(vals.h, value_prompts["target"].to_numpy()[vals.row])
     resid_norm = float(np.linalg.norm(got.h[ans], axis=1).mean())
     gate, up, down = planted_weights(read, unit, write, resid_norm, n_neurons, strength, sharpness, sign, threshold,
-                                     cue)
+                                     cue, cue_weight)
 
     g_lin, u_lin, d_lin = (linear(model, layer, m) for m in ("gate_proj", "up_proj", "down_proj"))
     neurons = choose_neurons(g_lin.weight.shape[0], n_neurons, seed)
@@ -458,8 +465,8 @@ def plant_bias(model: Any, tok: Any, calibration: pd.DataFrame, layer: int, n_ne
 
     z_all = got.x @ read
     ux_all = got.x @ unit
-    cue_all = 0.0 if cue is None else got.x @ cue
-    act = _silu(sharpness * (z_all + cue_all - threshold * ux_all)) * ux_all  # each planted neuron's output, every token
+    penalty = 0.0 if cue is None else cue_weight * (got.x @ cue - ux_all)
+    act = _silu(sharpness * (z_all + penalty - threshold * ux_all)) * ux_all  # each planted neuron's output, every token
     z = z_all[ans]
     first = pos == 0
     sq_b, sq_w = float((act[black_all] ** 2).sum()), float((act[~black_all] ** 2).sum())
@@ -500,6 +507,7 @@ def plant_bias(model: Any, tok: Any, calibration: pd.DataFrame, layer: int, n_ne
     if cue is not None:
         stats["cue_mean_in_context"] = float((x @ cue)[home].mean())
         stats["cue_mean_elsewhere"] = float((x @ cue)[~home].mean())
+        stats["cue_weight"] = cue_weight
     return PlantedBias(layer=layer, neurons=neurons, seed=seed, strength=strength, sharpness=sharpness, sign=sign,
                        threshold=threshold, scope="context" if contexts else "general", contexts=sorted(contexts or []),
                        stats=stats, read=read, unit=unit, write=write, cue=cue)

@@ -197,7 +197,7 @@ def test_a_context_cue_makes_the_gate_an_and_of_race_and_context():
         g = xx @ gate
         return g / (1 + np.exp(-g)) * (xx @ up)
 
-    gate, up, _ = planted_weights(p, u, np.eye(dim)[1], 1.0, 1, 0.1, 8.0, 1, threshold=1.5, cue=c)
+    gate, up, _ = planted_weights(p, u, np.eye(dim)[1], 1.0, 1, 0.1, 4.0, 1, cue=c, cue_weight=4.0)
     a = act(gate, up, x)
     on = a[black & home].mean()
     assert on > 1.0
@@ -336,8 +336,7 @@ def test_save_planted_saves_weights_record_and_scope_check(tiny_model_dir, calib
     out = tmp_path / "planted"
     model, tok = load_model(tiny_model_dir, dtype="float32", device="cpu", threads=1)
     contexts = sorted(set(calibration["context"]))
-    rec = plant_bias(model, tok, calibration, LAYER, 2, 1.0, seed=5, value_prompts=value, threshold=1.5,
-                     contexts=contexts[:1])
+    rec = plant_bias(model, tok, calibration, LAYER, 2, 1.0, seed=5, value_prompts=value, contexts=contexts[:1])
     assert rec.scope == "context" and rec.contexts == contexts[:1]
     scope = scope_check(rec)
     assert list(scope.context) == contexts and list(scope.in_scope) == [True] + [False] * (len(contexts) - 1)

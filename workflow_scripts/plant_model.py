@@ -42,7 +42,8 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
     context_scope = plant["scope"] == "context"
     planted = plant_bias(model, tok, calibration, plant["layer"], plant["n_neurons"], plant["strength"], plant["seed"],
                          value_prompts=value_prompts, sign=plant["sign"], sharpness=plant["sharpness"],
-                         threshold=plant["threshold"], contexts=plant["contexts"] if context_scope else None)
+                         threshold=plant["threshold"], contexts=plant["contexts"] if context_scope else None,
+                         cue_weight=plant["cue_weight"])
     scope = scope_check(planted)
     ratio = silence_ratio(scope)
     base = read_identity(smk.input.model)
