@@ -42,9 +42,21 @@ def baseline_rows(baseline: pd.DataFrame, effect: str) -> list[dict]:
 
 
 def best_mask_rows(transfer: pd.DataFrame) -> list[dict]:
+    """Per kind and scoring, the mask with the largest same-context reduction of |bias|,
+    among the contexts whose baseline bias is established (elsewhere there is no bias to
+    remove, and a change of |effect| is no reduction: one row says so)."""
     same = transfer[transfer["level"] == "same_context"].dropna(subset=["delta_abs"])
     rows = []
     for (kind, scoring), part in same.groupby(["kind", "scoring"], sort=True):
+        with_bias = (part[part["bias_to_remove"].fillna(True).astype(bool)] if "bias_to_remove" in part.columns
+                     else part)
+        if with_bias.empty:
+            rows.append({"section": "best mask", "item": f"{kind} ({scoring})", "measure": "no bias to remove",
+                         "estimate": math.nan, "ci_low": math.nan, "ci_high": math.nan, "n": None,
+                         "note": f"no context of its {len(part)} same-context masks has an established baseline bias "
+                                 "(its CI covers 0)"})
+            continue
+        part = with_bias
         r = part.loc[part["delta_abs"].idxmin()]
         rows.append({"section": "best mask", "item": f"{kind}/{r['setting']}/{r['source']}",
                      "measure": f"change of |{r['effect']}| in its own context (pruned - unpruned)",
@@ -99,6 +111,8 @@ def ground_truth_rows(transfer: pd.DataFrame, recall: pd.DataFrame, record: Mapp
             measure, est = "planted bias: change of |effect| (pruned - unpruned)", "delta_abs"
             verdict = _verdict(_num(r["delta_abs_ci_low"]), _num(r["delta_abs_ci_high"]), "removed",
                                "increased", "not shown to be removed (CI covers 0)")
+            if not bool(r.get("bias_to_remove", True)):
+                verdict = "the plant was not detected here (baseline CI covers 0): nothing to judge"
         else:
             measure, est = "nothing planted here: pruned effect", "effect_pruned"
             verdict = _verdict(_num(r["effect_pruned_ci_low"]), _num(r["effect_pruned_ci_high"]),

@@ -42,17 +42,27 @@ def ordered_sources(sources: Sequence[str], contexts: Sequence[str]) -> list[str
 
 
 def heatmap(table: pd.DataFrame, kind: str, setting: str, contexts: Sequence[str], path: str | Path) -> None:
-    """Sources x targets, colour = delta |effect| (pruned - reference); * where its CI excludes 0."""
+    """Sources x targets, colour = delta |effect| (pruned - reference); * where its CI excludes 0.
+
+    A target without an established baseline bias (``bias_to_remove`` false) has no
+    removal to show: its cells are blank and say "no bias". The title counts what the
+    cells show."""
     sub = table[(table["kind"] == kind) & (table["setting"] == setting)]
+    if "bias_to_remove" in sub.columns:
+        sub = sub.assign(delta_abs=sub["delta_abs"].where(sub["bias_to_remove"].fillna(True).astype(bool)))
     targets = [c for c in contexts if c in set(sub["target"])]
     rows = ordered_sources(sub["source"], contexts)
-    grid = sub.pivot_table(index="source", columns="target", values="delta_abs", aggfunc="first")
-    grid = grid.reindex(index=rows, columns=targets)
-    sig = sub.assign(sig=(sub["delta_abs_ci_low"] > 0) | (sub["delta_abs_ci_high"] < 0))
-    sig = sig.pivot_table(index="source", columns="target", values="sig", aggfunc="first").reindex(
-        index=rows, columns=targets)
-    under = sub.pivot_table(index="source", columns="target", values="underpowered", aggfunc="first").reindex(
-        index=rows, columns=targets)
+
+    def cells(values: pd.Series) -> pd.DataFrame:
+        return (sub.assign(v=values).pivot_table(index="source", columns="target", values="v", aggfunc="first",
+                                                 dropna=False).reindex(index=rows, columns=targets))
+
+    grid = cells(sub["delta_abs"]).astype(float)
+    below = cells((sub["delta_abs_ci_high"] < 0) & sub["delta_abs"].notna())
+    above = cells((sub["delta_abs_ci_low"] > 0) & sub["delta_abs"].notna())
+    under = cells(sub["underpowered"])
+    no_bias = cells(~sub["bias_to_remove"].fillna(True).astype(bool) if "bias_to_remove" in sub.columns
+                    else pd.Series(False, index=sub.index))
     finite = np.abs(grid.to_numpy(float))
     vmax = float(np.nanmax(finite)) if np.isfinite(finite).any() else 1.0
     vmax = vmax if vmax > 0 else 1.0  # the scale always spans every value: nothing is clipped
@@ -60,18 +70,27 @@ def heatmap(table: pd.DataFrame, kind: str, setting: str, contexts: Sequence[str
     for r in grid.index:
         for c in grid.columns:
             v = grid.loc[r, c]
-            mark = "*" if bool(sig.loc[r, c]) is True else ""
+            mark = "*" if bool(below.loc[r, c]) or bool(above.loc[r, c]) else ""
             mark += " (u)" if bool(under.loc[r, c]) is True else ""
-            labels.loc[r, c] = "" if pd.isna(v) else f"{v:.2f}{mark}"
+            labels.loc[r, c] = "no bias" if bool(no_bias.loc[r, c]) is True else "" if pd.isna(v) else f"{v:.2f}{mark}"
     effect = str(sub["effect"].iloc[0]) if len(sub) else "smd"
-    fig, ax = plt.subplots(figsize=(1.6 + 1.1 * max(1, grid.shape[1]), 1.2 + 0.45 * max(1, grid.shape[0])))
-    sns.heatmap(grid.astype(float), ax=ax, cmap="RdBu_r", vmin=-vmax, vmax=vmax, center=0,
+    n_cells, n_none = int(grid.size), int(no_bias.to_numpy(bool).sum())
+    n_down, n_up = int(below.to_numpy(bool).sum()), int(above.to_numpy(bool).sum())
+    fig, ax = plt.subplots(figsize=(2.4 + 1.3 * max(1, grid.shape[1]), 1.6 + 0.45 * max(1, grid.shape[0])))
+    sns.heatmap(grid, ax=ax, cmap="RdBu_r", vmin=-vmax, vmax=vmax, center=0,
                 annot=labels.to_numpy() if grid.shape[1] <= 12 else False, fmt="",
-                cbar_kws={"label": f"|{EFFECT_LABEL.get(effect, effect)}| pruned - reference"})
-    ax.set_title(f"{kind} {setting}: change of |bias| (blue: smaller)\n* paired 95% CI excludes 0; "
-                 "(u) underpowered", fontsize=9)
+                cbar_kws={"label": f"|{EFFECT_LABEL.get(effect, effect)}|\npruned - reference"})
+    ax.set_facecolor("#eeeeee")  # blank cells: no value (seaborn does not annotate them; "no bias" is written here)
+    for i, r in enumerate(grid.index):
+        for j, c in enumerate(grid.columns):
+            if bool(no_bias.loc[r, c]) is True:
+                ax.text(j + 0.5, i + 0.5, "no bias", ha="center", va="center", fontsize=8, color="#555555")
+    ax.set_title(f"{kind} {setting}: change of |bias| (blue: smaller)\n"
+                 f"{n_down} of {n_cells} cells smaller, {n_up} larger (*: paired 95% CI)\n"
+                 f"{n_none} with no bias to remove; (u) underpowered", fontsize=8)
     ax.set_xlabel("target context (evaluated on)")
     ax.set_ylabel("mask source (learned on)")
+    fig.tight_layout()
     _save(fig, path)
 
 

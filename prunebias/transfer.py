@@ -56,7 +56,7 @@ def _ci(prefix: str, iv: Interval) -> dict[str, float]:
 COLUMNS = (["method", "kind", "setting"] + SETTING_COLUMNS
            + ["ablation", "source", "target", "level", "level_number", "effect", "names_eval", "n_ref", "n_pruned"]
            + [c for p in ("effect_ref", "effect_pruned", "delta", "delta_abs") for c in (p, f"{p}_ci_low", f"{p}_ci_high")]
-           + ["ref_significant", "mde_delta", "underpowered", "bias_reduction", "bias_reduction_ci_low",
+           + ["ref_significant", "bias_to_remove", "estimand", "mde_delta", "underpowered", "bias_reduction", "bias_reduction_ci_low",
               "bias_reduction_ci_high", "smd_ref", "smd_pruned"]
            + [c for p in ("delta_smd", "delta_abs_smd") for c in (p, f"{p}_ci_low", f"{p}_ci_high")]
            + ["control_abs_effect", "delta_vs_random", "delta_vs_random_ci_low", "delta_vs_random_ci_high",
@@ -66,6 +66,16 @@ COLUMNS = (["method", "kind", "setting"] + SETTING_COLUMNS
 CONTROL_COLUMNS = (["kind", "setting", "source", "target", "draw", "effect"]
                    + [c for p in ("effect_pruned", "delta_abs") for c in (p, f"{p}_ci_low", f"{p}_ci_high")]
                    + ["anomaly_rate", "inlier_ratio", "perplexity"])
+
+
+NO_BIAS = "no bias to remove"
+
+
+def established_bias(baseline_table: pd.DataFrame, effect: str) -> dict[str, bool]:
+    """Per context of a baseline table (``summarize_baseline``): is its bias established,
+    i.e. does the primary effect's name-bootstrap CI exclude 0?"""
+    lo, hi = baseline_table[f"{effect}_ci_low"].astype(float), baseline_table[f"{effect}_ci_high"].astype(float)
+    return dict(zip(baseline_table["context"], ((lo > 0) | (hi < 0)).tolist()))
 
 
 def _inliers(base_ok: np.ndarray, df: pd.DataFrame, pct: tuple[float, float]) -> float:
@@ -129,14 +139,18 @@ def transfer_row(kind: str, setting: str, source: str, target: str, baseline: pd
 def build_tables(masks: Sequence[tuple[str, str, str, Mapping[str, Any]]], read_eval: Callable[..., pd.DataFrame],
                  read_info: Callable[..., dict[str, Any]], baselines: Mapping[str, pd.DataFrame],
                  targets: Sequence[str], level_of: Callable[[str, str], str], winsor: Any, effect: str, n_boot: int,
-                 seed: int, inlier_pct: tuple[float, float]) -> tuple[pd.DataFrame, pd.DataFrame]:
+                 seed: int, inlier_pct: tuple[float, float], established: Mapping[str, bool] | None = None
+                 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The transfer table and the control table.
 
     ``masks`` lists (kind, setting, source, setting params) of every real mask;
     ``read_eval(method, setting, source, target)`` and ``read_info(method, setting, source, target)``
     give an evaluation's answers and info ("reference" with setting = source = None): each
     target is its own evaluation job, so its info (perplexity, pruned counts) sits beside it;
-    ``level_of(source, target)`` the generalization level.
+    ``level_of(source, target)`` the generalization level; ``established``: per target,
+    whether its baseline bias is established (CI excluding 0). Where it is not, the change
+    of |effect| is no estimand of removal (|noisy estimate| is pulled away from 0, so any
+    perturbation looks like a reduction): ``estimand`` says "no bias to remove" there.
     """
     rows, ctrl_rows = [], []
     for kind, setting, source, params in masks:
@@ -158,6 +172,9 @@ def build_tables(masks: Sequence[tuple[str, str, str, Mapping[str, Any]]], read_
             rows.append(row)
             ctrl_rows.extend(crs)
     table = pd.DataFrame(rows)
+    if len(table):
+        table["bias_to_remove"] = table["target"].map(lambda t: bool((established or {}).get(t, True)))
+        table["estimand"] = np.where(table["bias_to_remove"], "change of |effect|", NO_BIAS)
     for c in COLUMNS:
         if c not in table.columns:
             table[c] = np.nan

@@ -71,6 +71,7 @@ rule aggregate_transfer:
         info=all_evaluations(),
         reference=expand("results/eval/{{model}}/reference/{target}.json", target=CONTEXTS),
         baseline=expand("results/baseline/{{model}}/{context}.parquet", context=CONTEXTS),
+        bias="results/tables/{model}/baseline_bias.csv",
     output:
         table=report(
             "results/tables/{model}/transfer.csv",

@@ -34,3 +34,29 @@ def test_headline_picks_the_largest_same_context_reduction_per_method_and_says_i
     assert "<table" in html and "-0.5 [-0.8, -0.2]" in html and "heads/k10/c2" in html
     effect = table[table["section"] == "side effect"].iloc[0]
     assert (effect["estimate"], effect["n"]) == (-0.1, 10) and "random control 0.000" in effect["note"]
+
+
+def _same_context(bias: dict) -> pd.DataFrame:
+    return pd.DataFrame([{"kind": "neurons", "scoring": "wanda", "setting": "b15", "source": c, "target": c,
+                          "level": "same_context", "effect": "log_smd", "names_eval": 32, "delta_abs": d,
+                          "delta_abs_ci_low": d - 0.3, "delta_abs_ci_high": d + 0.3, "delta_vs_random": 0.0,
+                          "bias_reduction": None, "underpowered": True, "bias_to_remove": bias[c]}
+                         for c, d in [("c1", -0.2), ("c2", -0.6)]])
+
+
+def test_the_best_mask_is_chosen_only_where_there_is_a_bias_to_remove():
+    """c2's larger 'reduction' is of a bias that was never established: c1's is chosen."""
+    from prunebias.headline import best_mask_rows
+
+    rows = best_mask_rows(_same_context({"c1": True, "c2": False}))
+    assert [(r["item"], r["estimate"]) for r in rows] == [("neurons/b15/c1", -0.2)]
+    none = best_mask_rows(_same_context({"c1": False, "c2": False}))
+    assert len(none) == 1 and none[0]["measure"] == "no bias to remove" and none[0]["estimate"] != none[0]["estimate"]
+
+
+def test_established_bias_reads_the_baseline_ci():
+    from prunebias.transfer import established_bias
+
+    base = pd.DataFrame({"context": ["a", "b", "c"], "log_smd_ci_low": [0.1, -0.5, -0.9],
+                         "log_smd_ci_high": [0.6, 0.3, -0.2]})
+    assert established_bias(base, "log_smd") == {"a": True, "b": False, "c": True}

@@ -50,3 +50,22 @@ def test_dose_response_has_the_unpruned_line_in_every_legend(tmp_path, monkeypat
     for ax in neuron_axes:
         assert "unpruned" in [t.get_text() for t in ax.get_legend().get_texts()]
     plt.close("all")
+
+
+def test_heatmap_says_no_bias_where_there_is_none_and_counts_its_cells_in_the_title(tmp_path, monkeypatch):
+    import matplotlib.axes
+
+    from prunebias import plots
+
+    rows = [{"kind": "neurons", "setting": "b15", "source": s, "target": t, "effect": "log_smd",
+             "delta_abs": d, "delta_abs_ci_low": d - 0.1, "delta_abs_ci_high": d + 0.1, "underpowered": False,
+             "bias_to_remove": t == "a"} for s, t, d in [("a", "a", -0.5), ("a", "b", -0.4), ("b", "a", 0.05),
+                                                        ("b", "b", -0.3)]]
+    titles, texts = [], []
+    monkeypatch.setattr(matplotlib.axes.Axes, "set_title", lambda self, t, **kw: titles.append(t))
+    real_text = matplotlib.axes.Axes.text
+    monkeypatch.setattr(matplotlib.axes.Axes, "text",
+                        lambda self, x, y, s, *a, **kw: (texts.append(s), real_text(self, x, y, s, *a, **kw))[1])
+    plots.heatmap(pd.DataFrame(rows), "neurons", "b15", ["a", "b"], tmp_path / "h.png")
+    assert "1 of 4 cells smaller, 0 larger" in titles[0] and "2 with no bias to remove" in titles[0]
+    assert texts.count("no bias") == 2 and "-0.50*" in texts and "0.05" in texts

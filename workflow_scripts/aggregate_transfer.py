@@ -12,6 +12,9 @@ primary effect (``analysis.effect``):
   the design detects with 80% power; ``underpowered``: mde_delta > |effect_ref|, i.e.
   even removing the whole reference bias could go unseen;
 - ``bias_reduction`` = 1 - |pruned| / |ref| with CI, only where ``ref_significant``;
+- ``bias_to_remove``: the target's baseline bias (``baseline_bias.csv``, all names) has a
+  CI excluding 0; where it does not, ``estimand`` says "no bias to remove" and the change
+  of |effect| is not a removal (the heatmaps leave such cells blank and say so);
 - ``smd_ref``, ``smd_pruned``, ``delta_smd``, ``delta_abs_smd``: the same for the raw SMD;
 - ``delta_vs_random``: |pruned| - mean |control| over the matched random draws, CI over
   names and draws (negative: the real mask removes more bias than its controls);
@@ -27,11 +30,13 @@ applied is read from the ``{target}.json`` written beside its answers, never fro
 import json
 from pathlib import Path
 
+import pandas as pd
+
 from prunebias.files import read_parquet, write_csv
 from prunebias.logs import setup_logging
 from prunebias.plan import Method, Pool, Source, parse_setting, transfer_level
 from prunebias.plots import make_plots
-from prunebias.transfer import build_tables
+from prunebias.transfer import build_tables, established_bias
 
 NEED = ["name", "race", "gender", "anomaly", "outcome", "draw", "ablation"]
 
@@ -60,10 +65,11 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
             setting = parse_setting(method.kind, info["setting"])
             masks.append((method.kind, setting.name, info["source"], {"scoring": setting.scoring,
                                                                        **setting.params()}))
+    established = established_bias(pd.read_csv(smk.input.bias), p.effect)
     table, controls = build_tables(
         masks, read_eval, read_info, baselines, list(p.contexts),
         lambda source, target: transfer_level(Source.parse(source), target, p.scenarios, pools),
-        p.winsorize, p.effect, p.n_boot, p.seed, tuple(p.inlier_percentiles))
+        p.winsorize, p.effect, p.n_boot, p.seed, tuple(p.inlier_percentiles), established)
     write_csv(table, smk.output.table)
     write_csv(controls, smk.output.controls)
     heatmaps = [(kind, setting, path) for (kind, setting), path in zip(p.heatmaps, smk.output.heatmaps)]
