@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import subprocess
 from pathlib import Path
 
 PACKAGE = "prunebias"
@@ -70,3 +71,13 @@ def code_version(script: Path, root: Path) -> str:
 def code_versions(root: Path, scripts_dir: str = "workflow_scripts") -> dict[str, str]:
     """Script stem -> code version, for every entry script of the workflow."""
     return {p.stem: code_version(p, root) for p in sorted((Path(root) / scripts_dir).glob("*.py"))}
+
+
+def git_commit(repo: str | Path) -> str:
+    """The workflow's commit (with "-dirty" for uncommitted changes), or "unknown" outside git."""
+    try:
+        run = lambda *a: subprocess.run(["git", "-C", str(repo), *a], capture_output=True, text=True,  # noqa: E731
+                                        timeout=10, check=True).stdout.strip()
+        return run("rev-parse", "HEAD") + ("-dirty" if run("status", "--porcelain", "--untracked-files=no") else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"

@@ -6,7 +6,9 @@ mask with the largest same-context reduction of |bias|: selected after the fact,
 CI is not adjusted for the selection, and the note says so), ``side effect`` (each
 configured mask's paired change on each lm-eval task metric, beside its random control),
 ``ground truth`` (a planted model only: each real mask on each target, judged against
-where the bias was planted: removed where it acts, nothing where it does not).
+where the bias was planted: removed where it acts, nothing where it does not),
+``provenance`` (what the figures depend on beyond the config: weights, dtype, versions,
+CPU, commit, date; ``prunebias.provenance``).
 """
 
 from __future__ import annotations
@@ -124,14 +126,24 @@ def ground_truth_rows(transfer: pd.DataFrame, recall: pd.DataFrame, record: Mapp
     return rows
 
 
+def provenance_rows(record: Mapping[str, object]) -> list[dict]:
+    """One row per provenance entry, its value in the note (no estimate: nothing inferred)."""
+    return [{"section": "provenance", "item": str(k), "measure": "", "estimate": math.nan, "ci_low": math.nan,
+             "ci_high": math.nan, "n": None, "note": str(v)} for k, v in record.items()]
+
+
 def headline(baseline: pd.DataFrame, transfer: pd.DataFrame, effect: str, side: pd.DataFrame | None = None,
-             truth: tuple[pd.DataFrame, Mapping[str, object]] | None = None) -> pd.DataFrame:
-    """The headline rows; ``truth`` (a planted model): its recall table and plant record."""
+             truth: tuple[pd.DataFrame, Mapping[str, object]] | None = None,
+             provenance: Mapping[str, object] | None = None) -> pd.DataFrame:
+    """The headline rows; ``truth`` (a planted model): its recall table and plant record;
+    ``provenance``: the model's record with the headline's date."""
     rows = baseline_rows(baseline, effect) + best_mask_rows(transfer)
     if side is not None:
         rows += side_effect_rows(side)
     if truth is not None:
         rows += ground_truth_rows(transfer, *truth)
+    if provenance is not None:
+        rows += provenance_rows(provenance)
     return pd.DataFrame(rows, columns=COLUMNS)
 
 

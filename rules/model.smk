@@ -55,3 +55,28 @@ rule plant_model:
         "../envs/prunebias.yaml"
     script:
         "../workflow_scripts/plant_model.py"
+
+
+# What the figures depend on beyond the config (weights, resolved dtype, versions, CPU,
+# the workflow's commit); the headline carries it with its date. The commit is a param:
+# a new commit reruns this job and the headline, nothing else.
+rule record_provenance:
+    input:
+        model=MODEL_DIR,
+    output:
+        "results/tables/{model}/provenance.json",
+    params:
+        code=CODE_VERSIONS["record_provenance"],
+        name=model_setting("name"),
+        dtype=model_setting("dtype"),
+        device=model_setting("device"),
+        commit=COMMIT,
+    threads: 1
+    resources:
+        **resources.light_resources(RES),
+    log:
+        "logs/{model}/record_provenance.log",
+    conda:
+        "../envs/prunebias.yaml"
+    script:
+        "../workflow_scripts/record_provenance.py"

@@ -94,7 +94,10 @@ def test_every_neuron_mask_is_scored_and_judged_against_the_truth(planted_run):
             assert acts.all()
         else:  # the car holds nothing planted: the pruned effect there is judged, not a change of |effect|
             assert (acts == truth["item"].str.endswith("-> purchase-bicycle")).all()
-        assert truth.note.str.contains("removed|no effect|appeared|increased").all()
+        assert truth.note.str.contains("removed|no effect|appeared|increased|not detected").all()
+        prov = head[head.section == "provenance"].set_index("item")["note"]
+        assert prov["dtype"] == "float32" and prov["model"] == name and prov["model_source"] == "plant:tiny"
+        assert {"model_weights_sha256", "torch", "commit", "date", "cpu_amx"} <= set(prov.index)
     assert recall.set_index("source").in_scope.to_dict() == {"purchase-bicycle": True, "purchase-car": False}
 
 

@@ -1,6 +1,10 @@
 """Rule summarize_headline: the numbers a reader looks for first, each with its CI ->
 ``results/tables/{model}/headline.csv`` (``prunebias.headline``: taken from the baseline,
-transfer and side-effect tables, and a planted model's ground truth; no new inference)."""
+transfer and side-effect tables, a planted model's ground truth, and the provenance; no new inference)."""
+
+import datetime
+import json
+from pathlib import Path
 
 import pandas as pd
 
@@ -16,7 +20,9 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
     has = set(inp.keys())
     side = pd.read_csv(inp.side_effects, keep_default_na=False, na_values=[""]) if "side_effects" in has else None
     truth = ((pd.read_csv(inp.recall), read_planted_record(inp.model)) if "recall" in has else None)
-    table = headline(pd.read_csv(inp.baseline), pd.read_csv(inp.transfer), smk.params.effect, side, truth)
+    record = {**json.loads(Path(inp.provenance).read_text()),
+              "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    table = headline(pd.read_csv(inp.baseline), pd.read_csv(inp.transfer), smk.params.effect, side, truth, record)
     write_csv(table, smk.output.table)
     with atomic_path(smk.output.html) as tmp:
         tmp.write_text(headline_html(table))
