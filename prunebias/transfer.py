@@ -60,12 +60,25 @@ COLUMNS = (["method", "kind", "setting"] + SETTING_COLUMNS
               "bias_reduction_ci_high", "smd_ref", "smd_pruned"]
            + [c for p in ("delta_smd", "delta_abs_smd") for c in (p, f"{p}_ci_low", f"{p}_ci_high")]
            + ["control_abs_effect", "delta_vs_random", "delta_vs_random_ci_low", "delta_vs_random_ci_high",
-              "control_draws", "anomaly_rate_ref", "anomaly_rate_pruned", "anomaly_rate_control",
+              "control_draws", "controls_broken", "anomaly_rate_ref", "anomaly_rate_pruned", "anomaly_rate_control",
               "inlier_ratio_ref", "inlier_ratio_pruned", "inlier_ratio_control", "perplexity_ref",
               "perplexity_pruned", "perplexity_control", "pruned_fraction"])
 CONTROL_COLUMNS = (["kind", "setting", "source", "target", "draw", "effect"]
                    + [c for p in ("effect_pruned", "delta_abs") for c in (p, f"{p}_ci_low", f"{p}_ci_high")]
-                   + ["anomaly_rate", "inlier_ratio", "perplexity"])
+                   + ["anomaly_rate", "inlier_ratio", "perplexity", "breaks_model"])
+
+# A control draw that breaks the model measures damage, not bias: flagged, and left out of
+# real - random and the controls' means (issue 23: band controls drove perplexity from 35
+# to 35,000 and made 76-100% of the answers anomalies). Broken: perplexity above twice the
+# unpruned model's on the same text, or anomalies up by half of all answers or more.
+BROKEN_PERPLEXITY_RATIO = 2.0
+BROKEN_ANOMALY_RISE = 0.5
+
+
+def breaks_model(perplexity: float, anomaly_rate: float, perplexity_ref: float, anomaly_rate_ref: float) -> bool:
+    """Does a pruned model (a control draw) break the model (``BROKEN_*``)?"""
+    return bool(perplexity > BROKEN_PERPLEXITY_RATIO * perplexity_ref
+                or anomaly_rate - anomaly_rate_ref >= BROKEN_ANOMALY_RISE)
 
 
 NO_BIAS = "no bias to remove"
@@ -76,6 +89,10 @@ def established_bias(baseline_table: pd.DataFrame, effect: str) -> dict[str, boo
     i.e. does the primary effect's name-bootstrap CI exclude 0?"""
     lo, hi = baseline_table[f"{effect}_ci_low"].astype(float), baseline_table[f"{effect}_ci_high"].astype(float)
     return dict(zip(baseline_table["context"], ((lo > 0) | (hi < 0)).tolist()))
+
+
+def _mean(values: Sequence[float]) -> float:
+    return float(np.mean(values)) if len(values) else math.nan
 
 
 def _inliers(base_ok: np.ndarray, df: pd.DataFrame, pct: tuple[float, float]) -> float:
@@ -101,14 +118,19 @@ def transfer_row(kind: str, setting: str, source: str, target: str, baseline: pd
     seed_t = derive_seed(seed, "transfer", target)
     main = paired_bootstrap(d_ref, d_real, effect, n_boot=n_boot, seed=seed_t)
     raw = main if effect == "smd" else paired_bootstrap(d_ref, d_real, "smd", n_boot=n_boot, seed=seed_t)
-    vs = versus_controls(d_ref, d_real, d_ctrl, effect, n_boot=n_boot, seed=seed_t)
+    ppl_ref, anom_ref = infos["reference"][0]["perplexity"], float(ref["anomaly"].mean())
     ctrl_rows = []
     for draw, (c, d) in enumerate(zip(controls, d_ctrl)):
         res = paired_bootstrap(d_ref, d, effect, n_boot=n_boot, seed=seed_t)
+        ppl = infos["control"][draw]["perplexity"] if infos.get("control") else math.nan
+        anom = float(c["anomaly"].mean())
         ctrl_rows.append({"kind": kind, "setting": setting, "source": source, "target": target, "draw": draw,
                           "effect": effect, **_ci("effect_pruned", res.pruned), **_ci("delta_abs", res.delta_abs),
-                          "anomaly_rate": float(c["anomaly"].mean()), "inlier_ratio": _inliers(base_ok, c, inlier_pct),
-                          "perplexity": infos["control"][draw]["perplexity"] if infos.get("control") else math.nan})
+                          "anomaly_rate": anom, "inlier_ratio": _inliers(base_ok, c, inlier_pct), "perplexity": ppl,
+                          "breaks_model": breaks_model(ppl, anom, ppl_ref, anom_ref)})
+    ok = [i for i, r in enumerate(ctrl_rows) if not r["breaks_model"]]  # the controls that stay comparable
+    vs = versus_controls(d_ref, d_real, [d_ctrl[i] for i in ok], effect, n_boot=n_boot, seed=seed_t)
+    kept = [ctrl_rows[i] for i in ok]
     real_info = infos["real"][0]
     n_total = real_info.get("n_total") or 0
     nw, nb = d_ref.n_names
@@ -122,15 +144,16 @@ def transfer_row(kind: str, setting: str, source: str, target: str, baseline: pd
         "underpowered": bool(not math.isfinite(main.delta.mde) or main.delta.mde > abs(main.ref.estimate)),
         **_ci("bias_reduction", main.reduction), "smd_ref": raw.ref.estimate, "smd_pruned": raw.pruned.estimate,
         **_ci("delta_smd", raw.delta), **_ci("delta_abs_smd", raw.delta_abs),
-        "control_abs_effect": float(np.mean([abs(r["effect_pruned"]) for r in ctrl_rows])) if ctrl_rows else math.nan,
+        # the controls' means are over the draws that do not break the model (NaN if none)
+        "control_abs_effect": _mean([abs(r["effect_pruned"]) for r in kept]),
         **_ci("delta_vs_random", vs), "control_draws": len(ctrl_rows),
-        "anomaly_rate_ref": float(ref["anomaly"].mean()), "anomaly_rate_pruned": float(real["anomaly"].mean()),
-        "anomaly_rate_control": float(np.mean([c["anomaly"].mean() for c in controls])) if controls else math.nan,
+        "controls_broken": len(ctrl_rows) - len(kept),
+        "anomaly_rate_ref": anom_ref, "anomaly_rate_pruned": float(real["anomaly"].mean()),
+        "anomaly_rate_control": _mean([r["anomaly_rate"] for r in kept]),
         "inlier_ratio_ref": _inliers(base_ok, ref, inlier_pct), "inlier_ratio_pruned": _inliers(base_ok, real, inlier_pct),
-        "inlier_ratio_control": float(np.mean([r["inlier_ratio"] for r in ctrl_rows])) if ctrl_rows else math.nan,
-        "perplexity_ref": infos["reference"][0]["perplexity"], "perplexity_pruned": real_info["perplexity"],
-        "perplexity_control": (float(np.mean([i["perplexity"] for i in infos["control"]]))
-                               if infos.get("control") else math.nan),
+        "inlier_ratio_control": _mean([r["inlier_ratio"] for r in kept]),
+        "perplexity_ref": ppl_ref, "perplexity_pruned": real_info["perplexity"],
+        "perplexity_control": _mean([r["perplexity"] for r in kept]),
         "pruned_fraction": (real_info.get("n_pruned", 0) / n_total) if n_total else math.nan,
     }
     return row, ctrl_rows

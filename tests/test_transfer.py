@@ -54,3 +54,31 @@ def test_transfer_row_is_paired_against_the_reference():
     assert row["inlier_ratio_ref"] == pytest.approx(inlier_ratio(ref.outcome.to_numpy(), ref.outcome.to_numpy(),
                                                                  ref.anomaly.to_numpy()))
     assert (row["perplexity_ref"], row["perplexity_pruned"], row["perplexity_control"]) == (10.0, 11.0, 12.0)
+
+
+def test_a_control_that_breaks_the_model_is_flagged_and_left_out_of_real_minus_random():
+    """One draw with 10x the perplexity and most answers lost: flagged, not averaged in."""
+    from prunebias.transfer import breaks_model, transfer_row
+
+    assert breaks_model(21.0, 0.1, 10.0, 0.1) and breaks_model(11.0, 0.6, 10.0, 0.1)
+    assert not breaks_model(19.0, 0.5, 10.0, 0.1)
+    rng = np.random.default_rng(1)
+    names = [f"w{i}" for i in range(10)] + [f"b{i}" for i in range(10)]
+    rows = [{"name": n, "race": "white" if n[0] == "w" else "black", "gender": "man", "anomaly": False,
+             "outcome": float(rng.normal(20 if n[0] == "w" else 10, 2)), "ablation": "zero"}
+            for n in names for _ in range(3)]
+    ref = pd.DataFrame(rows)
+    real = ref.assign(outcome=np.where(ref.race == "white", ref.outcome - 10, ref.outcome))
+    good = [ref.assign(outcome=ref.outcome + rng.normal(0, 0.01, len(ref))) for _ in range(2)]
+    broken = ref.assign(anomaly=np.arange(len(ref)) % 5 != 0, outcome=0.0)  # 80% anomalies
+    infos = {"reference": [{"perplexity": 10.0}], "real": [{"perplexity": 11.0, "n_pruned": 5, "n_total": 100}],
+             "control": [{"perplexity": 12.0}, {"perplexity": 100.0}, {"perplexity": 12.0}]}
+    row, ctrl = transfer_row("neurons", "black_b15_w15_global", "c", "c", ref, ref, real, [good[0], broken, good[1]],
+                             infos, "same_context", None, "diff", 300, 0, (5, 95))
+    assert [r["breaks_model"] for r in ctrl] == [False, True, False]
+    assert row["control_draws"] == 3 and row["controls_broken"] == 1
+    assert row["perplexity_control"] == pytest.approx(12.0) and row["anomaly_rate_control"] == 0.0
+    only_good, _ = transfer_row("neurons", "black_b15_w15_global", "c", "c", ref, ref, real, good,
+                                {**infos, "control": [{"perplexity": 12.0}] * 2}, "same_context", None, "diff",
+                                300, 0, (5, 95))
+    assert row["delta_vs_random"] == pytest.approx(only_good["delta_vs_random"])
