@@ -1,7 +1,7 @@
 """What a run's figures depend on beyond the config: the model's weights (sha256), the
 dtype and device the model jobs resolve ``auto`` to, the library versions, the CPU
-features that decide the dtype and the workflow's commit (the headline adds its date:
-this record stays byte-identical between reruns on one machine).
+features that decide the dtype (the headline adds the workflow's commit and its date:
+this record stays byte-identical between reruns on one machine and folder).
 
 Why: ``dtype: auto`` is bfloat16 on CPUs with AVX-512 bf16 or AMX and float32 elsewhere,
 and sampled answers differ between the two, so two machines of one kind can print

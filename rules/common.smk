@@ -17,7 +17,7 @@ from prunebias.errors import ConfigError
 from prunebias.masks import combine_mem_mb
 from prunebias import resources, side_effects
 from prunebias.model_size import source_size
-from prunebias.code_version import code_versions, git_commit
+from prunebias.code_version import code_versions
 from prunebias.modeling import check_hub_cached, resolve_source
 from prunebias.names import load_names, split_names
 from prunebias.plan import Method, Plan, Source
@@ -132,8 +132,6 @@ MODEL_DIR = "results/model/{model}"
 SOURCE_SIZES = {name: source_size(src.kind, src.location) for name, src in _SOURCES.items()}
 SOURCE_SIZES.update({name: SOURCE_SIZES[p["from"]] for name, p in PLANTED.items()})  # a plant keeps the size
 RES = config["resources"]
-# the workflow's commit (provenance of every headline)
-COMMIT = git_commit(workflow.basedir)
 # per entry script: a hash of it and the prunebias modules it imports (params: edits rerun its jobs)
 CODE_VERSIONS = code_versions(Path(workflow.basedir))
 LOC = config["localization"]

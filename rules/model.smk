@@ -57,9 +57,8 @@ rule plant_model:
         "../workflow_scripts/plant_model.py"
 
 
-# What the figures depend on beyond the config (weights, resolved dtype, versions, CPU,
-# the workflow's commit); the headline carries it with its date. The commit is a param:
-# a new commit reruns this job and the headline, nothing else.
+# What the figures depend on beyond the config (weights, resolved dtype, versions, CPU);
+# the headline carries it with the workflow's commit and the date it was written.
 rule record_provenance:
     input:
         model=MODEL_DIR,
@@ -70,7 +69,6 @@ rule record_provenance:
         name=model_setting("name"),
         dtype=model_setting("dtype"),
         device=model_setting("device"),
-        commit=COMMIT,
     threads: 1
     resources:
         **resources.light_resources(RES),

@@ -33,8 +33,10 @@ def plant_config(tiny_model_dir):
     cfg["context_overrides"] = {c: {"range": [0, 1e15]} for c in CONTEXTS}
     cfg["evaluation"] = {"samples_per_name": 1, "random_draws": 1}
     plant = {"from": "tiny", "layer": 1, "n_neurons": 2, "strength": 2.0, "seed": 3}
-    cfg["models"] = [cfg.pop("model"), {"name": "tiny-general", "plant": {**plant, "scope": "general"}},
-                     {"name": "tiny-bicycle", "plant": {**plant, "scope": "context", "contexts": ["purchase-bicycle"]}}]
+    same = {"dtype": "float32", "device": "cpu"}  # as the tiny model: the provenance must say float32
+    cfg["models"] = [cfg.pop("model"), {"name": "tiny-general", "plant": {**plant, "scope": "general"}, **same},
+                     {"name": "tiny-bicycle", "plant": {**plant, "scope": "context", "contexts": ["purchase-bicycle"]},
+                      **same}]
     return cfg
 
 
@@ -75,7 +77,6 @@ def test_the_scope_check_covers_every_context(planted_run):
     loc = pd.DataFrame(local["scope_check"]).set_index("context")
     assert gen["in_scope"].all() and list(loc["in_scope"]) == [True, False]
     assert (gen["act_gap"] > 0).all()  # Black names open the general plant's neurons in every context
-    assert loc.loc["purchase-bicycle", "act_gap"] > 0
     assert local["stats"]["cue_mean_in_context"] == pytest.approx(1, abs=0.05)
     assert local["stats"]["cue_mean_elsewhere"] == pytest.approx(0, abs=0.05)
     assert local["silence_ratio"] >= 0 and general["silence_ratio"] != general["silence_ratio"]  # NaN: nothing outside

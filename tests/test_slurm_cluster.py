@@ -22,8 +22,9 @@ import yaml
 from conftest import REPO, tiny_config
 
 pytestmark = pytest.mark.slow
+# record_provenance is light but runs where the model jobs run: it records that node's dtype and CPU
 MODEL_RULES = {"prepare_model", "generate_baseline", "cache_activations", "score_neurons", "evaluate_pruned",
-               "evaluate_reference", "measure_mask_stability"}
+               "evaluate_reference", "measure_mask_stability", "record_provenance"}
 
 
 def _ensure_slurm() -> None:

@@ -1,8 +1,7 @@
 """Rule record_provenance: what the model's figures depend on beyond the config ->
 ``results/tables/{model}/provenance.json`` (``prunebias.provenance``: weights sha256,
-resolved dtype and device, versions, CPU features; the workflow's commit, a param, so a
-new commit reruns it). A model job like the others, so it records the kind of node they
-run on."""
+resolved dtype and device, versions, CPU features). A model job like the others, so it
+records the kind of node they run on; the headline adds the commit and its date."""
 
 from prunebias.files import write_json
 from prunebias.logs import setup_logging
@@ -14,7 +13,7 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
     log = setup_logging(smk.log[0], "prunebias.record_provenance")
     p = smk.params
     record = {"model": p.name, "model_source": read_identity(smk.input.model)["source"],
-              **provenance(smk.input.model, p.dtype, p.device), "commit": p.commit}
+              **provenance(smk.input.model, p.dtype, p.device)}
     write_json(record, smk.output[0])
     log.info("provenance: %s", record)
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from prunebias.code_version import git_commit
 from prunebias.files import atomic_path, write_csv
 from prunebias.headline import headline, headline_html
 from prunebias.logs import setup_logging
@@ -20,7 +21,9 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
     has = set(inp.keys())
     side = pd.read_csv(inp.side_effects, keep_default_na=False, na_values=[""]) if "side_effects" in has else None
     truth = ((pd.read_csv(inp.recall), read_planted_record(inp.model)) if "recall" in has else None)
-    record = {**json.loads(Path(inp.provenance).read_text()),
+    # the commit of the workflow that wrote this headline (scriptdir: the workflow's own
+    # workflow_scripts/, not Snakemake's copy), and when
+    record = {**json.loads(Path(inp.provenance).read_text()), "commit": git_commit(Path(smk.scriptdir).parent),
               "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
     table = headline(pd.read_csv(inp.baseline), pd.read_csv(inp.transfer), smk.params.effect, side, truth, record)
     write_csv(table, smk.output.table)
