@@ -23,7 +23,7 @@ def test_device_check_measures_every_stage_and_prices_the_design(tmp_path, tiny_
     assert (design["contexts"], design["names"], design["baseline_answers"]) == (2, 64, 512)
     assert design["evaluate_jobs"] == 12 and design["draws"] == 2 and design["model_jobs"] > design["evaluate_jobs"]
     # a neuron and a head mask per source, each answered by the 32 held-out names once per target
-    assert (design["real_masks_per_eval_job"], design["answers_per_mask_and_target"]) == (2, 32)
+    assert (design["real_masks_per_eval_job"], design["answers_per_mask_and_target"]) == (2, 32 * 4)  # 4 answers per held-out name
     assert design["device_hours_total"] > 0 and "device hours" in proc.stdout
 
 
