@@ -29,17 +29,24 @@ def test_name_data_clips_drops_anomalies_and_keeps_order():
     assert list(d.values[0]) == [5.0] and list(d.values[1]) == [100.0, 0.0] and d.values[2].size == 0
 
 
-def test_transfer_row_is_paired_against_the_reference():
-    """A mask that removes a planted gap: delta by hand, and controls that leave it."""
-    from prunebias.transfer import transfer_row
-
-    rng = np.random.default_rng(0)
+def gap_and_removal(rng: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Reference answers with a White - Black gap of about 10 (10 names per race x 3), and a
+    pruned model's answers that remove it exactly."""
     names = [f"w{i}" for i in range(10)] + [f"b{i}" for i in range(10)]
     rows = [{"name": n, "race": "white" if n[0] == "w" else "black", "gender": "man", "anomaly": False,
              "outcome": float(rng.normal(20 if n[0] == "w" else 10, 2)), "ablation": "zero"}
             for n in names for _ in range(3)]
     ref = pd.DataFrame(rows)
     real = ref.assign(outcome=np.where(ref.race == "white", ref.outcome - 10, ref.outcome))
+    return ref, real
+
+
+def test_transfer_row_is_paired_against_the_reference():
+    """A mask that removes a planted gap: delta by hand, and controls that leave it."""
+    from prunebias.transfer import transfer_row
+
+    rng = np.random.default_rng(0)
+    ref, real = gap_and_removal(rng)
     controls = [ref.assign(outcome=ref.outcome + rng.normal(0, 0.01, len(ref))) for _ in range(3)]
     infos = {"reference": [{"perplexity": 10.0}], "real": [{"perplexity": 11.0, "n_pruned": 5, "n_total": 100}],
              "control": [{"perplexity": 12.0}] * 3}
@@ -63,12 +70,7 @@ def test_a_control_that_breaks_the_model_is_flagged_and_left_out_of_real_minus_r
     assert breaks_model(21.0, 0.1, 10.0, 0.1) and breaks_model(11.0, 0.6, 10.0, 0.1)
     assert not breaks_model(19.0, 0.5, 10.0, 0.1)
     rng = np.random.default_rng(1)
-    names = [f"w{i}" for i in range(10)] + [f"b{i}" for i in range(10)]
-    rows = [{"name": n, "race": "white" if n[0] == "w" else "black", "gender": "man", "anomaly": False,
-             "outcome": float(rng.normal(20 if n[0] == "w" else 10, 2)), "ablation": "zero"}
-            for n in names for _ in range(3)]
-    ref = pd.DataFrame(rows)
-    real = ref.assign(outcome=np.where(ref.race == "white", ref.outcome - 10, ref.outcome))
+    ref, real = gap_and_removal(rng)
     good = [ref.assign(outcome=ref.outcome + rng.normal(0, 0.01, len(ref))) for _ in range(2)]
     broken = ref.assign(anomaly=np.arange(len(ref)) % 5 != 0, outcome=0.0)  # 80% anomalies
     infos = {"reference": [{"perplexity": 10.0}], "real": [{"perplexity": 11.0, "n_pruned": 5, "n_total": 100}],
