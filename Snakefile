@@ -53,7 +53,6 @@ PER_MODEL = [
     "results/tables/{model}/pruned_by_layer.csv",
     "results/tables/{model}/transfer.csv",
     "results/tables/{model}/headline.csv",
-    "results/tables/{model}/mask_stability.csv",
     *attribution_outputs(),
     *export_outputs(),
 ]
@@ -63,5 +62,5 @@ rule all:
     default_target: True
     input:
         expand(PER_MODEL, model=MODELS),
-        [path for model in MODELS for path in planted_outputs(model) + side_effect_outputs(model)],
+        [path for model in MODELS for path in planted_outputs(model) + loaded_outputs(model) + side_effect_outputs(model)],
         compare_outputs(),

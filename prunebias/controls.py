@@ -7,8 +7,14 @@ of the same count removes mostly tiny weights, or heads of any layer, and is not
 right null. A matched control keeps
 
 - neurons: the count per weight matrix (per output row for ``row`` selection), drawn
-  from the same score band as the real mask: the top p% of the *source group's* Wanda
-  scores (the Black scores for direction ``black``), without the real mask's weights;
+  from the next score band down (``next_band``): the source group's top 2p% minus its top
+  p%, without the other group's top p%. Chosen by measurement (benchmarks/RESULTS.md,
+  "Which control"): the old band (the source's top p% minus the real mask, i.e. the
+  weights in both groups' top p%) damaged the model far more than the real mask
+  (perplexity 46-48 against 38) and shrank the planted bias itself; the reverse-direction
+  set difference is a race-selected edit (it raised |effect|); a set difference of
+  race-blind name halves holds a third of the real count. The next band matched the real
+  mask's perplexity and anomaly rate and moved no bias;
 - heads: the count per layer, drawn from the other heads of the same layer.
 
 Pure functions: arrays in, arrays out; the scores come from ``scoring``.
@@ -25,9 +31,18 @@ from prunebias.plan import NeuronSetting
 from prunebias.scoring import top_fraction, wanda_scores
 
 
-def neuron_band(weight: torch.Tensor, sumsq_source: torch.Tensor, percent: float, per_row: bool) -> np.ndarray:
-    """The score band a set-difference mask is drawn from: top ``percent``% of the source group's scores."""
-    return top_fraction(wanda_scores(weight, sumsq_source), percent, per_row).cpu().numpy()
+def next_band(weight: torch.Tensor, sumsq_source: torch.Tensor, sumsq_other: torch.Tensor, p_source: float,
+              p_other: float, per_row: bool) -> np.ndarray:
+    """The band neuron controls are drawn from: the source group's top 2p% minus its top p%
+    (the next band down), without the other group's top ``p_other``%.
+
+    It holds no weight of the real mask and none of the weights a set difference keeps out
+    (the intersection of both groups' top p%: the shared high-magnitude channels, whose
+    removal broke the model in issue 23), and it is not selected by race.
+    """
+    scores = wanda_scores(weight, sumsq_source)
+    band = top_fraction(scores, min(100.0, 2 * p_source), per_row) & ~top_fraction(scores, p_source, per_row)
+    return (band & ~top_fraction(wanda_scores(weight, sumsq_other), p_other, per_row)).cpu().numpy()
 
 
 def _draw(candidates: np.ndarray, fallback: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
@@ -72,15 +87,18 @@ def neuron_controls(model: Any, real: dict[str, np.ndarray], sums: dict[str, dic
     from prunebias.architecture import MODULES, linear
 
     source = setting.direction  # the group whose top scores the mask is drawn from
-    percent = setting.p_black if source == "black" else setting.p_white
+    other = "white" if source == "black" else "black"
+    p_source, p_other = ((setting.p_black, setting.p_white) if source == "black"
+                         else (setting.p_white, setting.p_black))
     per_row = setting.selection == "row"
     rngs = [np.random.default_rng(s) for s in seeds]
     out: list[dict[str, np.ndarray]] = [{} for _ in seeds]
     for key in sorted(k for k in real if k != "scores"):
         _, layer, module = key.split(".")
-        site = MODULES[module][1]
+        site = (int(layer), MODULES[module][1])
         w = linear(model, int(layer), module).weight.detach().float()
-        band = neuron_band(w, sums[source][(int(layer), site)].to(w.device), percent, per_row)
+        band = next_band(w, sums[source][site].to(w.device), sums[other][site].to(w.device), p_source, p_other,
+                         per_row)
         for i, rng in enumerate(rngs):
             out[i][key] = matched_neuron_control(real[key], band, per_row, rng)
     return out

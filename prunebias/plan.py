@@ -97,7 +97,7 @@ class NeuronSetting:
 
     @property
     def band(self) -> NeuronSetting:
-        """The Wanda score band matched random controls are drawn from: this setting's own."""
+        """The Wanda setting whose control band (``controls.next_band``) its random controls come from: its own."""
         return self
 
 
@@ -186,7 +186,7 @@ class GradNeuronSetting:
 
     @property
     def band(self) -> NeuronSetting:
-        """Controls come from the same Wanda band as the budget's mask (same count per matrix)."""
+        """Controls come from the control band of the budget's Wanda setting (same count per matrix)."""
         return self.budget
 
 

@@ -226,7 +226,7 @@ rule combine_masks:
 rule draw_controls:
     input:
         mask="results/masks/{model}/{kind}/{setting}/{source}.npz",
-        # the Wanda score band of neuron controls; whole-neuron (gradmlp_) and head controls need none
+        # the Wanda scores of neuron controls' band; whole-neuron (gradmlp_) and head controls need none
         activations=lambda wc: (
             expand("results/activations/{model}/{c}.parquet", model=wc.model, c=source_contexts(wc.source))
             if wc.kind == "neurons" and not getattr(PLAN.setting(wc.kind, wc.setting), "whole", False)

@@ -77,12 +77,13 @@ def test_head_ablations(fresh_model):
 
 
 def test_matched_neuron_control_keeps_count_and_band(fresh_model):
-    """Controls: same count per matrix (per row for row selection), from the source group's
-    top-p band, never the real weights; a hand check of the band on one matrix."""
+    """Controls: same count per matrix (per row for row selection), from the next band down
+    (the source group's top 2p% minus its top p%, without the other group's top p%), never
+    the real weights and never a weight in both groups' top p%; the band by hand on one matrix."""
     import torch
 
     from prunebias.architecture import linear
-    from prunebias.controls import matched_neuron_control, neuron_band, neuron_controls
+    from prunebias.controls import matched_neuron_control, neuron_controls, next_band
     from prunebias.plan import NeuronSetting
     from prunebias.scoring import set_difference_mask
 
@@ -91,14 +92,20 @@ def test_matched_neuron_control_keeps_count_and_band(fresh_model):
     w = linear(model, 0, "q_proj").weight.detach()
     sb, sw = torch.rand(w.shape[1], generator=g) * 4, torch.rand(w.shape[1], generator=g) * 4
     real = set_difference_mask(w, sb, sw, 15, 15).numpy()
-    band = neuron_band(w, sb, 15, per_row=False)
-    scores = (w.abs() * sb.sqrt()[None, :]).numpy()
-    thresh = np.sort(scores.ravel())[::-1][int(np.ceil(0.15 * scores.size)) - 1]
-    assert (band == (scores >= thresh)).all()  # the band by hand: top 15% of Black scores
+    band = next_band(w, sb, sw, 15, 15, per_row=False)
+
+    def top(scores, frac):  # by hand: a full sort, the k-th largest as the threshold
+        k = int(np.ceil(frac * scores.size))
+        return scores >= np.sort(scores.ravel())[::-1][k - 1]
+
+    black = (w.abs() * sb.sqrt()[None, :]).numpy()
+    white = (w.abs() * sw.sqrt()[None, :]).numpy()
+    assert (band == (top(black, 0.30) & ~top(black, 0.15) & ~top(white, 0.15))).all()
+    assert not (band & real).any() and not (band & top(black, 0.15) & top(white, 0.15)).any()
     ctrl = matched_neuron_control(real, band, False, np.random.default_rng(1))
     assert ctrl.sum() == real.sum() and not (ctrl & real).any() and (band[ctrl]).all()
     real_row = set_difference_mask(w, sb, sw, 15, 15, per_row=True).numpy()
-    band_row = neuron_band(w, sb, 15, per_row=True)
+    band_row = next_band(w, sb, sw, 15, 15, per_row=True)
     ctrl_row = matched_neuron_control(real_row, band_row, True, np.random.default_rng(1))
     assert (ctrl_row.sum(1) == real_row.sum(1)).all() and not (ctrl_row & real_row).any()
     roomy = (band_row & ~real_row).sum(1) >= real_row.sum(1)  # elsewhere the band is too small: filled outside
@@ -106,9 +113,13 @@ def test_matched_neuron_control_keeps_count_and_band(fresh_model):
     sums = {"black": {(0, "attn_in"): sb}, "white": {(0, "attn_in"): sw}}
     method = NeuronSetting("black", 15, 15, "global")
     a, b = neuron_controls(model, {"layers.0.q_proj": real}, sums, method, [5, 6])
+    assert a["layers.0.q_proj"].sum() == real.sum() and band[a["layers.0.q_proj"]].all()
     again = neuron_controls(model, {"layers.0.q_proj": real}, sums, method, [5])[0]
     assert np.array_equal(a["layers.0.q_proj"], again["layers.0.q_proj"])  # seeded
     assert not np.array_equal(a["layers.0.q_proj"], b["layers.0.q_proj"])  # draws differ
+    white_mask = set_difference_mask(w, sw, sb, 15, 15).numpy()  # direction white: the roles swap
+    (c,) = neuron_controls(model, {"layers.0.q_proj": white_mask}, sums, NeuronSetting("white", 15, 15), [5])
+    assert next_band(w, sw, sb, 15, 15, per_row=False)[c["layers.0.q_proj"]].all()
 
 
 def test_matched_head_control_keeps_layers():

@@ -2,10 +2,10 @@
 ``results/masks/{model}/random_{kind}/{setting}/{source}/draw{d}.npz``.
 
 Each draw has the real mask's count per weight matrix (per row for ``row`` selection) or
-per layer (heads), drawn from the same score band or the same layers (see
-``prunebias.controls``). Neuron bands are the top p% of the source group's Wanda scores
-over the source's prompts (for ``common@POOL``: over the pool's prompts), from the
-activation cache. Seeds derive from (seed, "control", kind, setting, source, draw).
+per layer (heads), drawn from the next score band down or the same layers (see
+``prunebias.controls``). Neuron bands are the source group's top 2p% minus its top p% of
+Wanda scores, without the other group's top p%, over the source's prompts (for
+``common@POOL``: over the pool's prompts), from the activation cache. Seeds derive from (seed, "control", kind, setting, source, draw).
 """
 
 import numpy as np
