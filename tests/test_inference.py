@@ -172,3 +172,32 @@ def test_calibration_coverage_and_null_p_values():
     pvals = np.array(pvals)
     assert stats.kstest(pvals, "uniform").pvalue > 0.01
     assert 0.01 <= np.mean(pvals < 0.05) <= 0.10
+
+
+@pytest.mark.parametrize("n_names", [5, 10])
+def test_calibration_holds_down_to_five_names_per_race(n_names):
+    """With 5 and 10 names per race (4 answers each, ICC 0.4; 300 simulated designs each):
+    the expanded percentile CI covers the true effect in at least 90% of designs, for the
+    baseline's mean difference and log SMD and for a paired change. The plain percentile
+    interval of the same replicates covers less (at 5 names about 85%: why it is not used).
+    A row of the audit's published purchase-house prompts has 8 and 10 names."""
+    from prunebias.inference import _Suff
+
+    rng = np.random.default_rng(7)
+    cover = {"diff": 0, "log_smd": 0, "paired": 0, "plain": 0}
+    reps = 300
+    for r in range(reps):
+        d = simulate(rng, n_names=n_names, n_samples=4, effect=0.5)
+        cover["diff"] += (iv := name_bootstrap(d, "diff", n_boot=400, seed=r)).ci_low <= 0.5 <= iv.ci_high
+        logged = d.with_values([np.expm1(v + 5) for v in d.values])  # log1p gives back v + 5
+        cover["log_smd"] += (iv := name_bootstrap(logged, "log_smd", n_boot=400, seed=r)).ci_low <= 0.5 <= iv.ci_high
+        # pruned: the same answers, White names lowered by 0.3, plus fresh answer noise
+        pruned = d.with_values([v - 0.3 * w + rng.normal(0, 0.3, v.size) for v, w in zip(d.values, d.white)])
+        res = paired_bootstrap(d, pruned, "diff", n_boot=400, seed=r)
+        cover["paired"] += res.delta.ci_low <= -0.3 <= res.delta.ci_high
+        cw, cb = bootstrap_weights(d, 400, np.random.default_rng(r))
+        lo, hi = np.quantile(_Suff(d, "diff").evaluate(cw, cb), [0.025, 0.975])
+        cover["plain"] += lo <= 0.5 <= hi
+    rates = {k: v / reps for k, v in cover.items()}
+    assert min(rates["diff"], rates["log_smd"], rates["paired"]) >= 0.90, rates
+    assert rates["plain"] < rates["diff"], rates
