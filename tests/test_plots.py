@@ -35,6 +35,36 @@ def test_level_plot_names_the_papers_level_numbers(tmp_path, monkeypatch):
     plt.close("all")
 
 
+def test_level_plot_draws_each_row_with_its_own_ci_and_counts_from_the_data(tmp_path, monkeypatch):
+    """One error bar per row (its own name CI), rows without a bias to remove left out,
+    and titles that count what the rows show."""
+    import matplotlib.pyplot as plt
+
+    from prunebias import plots
+
+    seen = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: seen.append(fig))
+    rows = [{"kind": "neurons", "scoring": "wanda", "level": "same_context", "target": "a", "bias_to_remove": True,
+             "delta_abs": -0.6, "delta_abs_ci_low": -1.0, "delta_abs_ci_high": -0.2, "delta_vs_random": -0.3,
+             "delta_vs_random_ci_low": -0.7, "delta_vs_random_ci_high": 0.1},
+            {"kind": "neurons", "scoring": "wanda", "level": "other_scenario", "target": "b", "bias_to_remove": True,
+             "delta_abs": -0.1, "delta_abs_ci_low": -0.5, "delta_abs_ci_high": 0.3, "delta_vs_random": -0.4,
+             "delta_vs_random_ci_low": -0.8, "delta_vs_random_ci_high": -0.1},
+            {"kind": "neurons", "scoring": "wanda", "level": "other_scenario", "target": "c", "bias_to_remove": False,
+             "delta_abs": -9.0, "delta_abs_ci_low": -9.5, "delta_abs_ci_high": -8.5, "delta_vs_random": -9.0,
+             "delta_vs_random_ci_low": -9.5, "delta_vs_random_ci_high": -8.5}]
+    plots.reduction_by_level(pd.DataFrame(rows), tmp_path / "x.png")
+    left, right = seen[0].axes
+    assert left.get_title() == "|bias| pruned - reference:\n1 of 2 rows' CIs below 0"
+    assert right.get_title() == "|bias| real mask - matched random:\n1 of 2 rows' CIs below 0"
+    assert "1 rows with no bias to remove left out" in seen[0]._suptitle.get_text()
+    ys = sorted(float(y) for line in left.get_lines() for y in line.get_ydata() if len(line.get_ydata()) == 1)
+    assert -9.0 not in ys and -0.6 in ys and -0.1 in ys  # the no-bias row is not drawn
+    low, high = left.get_ylim()
+    assert low <= -1.0 and high >= 0.3  # the CIs are drawn, not only the points
+    plt.close("all")
+
+
 def test_dose_response_has_the_unpruned_line_in_every_legend(tmp_path, monkeypatch):
     import matplotlib.pyplot as plt
 
