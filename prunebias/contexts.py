@@ -59,6 +59,10 @@ class Context:
         return d
 
 
+# the keys of context_overrides that are settings, not template fields
+OVERRIDE_SETTINGS = ("detail_level", "template", "answer_prefix", "range", "outcome", "percent", "unit")
+
+
 def template_slots(template: str) -> list[str]:
     """Slot names in order of appearance (with repeats)."""
     return SLOT.findall(template)
@@ -154,9 +158,15 @@ def resolve_context(
     outcome = ov.pop("outcome", scen.get("outcome", "value"))
     percent = ov.pop("percent", scen.get("percent", "keep"))
     unit = ov.pop("unit", scen.get("unit", ""))
+    slots = set(template_slots(template))
     for k, v in ov.items():  # remaining overrides are variation fields
         if k == "name":
             raise ConfigError(where, "'name' cannot be overridden", "remove it from context_overrides")
+        if k not in slots and k not in fields:  # a typo would change nothing and still rerun the context
+            raise ConfigError(f"config: context_overrides.{name}.{k}",
+                              f"'{k}' is neither a setting ({', '.join(OVERRIDE_SETTINGS)}) nor a field of the "
+                              f"template (its slots: {', '.join(sorted(slots - {'name'})) or 'none'})",
+                              "check the spelling, or add the slot to the template")
         fields[k] = str(v)
     if outcome not in OUTCOMES:
         raise ConfigError(where, f"unknown outcome '{outcome}'", f"use one of {list(OUTCOMES)}")

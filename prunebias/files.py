@@ -84,6 +84,20 @@ def read_csv_text(path: str | Path, what: str, config_key: str) -> pd.DataFrame:
     return df
 
 
+def check_text_file(path: str | Path, config_key: str, what: str) -> None:
+    """A user's text file exists, is UTF-8 and holds text (not only whitespace)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(str(p), f"{what} not found", f"set {config_key} in config to an existing text file")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(p), f"not UTF-8 text (byte {exc.start})", "save the file as UTF-8") from exc
+    if not text.strip():
+        raise ConfigError(str(p), f"{what} is empty", f"put text in it, or set {config_key} to a file with text "
+                          "(the shipped data/neutral_text.txt)")
+
+
 def write_csv(df: pd.DataFrame, path: str | Path) -> None:
     """Write a CSV atomically with a fixed float format so reruns give identical bytes."""
     with atomic_path(path) as tmp:

@@ -32,6 +32,18 @@ from prunebias.pruning import pruned
 from prunebias.scoring import common_heads, head_scores, top_k_heads
 
 
+def check_head_budget(settings: Iterable[Any], n_heads_total: int, key: str) -> None:
+    """Every head setting's k lies below the model's number of heads. A mask of every head
+    leaves no other head for its matched random controls (real minus random is 0 by
+    construction) and its name would claim a k the model does not have."""
+    for s in settings:
+        k = getattr(s, "k", None)
+        if k is not None and k >= n_heads_total:
+            raise ConfigError(f"config: {key}", f"{s.name}: k = {k} is not below the model's {n_heads_total} heads",
+                              f"choose k below {n_heads_total} (a few percent of the heads, e.g. "
+                              f"{max(1, n_heads_total // 25)})")
+
+
 def select_heads(white: torch.Tensor, black: torch.Tensor, setting: HeadSetting) -> tuple[torch.Tensor, torch.Tensor]:
     """(chosen heads, ranking scores) of one one-shot setting."""
     if setting.score == "setdiff":

@@ -14,6 +14,18 @@ COLUMNS = ["first_name", "surname", "race", "gender", "source"]
 RACES = ("white", "black")
 
 
+def check_name_split(names: pd.DataFrame, where: str) -> None:
+    """Under a name split every race x gender group needs two names or more: one to learn
+    masks on and one held out (otherwise a race is missing on one side)."""
+    counts = names.groupby(["race", "gender"]).size()
+    few = counts[counts < 2]
+    if len(few):
+        groups = ", ".join(f"{r} {g} ({n})" for (r, g), n in few.items())
+        raise ConfigError(where, f"localization.name_split needs two names or more per race and gender; "
+                          f"these groups have fewer: {groups}",
+                          "add names, or set localization.name_split: false (masks then learn on every name)")
+
+
 def load_names(path: str | Path, use_surnames: bool = True) -> pd.DataFrame:
     """Read and check a names CSV; adds ``name`` (the text put into prompts).
 

@@ -63,6 +63,19 @@ def check_task_file(path: str | Path, where: str) -> dict[str, Any]:
     return cfg
 
 
+def check_task_names(names: Sequence[tuple[str, str]], where: str) -> None:
+    """Each task once: (spec, its task name) pairs. Two files with one ``task:`` name would
+    share one row of side_effects.csv, the later one's results under the earlier label."""
+    seen: dict[str, str] = {}
+    for spec, name in names:
+        if name in seen:
+            what = (f"{spec} is listed twice (task '{name}')" if seen[name] == spec
+                    else f"{seen[name]} and {spec} both name the task '{name}'")
+            raise ConfigError(where, what,
+                              "give each task file its own task: name (it labels its rows in side_effects.csv)")
+        seen[name] = spec
+
+
 def data_files(task_file: str | Path, cfg: Mapping[str, Any]) -> list[str]:
     """The local data files a task YAML names (``dataset_kwargs.data_files``), as paths."""
     files = ((cfg.get("dataset_kwargs") or {}).get("data_files")) or {}

@@ -14,12 +14,13 @@ from snakemake.logging import logger
 from prunebias.contexts import expand_context_names, load_yaml, resolve_all
 from prunebias.prompt_table import check_every_name, read_prompt_table, table_contexts, table_names
 from prunebias.errors import ConfigError
+from prunebias.files import check_text_file
 from prunebias.masks import combine_mem_mb
 from prunebias import resources, side_effects
 from prunebias.model_size import source_size
 from prunebias.code_version import code_versions
 from prunebias.modeling import check_hub_cached, resolve_source
-from prunebias.names import load_names, split_names
+from prunebias.names import check_name_split, load_names, split_names
 from prunebias.plan import Method, Plan, Source
 from prunebias.plant_spec import resolve_plant
 
@@ -49,6 +50,10 @@ def _preflight():
         else:
             contexts = resolve_all(config, scenarios_file, sets_file)
             names = load_names(data_path(config["names_file"]), config["use_surnames"])
+        if config["localization"]["name_split"]:
+            check_name_split(names, table_file if config["prompt_table"] else data_path(config["names_file"]))
+        check_text_file(data_path(config["evaluation"]["perplexity_text"]), "evaluation.perplexity_text",
+                        "the perplexity text")
         win = config["analysis"]["winsorize"]
         if win is not None and not win[0] < win[1]:
             raise ConfigError("config: analysis.winsorize", f"{win} is not [lower, upper] with lower < upper",
@@ -106,14 +111,17 @@ def _side_effect_tasks(specs):
     """The lm-eval tasks of side_effects: local task files (checked here, resolved like any
     data file) and registered task names (checked by the job, offline). Returns
     {spec as the job gets it: the files it reads}."""
-    out = {}
+    out, names = {}, []
     for spec in specs:
         if not side_effects.is_task_file(spec):
             out[spec] = []
+            names.append((spec, spec))
             continue
         path = data_path(spec)
         cfg = side_effects.check_task_file(path, "config: side_effects.tasks")
         out[path] = [path] + side_effects.data_files(path, cfg)
+        names.append((path, str(cfg["task"])))
+    side_effects.check_task_names(names, "config: side_effects.tasks")
     return out
 
 

@@ -27,6 +27,7 @@ import pandas as pd
 from prunebias.attribution import (context_summary, grad_masks, needs_patching, protect_scores, source_attribution,
                                    text_importance)
 from prunebias.files import read_parquet, write_json
+from prunebias.heads import check_head_budget
 from prunebias.logs import setup_logging
 from prunebias.masks import read_mask, write_mask
 from prunebias.plant_spec import PLANTED_FILE, read_planted_record
@@ -43,6 +44,8 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
     cfg = p.attribution
     t0 = time.perf_counter()
     identity = read_identity(smk.input.model)
+    check_head_budget([s for s in p.settings if s.kind == "heads"], identity["n_layers"] * identity["n_heads"],
+                      "localization.attribution.heads / patch_heads")
     model, tok = load_model(smk.input.model, p.dtype, p.device, smk.threads)
     frames = {}
     for f in smk.input.answers:

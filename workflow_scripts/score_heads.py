@@ -6,7 +6,7 @@ White and over the Black prompts of the source's contexts (``prunebias.heads``).
 """
 
 
-from prunebias.heads import group_attention, select_heads
+from prunebias.heads import check_head_budget, group_attention, select_heads
 from prunebias.logs import setup_logging
 from prunebias.masks import write_mask
 from prunebias.modeling import read_identity
@@ -16,6 +16,7 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
     log = setup_logging(smk.log[0], "prunebias.score_heads")
     p = smk.params
     identity = read_identity(smk.input.model)
+    check_head_budget(p.settings, identity["n_layers"] * identity["n_heads"], "localization.heads.k")
     att = group_attention(smk.input.attention, identity["n_layers"], identity["n_heads"], p.learn_names)
     for path, setting in zip(smk.output, p.settings):
         heads, scores = select_heads(att["white"], att["black"], setting)

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from prunebias.files import read_parquet
-from prunebias.heads import greedy_heads
+from prunebias.heads import check_head_budget, greedy_heads
 from prunebias.logs import setup_logging
 from prunebias.masks import write_mask
 from prunebias.modeling import load_model, read_identity
@@ -20,6 +20,8 @@ from prunebias.modeling import load_model, read_identity
 def main(smk) -> None:  # pragma: no cover - exercised through snakemake in tests
     log = setup_logging(smk.log[0], "prunebias.score_heads_greedy")
     p = smk.params
+    identity = read_identity(smk.input.model)
+    check_head_budget(p.settings, identity["n_layers"] * identity["n_heads"], "localization.heads.greedy")
     frames = [read_parquet(f, ["prompt", "answer_prefix", "response", "name", "race", "sample"])
               for f in smk.input.answers]
     rows = pd.concat(frames, ignore_index=True)
@@ -29,7 +31,6 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
         rows = rows[rows["name"].isin(set(p.learn_names))]
     rows = rows.reset_index(drop=True)
     rows["row"] = np.arange(len(rows))
-    identity = read_identity(smk.input.model)
     model, tok = load_model(smk.input.model, p.dtype, p.device, smk.threads, attn_implementation="eager")
     for path, setting in zip(smk.output, p.settings):
         chosen, scores, order = greedy_heads(model, tok, rows, setting.k, p.batch_size, p.ablation,

@@ -1,0 +1,78 @@
+"""The fault catalogue (issue 26): inputs a user gets wrong that were once accepted silently.
+
+Each case is refused before any job (a dry-run) with the file or config key and the fix,
+or, where only a job can know, by the job's first step with the same quality. The cases
+and the words their messages must hold are listed here, one parametrized test each.
+"""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import REPO, run_snakemake, small_config
+
+
+def _two_tasks_one_name(tmp: Path, cfg: dict) -> None:
+    twin = tmp / "my_task.yaml"
+    spec = yaml.safe_load((REPO / "data/side_effects/number_sense.yaml").read_text())
+    spec["dataset_kwargs"]["data_files"]["test"] = str(REPO / "data/side_effects/name_choice_race.jsonl")
+    twin.write_text(yaml.safe_dump(spec))  # other data, the same task: name
+    cfg["side_effects"] = {"tasks": ["data/side_effects/number_sense.yaml", str(twin)],
+                           "masks": ["neurons/black_b15_w15_global/purchase-bicycle"]}
+
+
+def _override_typo(tmp: Path, cfg: dict) -> None:
+    cfg["context_overrides"]["purchase-bicycle"]["answer_prefx"] = "My offer is $"
+
+
+def _empty_perplexity_text(tmp: Path, cfg: dict) -> None:
+    (tmp / "empty.txt").write_text("  \n")
+    cfg["evaluation"] = {"perplexity_text": str(tmp / "empty.txt")}
+
+
+def _one_name_per_group(tmp: Path, cfg: dict) -> None:
+    names = pd.read_csv(REPO / cfg["names_file"])
+    names.groupby(["race", "gender"]).head(1).to_csv(tmp / "names.csv", index=False)
+    cfg["names_file"] = str(tmp / "names.csv")
+
+
+DRY_RUN_CASES = {
+    "two task files, one task name": (_two_tasks_one_name, ["side_effects.tasks", "number_sense", "own task"]),
+    "misspelt context_overrides key": (_override_typo, ["context_overrides.purchase-bicycle.answer_prefx",
+                                                        "neither a setting", "spelling"]),
+    "empty perplexity text": (_empty_perplexity_text, ["empty.txt", "is empty", "evaluation.perplexity_text"]),
+    "one name per race and gender under name_split": (_one_name_per_group, ["names.csv", "two names or more",
+                                                                             "name_split: false"]),
+}
+
+
+@pytest.mark.parametrize("case", list(DRY_RUN_CASES))
+def test_refused_before_any_job(case, tiny_model_dir, tmp_path):
+    edit, words = DRY_RUN_CASES[case]
+    cfg = small_config(tiny_model_dir)
+    edit(tmp_path, cfg)
+    proc = run_snakemake(tmp_path, cfg, "-n", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "Invalid input" in out, out[-2000:]
+    assert "Traceback" not in out, out[-2000:]
+    for word in words:
+        assert word in out, (word, out[-2000:])
+    assert not (tmp_path / "results").exists()  # nothing ran
+
+
+def test_head_k_beyond_the_model_fails_at_the_jobs_first_step(tiny_model_dir, tmp_path):
+    """k = 500 on the tiny model: score_heads stops before reading the attention cache,
+    naming the key and the model's head count (a mask of every head has no control)."""
+    import json
+
+    arch = json.loads((Path(tiny_model_dir) / "config.json").read_text())
+    n_heads = arch["num_hidden_layers"] * arch["num_attention_heads"]
+    cfg = small_config(tiny_model_dir)
+    cfg["localization"]["heads"] = {"scores": ["sum"], "k": [500]}
+    proc = run_snakemake(tmp_path, cfg, "results/masks/tiny/heads/sum_k500/purchase-bicycle.npz", check=False)
+    log = (tmp_path / "logs/tiny/score_heads/purchase-bicycle.log").read_text()
+    assert proc.returncode != 0
+    assert f"k = 500 is not below the model's {n_heads} heads" in log and "localization.heads.k" in log, log
+    assert not (tmp_path / "results/masks/tiny/heads").exists()
