@@ -1,5 +1,6 @@
 # make run  : install into .venv/ and run the whole workflow on the packaged default model
 # make test : install into .venv/ and run the test suite
+# make readme-check : after make run, fail where README.md's default-run figures differ from results/
 # PYTHON=python3.13 make ... : build the venv with another interpreter (3.11-3.13; pyproject.toml)
 PYTHON ?= python3
 VENV  ?= .venv
@@ -7,7 +8,7 @@ PY    := $(VENV)/bin/python
 CORES ?= 2
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test dryrun lint clean
+.PHONY: install run test dryrun lint clean readme-check
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +25,12 @@ install: $(STAMP)
 run: install
 	$(VENV)/bin/snakemake --cores $(CORES)
 	$(VENV)/bin/snakemake --report results/report.html
+	# does the README's default-run block say what this run says? (readme-check fails where not)
+	$(PY) -m prunebias.readme_figures
+
+# after `make run` on a fresh clone: fail where README.md's default-run figures differ from results/
+readme-check: install
+	$(PY) -m prunebias.readme_figures --check
 
 dryrun: install
 	$(VENV)/bin/snakemake -n

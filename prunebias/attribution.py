@@ -14,7 +14,7 @@ moved from a race-neutral mean to themselves, alpha = 1/steps ... 1, right Riema
 as EAP-IG does along its input interpolation (Hanna et al. 2024), and scores
 S = -W * mean_alpha dB_alpha/dW: the weights through which the race signal moves the
 answer while it is still growing. steps = 1 is the plain gradient; on the positive
-control 4 steps did not beat it (README, "Gradient attribution").
+control 4 steps did not beat it (docs/localization.md, "Gradient attribution").
 
 Removing many weights at once is not first order: the most negative S include large
 weights every answer needs. ``protect`` (the SNIP set difference) spares the entries

@@ -71,7 +71,7 @@ def model_card(identity: Mapping[str, Any], mask_id: str, mask: Mask, rows: pd.D
         f"- kind `{kind}`, setting `{setting}`, scoring `{scoring}`; learned on `{source}` "
         f"({'its learning half of the names, ' + str(learn_names) + ' names' if learn_names else 'every name'}).",
         f"- pruned {n:,} {unit} of {total:,}.",
-        "- The setting's name says how it was chosen (see the workflow's README, \"Localizing bias\" and "
+        "- The setting's name says how it was chosen (see the workflow's docs/localization.md, \"Localizing bias\" and "
         "\"Gradient attribution\").",
         "",
         "## What it did (held-out names; 95% name-bootstrap CIs)",

@@ -1,0 +1,151 @@
+"""The README's "what the default run finds" block, written from a finished run's tables.
+
+Why generated: a figure in the README must be what a fresh clone of its commit prints.
+Typed by hand, figures drift from the code that makes them (issue 23 found the README's
+claim of removal on a run that no longer gave it). ``make run`` ends with ``--check``: it
+renders the block from ``results/`` and says whether the README's block agrees.
+
+    python -m prunebias.readme_figures --check   # exit 1 where the README disagrees
+    python -m prunebias.readme_figures --write   # replace the block in README.md
+
+The block sits between ``BEGIN`` and ``END`` marker lines; everything else is untouched.
+Rendering (``render_block``) is pure: data frames in, Markdown out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+from typing import Mapping
+
+import pandas as pd
+
+BEGIN = "<!-- default-run:begin -->"
+END = "<!-- default-run:end -->"
+WANDA = "wanda"
+
+
+def _ci(est: float, lo: float, hi: float) -> str:
+    if not math.isfinite(est):
+        return "n/a"
+    return f"{est:+.2f} [{lo:+.2f}, {hi:+.2f}]"
+
+
+def _provenance(headline: pd.DataFrame) -> dict[str, str]:
+    rows = headline[headline["section"] == "provenance"]
+    return dict(zip(rows["item"].astype(str), rows["note"].astype(str)))
+
+
+def verdict(row: Mapping[str, object]) -> str:
+    """What a Wanda row shows, read off its CIs: removal only where there is a bias to remove."""
+    if not bool(row["bias_to_remove"]):
+        lo, hi = float(row["delta_ci_low"]), float(row["delta_ci_high"])
+        return "no bias to remove; " + ("no change" if lo <= 0 <= hi else "the effect moved")
+    if float(row["delta_abs_ci_high"]) < 0:
+        return "removed" if row["source"] == row["target"] else "transferred"
+    return "not shown (CI covers 0)" if float(row["delta_abs_ci_low"]) <= 0 else "bias grew"
+
+
+def render_block(tables: Mapping[str, Mapping[str, pd.DataFrame]], planted: Mapping[str, str]) -> str:
+    """The block from each model's tables ({model: {"baseline", "transfer", "headline",
+    "recall"?}}); ``planted``: {planted model: what was planted, in words}."""
+    models = list(tables)
+    first = tables[models[0]]["headline"]
+    prov = _provenance(first)
+    contexts = list(tables[models[0]]["baseline"]["context"])
+    lines = [f"Measured by `make run` on a fresh clone of commit {prov.get('commit', 'unknown')[:7]} "
+             f"({prov.get('date', 'unknown date')[:10]}), {prov.get('dtype', '?')} on {prov.get('device', '?')} "
+             f"(AMX: {prov.get('cpu_amx', '?')}), torch {prov.get('torch', '?')}. One run of one seed: "
+             "rates over seeds are below. 95% CIs resample names; n is names.", "",
+             "**Baseline bias** (log_smd, White - Black; negative: Black-associated names get more):", "",
+             "| model | " + " | ".join(contexts) + " |", "|---|" + "---|" * len(contexts)]
+    for m in models:
+        b = tables[m]["baseline"].set_index("context")
+        cells = [f"{_ci(b.loc[c, 'log_smd'], b.loc[c, 'log_smd_ci_low'], b.loc[c, 'log_smd_ci_high'])}, "
+                 f"n = {int(b.loc[c, 'names_white'])} + {int(b.loc[c, 'names_black'])}" for c in contexts]
+        lines.append(f"| {m}{' (' + planted[m] + ')' if m in planted else ''} | " + " | ".join(cells) + " |")
+    lines += ["", "**Wanda mask** (paired change of abs(log_smd) on held-out names, pruned - unpruned; "
+              "real - random: against matched random controls of the same size):", "",
+              "| model | mask learned on -> evaluated on | change of abs(effect) | real - random | "
+              "controls broken | verdict |", "|---|---|---|---|---|---|"]
+    for m in models:
+        t = tables[m]["transfer"]
+        t = t[t["scoring"] == WANDA]
+        for _, r in t.iterrows():
+            change = (_ci(r["delta_abs"], r["delta_abs_ci_low"], r["delta_abs_ci_high"]) if r["bias_to_remove"]
+                      else "signed: " + _ci(r["delta"], r["delta_ci_low"], r["delta_ci_high"]))
+            lines.append(f"| {m} | {r['source']} -> {r['target']} (n = {int(r['names_eval'])}) | {change} | "
+                         f"{_ci(r['delta_vs_random'], r['delta_vs_random_ci_low'], r['delta_vs_random_ci_high'])} | "
+                         f"{int(r['controls_broken'])} of {int(r['control_draws'])} | {verdict(r)} |")
+    recall = [(m, r) for m in models if "recall" in tables[m] for _, r in tables[m]["recall"].iterrows()]
+    if recall:
+        lines += ["", "**Recall of the planted weights** (share of the planted weights the Wanda mask prunes; "
+                  "the mask prunes that share of all weights):", ""]
+        lines += [f"- {m}, learned on {r['source']}: {r['recall_planted']:.2f} (prunes {r['pruned_fraction']:.4f})"
+                  for m, r in recall]
+    return "\n".join(lines) + "\n"
+
+
+def read_tables(results: Path, models: list[str]) -> dict[str, dict[str, pd.DataFrame]]:
+    """Each model's tables of a finished run (``results/tables/{model}/``)."""
+    out = {}
+    for m in models:
+        d = results / "tables" / m
+        out[m] = {k: pd.read_csv(d / f"{k if k != 'baseline' else 'baseline_bias'}.csv")
+                  for k in ("baseline", "transfer", "headline")}
+        if (d / "planted_recall.csv").exists():
+            rec = pd.read_csv(d / "planted_recall.csv")
+            out[m]["recall"] = rec[rec["setting"].str.match(r"^(black|white)_b")]
+    return out
+
+
+def splice(readme: str, block: str) -> str:
+    """``readme`` with the text between the markers replaced by ``block``."""
+    if readme.count(BEGIN) != 1 or readme.count(END) != 1 or readme.index(BEGIN) > readme.index(END):
+        raise ValueError(f"README needs one {BEGIN} line before one {END} line")
+    head, rest = readme.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    return f"{head}{BEGIN}\n{block}{END}{tail}"
+
+
+def describe_plants(config: Mapping[str, object]) -> dict[str, str]:
+    """{planted model: its scope in words} from a config's models."""
+    out = {}
+    for m in config.get("models") or []:  # type: ignore[union-attr]
+        p = m.get("plant")
+        if p:
+            out[m["name"]] = ("general plant" if p["scope"] == "general"
+                              else "context plant: " + ", ".join(p.get("contexts", [])))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    import yaml
+
+    ap = argparse.ArgumentParser(description="the README's default-run block from results/")
+    ap.add_argument("--check", action="store_true", help="exit 1 if README.md's block differs")
+    ap.add_argument("--write", action="store_true", help="replace README.md's block")
+    ap.add_argument("--root", type=Path, default=Path("."))
+    args = ap.parse_args(argv)
+    cfg = yaml.safe_load((args.root / "config/config.yaml").read_text())
+    models = [m["name"] for m in cfg["models"]]
+    block = render_block(read_tables(args.root / "results", models), describe_plants(cfg))
+    readme_path = args.root / "README.md"
+    readme = readme_path.read_text()
+    new = splice(readme, block)
+    if args.write:
+        readme_path.write_text(new)
+        print(f"wrote the default-run block of {readme_path}")
+        return 0
+    if new == readme:
+        print("README.md's default-run figures agree with results/")
+        return 0
+    print("README.md's default-run figures differ from results/ (python -m prunebias.readme_figures --write "
+          "puts this run's in):\n" + block)
+    return 1 if args.check else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""The README's default-run block is rendered from a run's tables, and the check sees a disagreement."""
+
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from prunebias.readme_figures import BEGIN, END, main, render_block, splice, verdict
+
+REPO = Path(__file__).resolve().parents[1]
+CONTEXTS = ["purchase-house", "hiring-lawyer"]
+
+
+def baseline(est: float) -> pd.DataFrame:
+    return pd.DataFrame({"context": CONTEXTS, "log_smd": [est, est / 2], "log_smd_ci_low": [est - 0.3, -0.2],
+                         "log_smd_ci_high": [est + 0.3, 0.3], "names_white": [32, 31], "names_black": [32, 32]})
+
+
+def transfer(delta_abs: float, to_remove: bool) -> pd.DataFrame:
+    rows = []
+    for s in CONTEXTS:
+        for t in CONTEXTS:
+            rows.append({"scoring": "wanda", "source": s, "target": t, "names_eval": 32, "bias_to_remove": to_remove,
+                         "delta_abs": delta_abs, "delta_abs_ci_low": delta_abs - 0.4,
+                         "delta_abs_ci_high": delta_abs + 0.3, "delta": 0.1, "delta_ci_low": -0.2,
+                         "delta_ci_high": 0.4, "delta_vs_random": -0.5, "delta_vs_random_ci_low": -0.9,
+                         "delta_vs_random_ci_high": -0.1, "control_draws": 2, "controls_broken": 0})
+    rows.append({**rows[0], "scoring": "attention", "delta_abs": 9.99})  # head rows are not in the block
+    return pd.DataFrame(rows)
+
+
+def headline(commit: str) -> pd.DataFrame:
+    prov = {"commit": commit, "date": "2026-12-05T20:00:00+00:00", "dtype": "bfloat16", "device": "cpu",
+            "cpu_amx": "True", "torch": "2.13.0+cpu"}
+    return pd.DataFrame({"section": "provenance", "item": list(prov), "note": list(prov.values())})
+
+
+def tables(commit: str = "abcdef0123") -> dict:
+    return {"base": {"baseline": baseline(0.05), "transfer": transfer(0.0, False), "headline": headline(commit)},
+            "plant": {"baseline": baseline(-1.0), "transfer": transfer(-0.6, True), "headline": headline(commit),
+                      "recall": pd.DataFrame({"source": CONTEXTS, "recall_planted": [0.5, 0.25],
+                                              "pruned_fraction": [0.003, 0.002]})}}
+
+
+def test_verdicts_are_read_off_the_cis():
+    row = {"bias_to_remove": True, "source": "a", "target": "a", "delta_abs_ci_low": -1.0, "delta_abs_ci_high": -0.1,
+           "delta_ci_low": -1.0, "delta_ci_high": 0.5}
+    assert verdict(row) == "removed"
+    assert verdict({**row, "target": "b"}) == "transferred"
+    assert verdict({**row, "delta_abs_ci_high": 0.1}) == "not shown (CI covers 0)"
+    assert verdict({**row, "delta_abs_ci_low": 0.1, "delta_abs_ci_high": 0.5}) == "bias grew"
+    assert verdict({**row, "bias_to_remove": False}) == "no bias to remove; no change"
+    assert verdict({**row, "bias_to_remove": False, "delta_ci_low": 0.1}) == "no bias to remove; the effect moved"
+
+
+def test_block_shows_every_wanda_row_with_its_ci_and_n():
+    block = render_block(tables(), {"plant": "general plant"})
+    assert "commit abcdef0 (2026-12-05), bfloat16 on cpu" in block
+    assert "| plant (general plant) | -1.00 [-1.30, -0.70], n = 32 + 32 |" in block
+    rows = [line for line in block.splitlines() if " -> " in line and "(n = " in line]
+    assert len(rows) == 8 and "9.99" not in block  # 4 Wanda rows per model, no head row
+    assert "| plant | purchase-house -> purchase-house (n = 32) | -0.60 [-1.00, -0.30] | -0.50 [-0.90, -0.10] | " \
+           "0 of 2 | removed |" in block
+    assert "signed: +0.10 [-0.20, +0.40]" in block  # no bias to remove: the signed change, not |effect|
+    assert "- plant, learned on hiring-lawyer: 0.25 (prunes 0.0020)" in block
+
+
+def test_splice_replaces_only_the_block():
+    readme = f"# title\ntext\n{BEGIN}\nold figures\n{END}\nmore\n"
+    assert splice(readme, "new\n") == f"# title\ntext\n{BEGIN}\nnew\n{END}\nmore\n"
+    with pytest.raises(ValueError, match="needs one"):
+        splice("no markers", "new\n")
+
+
+def test_check_fails_until_the_readme_agrees_with_the_run(tmp_path, capsys):
+    (tmp_path / "config").mkdir()
+    cfg = {"models": [{"name": "base", "source": "x"},
+                      {"name": "plant", "plant": {"from": "base", "scope": "context", "contexts": ["hiring-lawyer"]}}]}
+    (tmp_path / "config/config.yaml").write_text(yaml.safe_dump(cfg))
+    for model, t in tables().items():
+        d = tmp_path / "results/tables" / model
+        d.mkdir(parents=True)
+        t["baseline"].to_csv(d / "baseline_bias.csv", index=False)
+        t["transfer"].to_csv(d / "transfer.csv", index=False)
+        t["headline"].to_csv(d / "headline.csv", index=False)
+        if "recall" in t:
+            t["recall"].assign(setting=["black_b15_w15_global", "sum_k10"]).to_csv(d / "planted_recall.csv",
+                                                                                    index=False)
+    (tmp_path / "README.md").write_text(f"# x\n{BEGIN}\nfigures typed by hand\n{END}\n")
+    assert main(["--check", "--root", str(tmp_path)]) == 1
+    assert main(["--write", "--root", str(tmp_path)]) == 0
+    assert main(["--check", "--root", str(tmp_path)]) == 0
+    text = (tmp_path / "README.md").read_text()
+    assert "figures typed by hand" not in text and "| plant (context plant: hiring-lawyer) |" in text
+    assert "learned on hiring-lawyer" not in text  # a recall row of a head mask is not the Wanda mask's
+
+
+def test_the_readme_block_names_a_commit_of_this_repository():
+    """The shipped README has one block; where it names the commit it was measured on,
+    that commit is in this repository's history (a fresh clone can check it out)."""
+    readme = (REPO / "README.md").read_text()
+    assert readme.count(BEGIN) == 1 and readme.count(END) == 1
+    block = readme.split(BEGIN)[1].split(END)[0]
+    if "fresh clone of commit " not in block:
+        pytest.skip("the README's block holds no run yet")
+    commit = block.split("fresh clone of commit ")[1].split()[0]
+    if not (REPO / ".git").exists():
+        pytest.skip("not a git checkout")
+    got = subprocess.run(["git", "-C", str(REPO), "cat-file", "-t", commit], capture_output=True, text=True)
+    assert got.stdout.strip() == "commit", commit
