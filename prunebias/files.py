@@ -27,8 +27,13 @@ def atomic_path(path: str | Path, is_dir: bool = False) -> Iterator[Path]:
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
+    # a killed earlier attempt of this job leaves its temp behind (Snakemake never runs two
+    # jobs for one output at once, so every such sibling is stale): the model's size on disk
+    for stale in [*final.parent.glob(f".{final.name}.tmp-*"), tmp]:
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale)
+        elif stale.exists() or stale.is_symlink():
+            stale.unlink()
     if is_dir:
         tmp.mkdir()
     try:
@@ -76,6 +81,13 @@ def read_csv_text(path: str | Path, what: str, config_key: str) -> pd.DataFrame:
     p = Path(path)
     if not p.is_file():
         raise ConfigError(str(p), f"{what} not found", f"set {config_key} in config to an existing CSV")
+    raw = p.read_bytes()
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:  # pandas' message names neither the row nor the fix
+        line = raw[:exc.start].count(b"\n") + 1
+        raise ConfigError(str(p), f"line {line}: byte {raw[exc.start]:#04x} is not UTF-8 (a Latin-1 or Windows "
+                          "export?)", "save the file as UTF-8") from exc
     try:
         df = pd.read_csv(p, dtype=str, keep_default_na=False)
     except Exception as exc:  # pandas raises several types for malformed CSV

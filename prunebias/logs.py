@@ -10,7 +10,9 @@ got and how fast, without a line per update.
 from __future__ import annotations
 
 import logging
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +43,15 @@ def setup_logging(log_file: str | Path | None, name: str = "prunebias") -> loggi
         log.critical("job failed: %s: %s", kind.__name__, exc, exc_info=(kind, exc, tb))
 
     sys.excepthook = log_failure  # to the file and, through the stream handler, to stderr
+    # SIGTERM (a SLURM time limit, snakemake stopping its jobs) as an exception: cleanup
+    # blocks run (atomic_path removes its half-written temp) before the job exits 143
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
     return log
+
+
+def _exit_on_sigterm(signum: int, _frame) -> None:
+    raise SystemExit(128 + signum)
 
 
 class progress(tqdm):  # noqa: N801 - used like tqdm

@@ -114,6 +114,10 @@ def choose_device(name: str) -> str:
 
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():  # torch's own message names neither key nor fix
+        raise ConfigError("config: models[].device", "device: cuda, but this node has no CUDA device torch can use",
+                          "run the model jobs on a GPU node (resources.gpu: 1 and the GPU partition), or set "
+                          "device: auto (CUDA where there is one, else the CPU)")
     return name
 
 

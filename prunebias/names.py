@@ -45,6 +45,11 @@ def load_names(path: str | Path, use_surnames: bool = True) -> pd.DataFrame:
         raise ConfigError(str(p), f"row {bad.index[0] + 2}: race '{bad['race'].iloc[0]}'", f"race must be one of {RACES}")
     if (df["first_name"] == "").any():
         raise ConfigError(str(p), f"row {df.index[df['first_name'] == ''][0] + 2}: empty first_name", "fill it in")
+    braces = df["first_name"].str.contains(r"[{}]") | df["surname"].str.contains(r"[{}]")
+    if braces.any():  # a brace would be read as a template slot, or as a Snakemake wildcard in a path
+        row = df.index[braces][0]
+        raise ConfigError(str(p), f"row {row + 2}: the name '{df.loc[row, 'first_name']} {df.loc[row, 'surname']}' "
+                          "holds a brace", "names are plain text: remove { and }")
     for r in RACES:
         if not (df["race"] == r).any():
             raise ConfigError(str(p), f"no names with race '{r}'", "bias needs names of both races")

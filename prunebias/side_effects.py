@@ -16,6 +16,7 @@ runs offline, and a dataset that is not cached stops it with an error naming it.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -60,7 +61,25 @@ def check_task_file(path: str | Path, where: str) -> dict[str, Any]:
         if not Path(f).is_file():
             raise ConfigError(str(p), f"data file {f} not found",
                               "write the file, or fix data_files (relative paths are relative to the YAML)")
+        if f.endswith(".jsonl"):
+            check_jsonl(f)
     return cfg
+
+
+def check_jsonl(path: str | Path) -> None:
+    """Every non-empty line of a JSON-lines data file is a JSON object (a truncated or
+    hand-edited file fails here with its line, not in the datasets library's parser)."""
+    with open(path, encoding="utf-8") as fh:
+        for i, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                ok = isinstance(json.loads(line), dict)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"{path}, line {i}", f"not JSON ({exc.msg})",
+                                  "fix or remove the line (one JSON object per line)") from exc
+            if not ok:
+                raise ConfigError(f"{path}, line {i}", "not a JSON object", "one JSON object per line")
 
 
 def check_task_names(names: Sequence[tuple[str, str]], where: str) -> None:

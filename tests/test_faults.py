@@ -48,6 +48,36 @@ DRY_RUN_CASES = {
 }
 
 
+def _brace_in_name(tmp: Path, cfg: dict) -> None:
+    names = pd.read_csv(REPO / cfg["names_file"])
+    names.loc[0, "first_name"] = "Jo{variation}"
+    names.to_csv(tmp / "names.csv", index=False)
+    cfg["names_file"] = str(tmp / "names.csv")
+
+
+def _latin1_names(tmp: Path, cfg: dict) -> None:
+    text = (REPO / cfg["names_file"]).read_text().splitlines()
+    text[3] = text[3].replace(text[3].split(",")[0], "Jos\u00e9", 1)
+    (tmp / "names.csv").write_bytes("\n".join(text).encode("latin-1") + b"\n")
+    cfg["names_file"] = str(tmp / "names.csv")
+
+
+def _truncated_task_data(tmp: Path, cfg: dict) -> None:
+    lines = (REPO / "data/side_effects/number_sense.jsonl").read_text().splitlines()
+    (tmp / "cut.jsonl").write_text("\n".join(lines[:3]) + "\n" + lines[3][: len(lines[3]) // 2] + "\n")
+    spec = yaml.safe_load((REPO / "data/side_effects/number_sense.yaml").read_text())
+    spec["dataset_kwargs"]["data_files"]["test"] = str(tmp / "cut.jsonl")
+    (tmp / "cut.yaml").write_text(yaml.safe_dump(spec))
+    cfg["side_effects"] = {"tasks": [str(tmp / "cut.yaml")], "masks": ["neurons/black_b15_w15_global/purchase-bicycle"]}
+
+
+DRY_RUN_CASES.update({
+    "a brace in a name": (_brace_in_name, ["names.csv", "row 2", "brace", "remove { and }"]),
+    "a Latin-1 byte in the names file": (_latin1_names, ["names.csv", "line 4", "not UTF-8", "save the file as UTF-8"]),
+    "a truncated task data file": (_truncated_task_data, ["cut.jsonl, line 4", "not JSON", "one JSON object per line"]),
+})
+
+
 @pytest.mark.parametrize("case", list(DRY_RUN_CASES))
 def test_refused_before_any_job(case, tiny_model_dir, tmp_path):
     edit, words = DRY_RUN_CASES[case]
@@ -76,3 +106,47 @@ def test_head_k_beyond_the_model_fails_at_the_jobs_first_step(tiny_model_dir, tm
     assert proc.returncode != 0
     assert f"k = 500 is not below the model's {n_heads} heads" in log and "localization.heads.k" in log, log
     assert not (tmp_path / "results/masks/tiny/heads").exists()
+
+
+def test_cuda_on_a_node_without_it_names_the_key_and_the_fix():
+    import torch
+
+    from prunebias.errors import ConfigError
+    from prunebias.modeling import choose_device
+
+    if torch.cuda.is_available():
+        pytest.skip("this node has CUDA")
+    with pytest.raises(ConfigError, match="device: cuda.*no CUDA device.*device: auto"):
+        choose_device("cuda")
+
+
+def test_a_killed_jobs_temp_is_removed_by_the_next_attempt(tmp_path):
+    from prunebias.files import atomic_path
+
+    final = tmp_path / "model"
+    stale = tmp_path / ".model.tmp-999999"  # a SIGKILLed prepare_model's half-written folder
+    (stale / "sub").mkdir(parents=True)
+    (stale / "sub" / "weights.bin").write_bytes(b"x" * 1000)
+    with atomic_path(final, is_dir=True) as tmp:
+        (tmp / "config.json").write_text("{}")
+    assert not stale.exists() and (final / "config.json").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]
+
+
+def test_sigterm_removes_the_half_written_temp(tmp_path):
+    """A job stopped by SIGTERM (a SLURM time limit) exits 143 and leaves no temp behind."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = (f"import sys, time; sys.path.insert(0, {str(REPO)!r})\n"
+              "from prunebias.logs import setup_logging\nfrom prunebias.files import atomic_path\n"
+              f"setup_logging(None)\nwith atomic_path({str(tmp_path / 'out')!r}, is_dir=True) as tmp:\n"
+              "    (tmp / 'part').write_text('half'); print('writing', flush=True); time.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "writing"
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 143
+    assert list(tmp_path.iterdir()) == []

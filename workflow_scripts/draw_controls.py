@@ -13,8 +13,8 @@ import numpy as np
 from prunebias.activations import group_sumsq, names_filter
 from prunebias.controls import matched_head_control, neuron_controls, unit_controls
 from prunebias.logs import setup_logging
-from prunebias.masks import read_mask, write_mask
-from prunebias.modeling import load_model
+from prunebias.masks import check_model, read_mask, write_mask
+from prunebias.modeling import load_model, read_identity
 from prunebias.seeds import derive_seed
 
 DROPPED = ("counts", "shapes", "n_pruned", "n_total", "format", "kind")  # recomputed by write_mask
@@ -24,6 +24,7 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
     log = setup_logging(smk.log[0], "prunebias.draw_controls")
     p = smk.params
     real = read_mask(smk.input.mask)
+    check_model(real, read_identity(smk.input.model), smk.input.mask)  # a mask of another model: refuse
     seeds = [derive_seed(p.seed, "control", p.kind, p.setting.name, p.source.name, d) for d in range(len(smk.output))]
     if getattr(p.setting, "whole", False):  # whole MLP neurons: random whole neurons, same count per layer
         draws = unit_controls(real.arrays, seeds)
