@@ -86,8 +86,8 @@ def heatmap(table: pd.DataFrame, kind: str, setting: str, contexts: Sequence[str
             if bool(no_bias.loc[r, c]) is True:
                 ax.text(j + 0.5, i + 0.5, "no bias", ha="center", va="center", fontsize=8, color="#555555")
     ax.set_title(f"{kind} {setting}: change of |bias| (blue: smaller)\n"
-                 f"{n_down} of {n_cells} cells smaller, {n_up} larger (*: paired 95% CI)\n"
-                 f"{n_none} with no bias to remove; (u) underpowered", fontsize=8)
+                 f"{n_down} of {n_cells - n_none} cells with a bias smaller, {n_up} larger (*: paired 95% CI)\n"
+                 f"{n_none} of {n_cells} with no bias to remove; (u) underpowered", fontsize=8)
     ax.set_xlabel("target context (evaluated on)")
     ax.set_ylabel("mask source (learned on)")
     fig.tight_layout()

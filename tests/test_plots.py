@@ -97,5 +97,5 @@ def test_heatmap_says_no_bias_where_there_is_none_and_counts_its_cells_in_the_ti
     monkeypatch.setattr(matplotlib.axes.Axes, "text",
                         lambda self, x, y, s, *a, **kw: (texts.append(s), real_text(self, x, y, s, *a, **kw))[1])
     plots.heatmap(pd.DataFrame(rows), "neurons", "b15", ["a", "b"], tmp_path / "h.png")
-    assert "1 of 4 cells smaller, 0 larger" in titles[0] and "2 with no bias to remove" in titles[0]
+    assert "1 of 2 cells with a bias smaller, 0 larger" in titles[0] and "2 of 4 with no bias to remove" in titles[0]
     assert texts.count("no bias") == 2 and "-0.50*" in texts and "0.05" in texts
