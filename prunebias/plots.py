@@ -261,33 +261,46 @@ def side_effects_plot(table: pd.DataFrame, transfer: pd.DataFrame, path: str | P
     """What a mask costs beside what it removes.
 
     Left: per task metric, the paired change (pruned - unpruned, 95% CI over item
-    clusters) of each mask and of its matched random control. Right: per mask, the change
-    of each higher-is-better metric against the audit's bias reduction in the mask's own
-    context(s) (transfer rows at the lowest transfer level, name-bootstrap CIs).
+    clusters) of each mask and of its matched random control; rates and accuracies (top)
+    and log-likelihoods in nats (bottom) on their own axes. Right: per mask, the change of
+    each higher-is-better metric against the audit's bias reduction in the mask's own
+    context(s) (transfer rows at the lowest transfer level, name-bootstrap CIs), where
+    that context has a bias to reduce; otherwise the panel says so.
     """
     real = [m for m in dict.fromkeys(table["mask"]) if not (table.loc[table["mask"] == m, "control_of"] != "").any()]
     metrics = list(dict.fromkeys(zip(table["task"], table["metric"])))
     colors = dict(zip(real, sns.color_palette("tab10", max(1, len(real)))))
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 1.5 + 0.9 * len(metrics) * max(1, len(real)) ** 0.5))
+    groups = [("rates and accuracies", [m for m in metrics if "loglik" not in m[1]]),
+              ("log-likelihoods (nats)", [m for m in metrics if "loglik" in m[1]])]
+    groups = [(name, ms) for name, ms in groups if ms] or [("", [])]
+    heights = [max(1, len(ms)) for _, ms in groups]
+    fig = plt.figure(figsize=(12, 1.8 + 0.9 * len(metrics) * max(1, len(real)) ** 0.5))
+    grid = fig.add_gridspec(len(groups), 2, height_ratios=heights)
+    right = fig.add_subplot(grid[:, 1])
     step = 0.8 / max(1, 2 * len(real))
-    for i, (task, metric) in enumerate(metrics):
-        rows = table[(table["task"] == task) & (table["metric"] == metric)]
-        for j, mask in enumerate(real):
-            for k, (sel, marker, color) in enumerate([(rows["mask"] == mask, "o", colors[mask]),
-                                                      (rows["control_of"] == mask, "s", "grey")]):
-                hit = rows[sel]
-                if hit.empty:
-                    continue
-                r = hit.iloc[0]
-                y = -i + 0.4 - step * (2 * j + k + 0.5)
-                left.plot([r["difference_ci_low"], r["difference_ci_high"]], [y, y], color=color, lw=2)
-                label = (mask if k == 0 else "matched random control") if i == 0 and (k == 0 or j == 0) else None
-                left.plot([r["difference"]], [y], marker, color=color, label=label)
-    left.set_yticks([-i for i in range(len(metrics))], [f"{t}\n{m}" for t, m in metrics], fontsize=8)
-    left.axvline(0, color="grey", lw=0.8)
-    left.set_xlabel("pruned - unpruned (95% CI, items resampled by cluster)")
-    left.set_title("Side effects on lm-eval tasks", fontsize=9)
-    left.legend(fontsize=7, loc="best")
+    for g, (group, group_metrics) in enumerate(groups):
+        left = fig.add_subplot(grid[g, 0])
+        for i, (task, metric) in enumerate(group_metrics):
+            rows = table[(table["task"] == task) & (table["metric"] == metric)]
+            for j, mask in enumerate(real):
+                for k, (sel, marker, color) in enumerate([(rows["mask"] == mask, "o", colors[mask]),
+                                                          (rows["control_of"] == mask, "s", "grey")]):
+                    hit = rows[sel]
+                    if hit.empty:
+                        continue
+                    r = hit.iloc[0]
+                    y = -i + 0.4 - step * (2 * j + k + 0.5)
+                    left.plot([r["difference_ci_low"], r["difference_ci_high"]], [y, y], color=color, lw=2)
+                    label = (mask if k == 0 else "matched random control") if i == 0 and (k == 0 or j == 0) else None
+                    left.plot([r["difference"]], [y], marker, color=color, label=label)
+        left.set_yticks([-i for i in range(len(group_metrics))], [f"{t}\n{m}" for t, m in group_metrics], fontsize=8)
+        left.axvline(0, color="grey", lw=0.8)
+        left.set_title(f"Side effects on lm-eval tasks: {group}" if group else "Side effects on lm-eval tasks",
+                       fontsize=9)
+        if g == len(groups) - 1:
+            left.set_xlabel("pruned - unpruned (95% CI, items resampled by cluster)")
+        if g == 0 and left.get_legend_handles_labels()[0]:
+            left.legend(fontsize=7, loc="best")
     plotted = False
     for mask in real:
         kind, setting, source = mask.split("/")
@@ -302,6 +315,8 @@ def side_effects_plot(table: pd.DataFrame, transfer: pd.DataFrame, path: str | P
                 continue
             s = se.iloc[0]
             for _, t in rows.iterrows():
+                if not np.isfinite(float(t["bias_reduction"])):  # no bias to reduce there: no point
+                    continue
                 right.errorbar(t["bias_reduction"], s["difference"],
                                xerr=[[t["bias_reduction"] - t["bias_reduction_ci_low"]],
                                      [t["bias_reduction_ci_high"] - t["bias_reduction"]]],
@@ -317,7 +332,12 @@ def side_effects_plot(table: pd.DataFrame, transfer: pd.DataFrame, path: str | P
     if plotted:
         right.legend(fontsize=6, loc="best")
     else:
-        right.text(0.5, 0.5, "no transfer rows for these masks", ha="center", transform=right.transAxes)
+        right.text(0.5, 0.5, "no mask's own context has an established bias\n(baseline CI covers 0): "
+                   "no reduction to set\nagainst what the mask costs", ha="center", va="center",
+                   transform=right.transAxes, fontsize=9)
+        right.set_xticks([])
+        right.set_yticks([])
+    fig.tight_layout()
     _save(fig, path)
 
 
@@ -341,7 +361,10 @@ def pruned_neurons_plot(table: pd.DataFrame, path: str | Path) -> None:
             sns.heatmap(grid, ax=axes[row, col], cmap="Reds", vmin=0, cbar_kws={"label": "% of weights pruned"},
                         annot=grid.shape[1] <= 8, fmt=".2f")
             axes[row, col].set_title(f"neurons {setting}: pruned share by {by}", fontsize=9)
-            axes[row, col].set_ylabel("mask source")
+            axes[row, col].set_ylabel("mask source" if col == 0 else "")
+            if col == 1:  # the same sources as the left panel: their labels would run into its colour bar
+                axes[row, col].set_yticklabels([])
+    fig.tight_layout()
     _save(fig, path)
 
 

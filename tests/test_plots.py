@@ -99,3 +99,28 @@ def test_heatmap_says_no_bias_where_there_is_none_and_counts_its_cells_in_the_ti
     plots.heatmap(pd.DataFrame(rows), "neurons", "b15", ["a", "b"], tmp_path / "h.png")
     assert "1 of 2 cells with a bias smaller, 0 larger" in titles[0] and "2 of 4 with no bias to remove" in titles[0]
     assert texts.count("no bias") == 2 and "-0.50*" in texts and "0.05" in texts
+
+
+def test_side_effects_plot_splits_rates_from_loglik_and_says_when_there_is_no_bias(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    from prunebias import plots
+
+    seen = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: seen.append(fig))
+    rows = []
+    for mask, control_of in [("neurons/s/a", ""), ("random_neurons/s/a/draw0", "neurons/s/a")]:
+        for metric in ("acc", "loglik_right"):
+            rows.append({"mask": mask, "control_of": control_of, "task": "t", "metric": metric, "difference": -0.1,
+                         "difference_ci_low": -0.2, "difference_ci_high": 0.0, "higher_is_better": True})
+    transfer = pd.DataFrame([{"kind": "neurons", "setting": "s", "source": "a", "method": "neurons", "level_number": 1,
+                              "bias_reduction": np.nan, "bias_reduction_ci_low": np.nan,
+                              "bias_reduction_ci_high": np.nan}])
+    plots.side_effects_plot(pd.DataFrame(rows), transfer, tmp_path / "s.png")
+    titles = [ax.get_title() for ax in seen[0].axes]
+    assert "Side effects on lm-eval tasks: rates and accuracies" in titles
+    assert "Side effects on lm-eval tasks: log-likelihoods (nats)" in titles
+    right = seen[0].axes[0]  # the right panel is made first
+    assert "no mask's own context has an established bias" in right.texts[0].get_text()
+    assert right.get_legend() is None
+    plt.close("all")
