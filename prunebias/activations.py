@@ -56,6 +56,7 @@ import torch
 from prunebias.architecture import SITES, check_architecture, decoder_layers
 from prunebias.errors import ConfigError
 from prunebias.modeling import chat_text
+from prunebias.names import name_occurrences
 
 META_COLUMNS = ["row", "context", "race", "gender", "name", "sample"]
 ACT_SCHEMA = pa.schema([("row", pa.int64()), ("context", pa.string()), ("race", pa.string()),
@@ -81,12 +82,30 @@ def char_spans(text: str, prompt: str, name: str, response: str) -> tuple[tuple[
     return (n0, n0 + len(name)), (r0, r0 + len(response) if r0 < len(text) else len(text))
 
 
+def name_spans(text: str, prompt: str, name: str) -> list[tuple[int, int]]:
+    """Character spans in ``text`` of every occurrence of the subject's name inside the user
+    prompt (a prompt table may name the subject several times; other people's names in it
+    are not the subject's)."""
+    p0 = text.find(prompt)
+    if p0 < 0:
+        return [(s, e) for s, e in name_occurrences(text, name)[:1]]
+    return [(p0 + s, p0 + e) for s, e in name_occurrences(prompt, name)]
+
+
 def token_masks(offsets: torch.Tensor, spans: list[tuple[int, int]]) -> torch.Tensor:
     """Bool (B, T): tokens whose character range overlaps the row's span."""
     s, e = offsets[..., 0], offsets[..., 1]
     lo = torch.tensor([a for a, _ in spans])[:, None]
     hi = torch.tensor([b for _, b in spans])[:, None]
     return (e > s) & (s < hi) & (e > lo)
+
+
+def multi_span_masks(offsets: torch.Tensor, spans: list[list[tuple[int, int]]]) -> torch.Tensor:
+    """Bool (B, T): tokens overlapping any of the row's spans."""
+    out = torch.zeros(offsets.shape[:2], dtype=torch.bool)
+    for k in range(max((len(s) for s in spans), default=0)):
+        out |= token_masks(offsets, [row[k] if k < len(row) else (0, 0) for row in spans])
+    return out
 
 
 def query_mask(answer_mask: torch.Tensor, token_mask: torch.Tensor, query_positions: str) -> torch.Tensor:
@@ -172,7 +191,8 @@ def cache_batches(model: Any, tok: Any, rows: pd.DataFrame, batch_size: int, wit
             enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False, return_offsets_mapping=True)
             spans = [char_spans(t, p, n, r) for t, p, n, r in zip(texts, b["prompt"], b["name"], responses)]
             rec.token_mask = enc.attention_mask.bool()
-            rec.name_mask = token_masks(enc.offset_mapping, [s[0] for s in spans]) & rec.token_mask
+            every = [name_spans(t, p, n) for t, p, n in zip(texts, b["prompt"], b["name"])]  # each occurrence
+            rec.name_mask = multi_span_masks(enc.offset_mapping, every) & rec.token_mask
             rec.answer_mask = token_masks(enc.offset_mapping, [s[1] for s in spans]) & rec.token_mask
             rec.query_mask = query_mask(rec.answer_mask, rec.token_mask, query_positions)
             model(input_ids=enc.input_ids.to(device), attention_mask=enc.attention_mask.to(device),

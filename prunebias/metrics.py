@@ -105,12 +105,37 @@ BIAS_COLUMNS = (["effect", "n_white", "n_black", "names_white", "names_black", "
                    "anomaly_rate_black", "anomaly_p_perm", "note"])
 
 
+# Anomalies that used every allowed token were cut off, not refused: above this share of a
+# context's answers the table says so (sampling.max_new_tokens is too small for the answers).
+CUTOFF_SHARE = 0.10
+
+
+def cutoff_share(answers: pd.DataFrame, max_new_tokens: int) -> float:
+    """Share of answers that are anomalies and used all ``max_new_tokens`` tokens."""
+    if not len(answers) or "n_tokens" not in answers:
+        return 0.0
+    cut = answers["anomaly"].to_numpy(bool) & (answers["n_tokens"].to_numpy() >= max_new_tokens)
+    return float(cut.mean())
+
+
+def cutoff_note(answers: pd.DataFrame, max_new_tokens: int | None) -> str:
+    """A note where too many answers were cut off at the token limit (else "")."""
+    if max_new_tokens is None:
+        return ""
+    share = cutoff_share(answers, max_new_tokens)
+    if share <= CUTOFF_SHARE:
+        return ""
+    return (f"{share:.0%} of answers were cut off at sampling.max_new_tokens = {max_new_tokens} "
+            "(anomalies that used every token): raise it")
+
+
 def summarize(answers: pd.DataFrame, by: Sequence[str] = ("context",), winsor: tuple[float, float] | None = (1, 99),
-              n_boot: int = 1000, seed: int = 0, effect: str = "log_smd", n_perm: int = 2000) -> pd.DataFrame:
+              n_boot: int = 1000, seed: int = 0, effect: str = "log_smd", n_perm: int = 2000,
+              max_new_tokens: int | None = None) -> pd.DataFrame:
     """The bias table of a data frame of answers: one row per group in ``by``.
 
     ``answers`` has the baseline columns (context, race, gender, name, anomaly, answer_kind,
-    outcome). Usable outcomes are winsorized within each context (pooled over both
+    outcome; ``n_tokens`` for the cut-off note where ``max_new_tokens`` is given). Usable outcomes are winsorized within each context (pooled over both
     groups) before the name-level metrics of ``bias_summary``; anomalies count towards
     the anomaly rate and, by answer kind, towards ``anomaly_<kind>`` columns.
     """
@@ -128,6 +153,9 @@ def summarize(answers: pd.DataFrame, by: Sequence[str] = ("context",), winsor: t
                                 value="outcome_w"))
         for k in ANOMALY_KINDS:
             row[f"anomaly_{k}"] = float((g["answer_kind"] == k).mean()) if len(g) else np.nan
+        cut = cutoff_note(g, max_new_tokens)
+        if cut:
+            row["note"] = f"{row['note']}; {cut}" if row["note"] else cut
         rows.append(row)
     cols = list(by) + BIAS_COLUMNS + [f"anomaly_{k}" for k in ANOMALY_KINDS]
     return pd.DataFrame(rows, columns=cols)

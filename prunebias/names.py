@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,14 @@ from prunebias.files import read_csv_text
 
 COLUMNS = ["first_name", "surname", "race", "gender", "source"]
 RACES = ("white", "black")
+
+
+def name_occurrences(text: str, name: str) -> list[tuple[int, int]]:
+    """Character spans of every occurrence of ``name`` in ``text`` as a whole word or words
+    (not inside another word: "Jo" is not found in "John"). A prompt table's prompt may
+    name its subject several times (the audit's chess prompts: three times)."""
+    pattern = r"(?<!\w)" + re.escape(name) + r"(?!\w)"
+    return [m.span() for m in re.finditer(pattern, text)]
 
 
 def check_name_split(names: pd.DataFrame, where: str) -> None:

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from prunebias.activations import char_spans
+from prunebias.activations import char_spans, name_spans
 from prunebias.modeling import chat_text
 
 
@@ -97,12 +97,14 @@ def _at_least_fp32(x: torch.Tensor) -> torch.Tensor:
 
 
 def name_token_masks(tok: Any, texts: Sequence[str], rows: pd.DataFrame) -> list[np.ndarray]:
-    """Per text, bool per token (no special tokens added): the tokens of the row's name."""
+    """Per text, bool per token (no special tokens added): the tokens of the row's name, at
+    every occurrence of it in the prompt."""
     out = []
     for text, prompt, name in zip(texts, rows["prompt"], rows["name"]):
-        (n0, n1), _ = char_spans(text, prompt, name, "")
+        spans = name_spans(text, prompt, name) or [char_spans(text, prompt, name, "")[0]]
         offsets = np.asarray(tok(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"])
-        out.append((offsets[:, 1] > offsets[:, 0]) & (offsets[:, 0] < n1) & (offsets[:, 1] > n0))
+        real = offsets[:, 1] > offsets[:, 0]
+        out.append(real & np.any([(offsets[:, 0] < n1) & (offsets[:, 1] > n0) for n0, n1 in spans], axis=0))
     return out
 
 

@@ -11,6 +11,7 @@ import pandas as pd
 
 from prunebias.contexts import Context
 from prunebias.errors import ConfigError
+from prunebias.names import name_occurrences
 from prunebias.seeds import derive_seed
 
 COLUMNS = ["context", "scenario", "variation", "detail_level", "race", "gender", "first_name", "surname", "name",
@@ -23,8 +24,14 @@ def build_prompts(ctx: Context, names: pd.DataFrame, samples_per_name: int, seed
     all_first = list(names["first_name"])
     for rec in names.itertuples(index=False):
         prompt = ctx.render(rec.name)
-        others = [f for f in all_first if f != rec.first_name and f in prompt]
-        if prompt.count(rec.name) != 1 or others:
+        if ctx.prompts:  # a prompt table's verbatim prompt: its subject at least once; others may be named
+            if not name_occurrences(prompt, rec.name):
+                raise ConfigError(f"context '{ctx.name}'", f"the prompt for '{rec.name}' does not contain the name",
+                                  "write the subject's name into its prompt")
+            others = []
+        else:
+            others = [f for f in all_first if f != rec.first_name and f in prompt]
+        if not ctx.prompts and (prompt.count(rec.name) != 1 or others):
             raise ConfigError(
                 f"context '{ctx.name}'",
                 f"prompt for '{rec.name}' contains it {prompt.count(rec.name)} time(s) and other names {others}",

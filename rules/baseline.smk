@@ -50,6 +50,7 @@ rule summarize_baseline:
         winsorize=config["analysis"]["winsorize"],
         n_boot=config["analysis"]["n_boot"],
         n_perm=config["analysis"]["n_perm"],
+        max_new_tokens=config["sampling"]["max_new_tokens"],
         effect=config["analysis"]["effect"],
         seed=config["seed"],
     log:

@@ -10,6 +10,7 @@ rule measure_side_effects:
     input:
         model=MODEL_DIR,
         masks=[side_effects.mask_file(m) for m in SIDE_MASKS],  # patterns: {model} of the job
+        task_yamls=[t for t in SIDE_TASKS if side_effects.is_task_file(t)],  # resolved where they are
         tasks=SIDE_TASK_FILES,
     output:
         per_item="results/side_effects/{model}/items.parquet",
@@ -20,7 +21,7 @@ rule measure_side_effects:
         ),
     params:
         code=CODE_VERSIONS["measure_side_effects"],
-        tasks=SIDE_TASKS,
+        tasks=SIDE["tasks"],  # as configured: a copy of the project elsewhere plans nothing new
         masks=SIDE_MASKS,
         limit=SIDE["limit"],
         batch_size=SIDE["batch_size"],

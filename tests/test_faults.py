@@ -150,3 +150,14 @@ def test_sigterm_removes_the_half_written_temp(tmp_path):
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 143
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("key", ["n_boot", "n_perm"])
+def test_no_resamples_are_refused_by_the_schema(key, tiny_model_dir, tmp_path):
+    """n_boot: 0 / n_perm: 0 gave NaN CIs and p-values with no note; the schema refuses them."""
+    cfg = small_config(tiny_model_dir)
+    cfg["analysis"][key] = 0
+    proc = run_snakemake(tmp_path, cfg, "-n", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and f"['{key}']" in out and "less than the minimum of 20" in out, out[-2000:]
+    assert "Traceback" not in out

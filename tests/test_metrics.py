@@ -91,3 +91,19 @@ def test_summarize_by_gender_partitions_rows():
     assert by["n_white"].sum() + by["n_black"].sum() == n
     man = df[df.gender == "man"]
     assert by.loc[0, "smd"] == pytest.approx(smd(man[man.race == "white"].outcome, man[man.race == "black"].outcome))
+
+
+def test_answers_cut_off_at_the_token_limit_get_a_note():
+    """Anomalies that used every allowed token were cut off, not refused: above 10% of a
+    context's answers the table says so and names the key to raise."""
+    from prunebias.metrics import cutoff_note, summarize
+
+    rng = np.random.default_rng(0)
+    rows = [{"context": "c", "race": r, "gender": "man", "name": f"{r}{i}", "anomaly": i < 3, "answer_kind":
+             "out_of_range" if i < 3 else "number", "outcome": float(rng.normal(10, 1)), "n_tokens": 3 if i < 3 else 2}
+            for r in ("white", "black") for i in range(10)]
+    df = pd.DataFrame(rows)
+    assert cutoff_note(df, 3).startswith("30% of answers were cut off at sampling.max_new_tokens = 3")
+    assert cutoff_note(df, 12) == "" and cutoff_note(df, None) == ""
+    table = summarize(df, ("context",), None, n_boot=50, n_perm=50, effect="diff", max_new_tokens=3)
+    assert "raise it" in table["note"].iloc[0]

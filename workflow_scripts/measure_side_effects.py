@@ -11,13 +11,14 @@ the job at once.
 from prunebias.files import write_csv, write_parquet
 from prunebias.logs import setup_logging
 from prunebias.modeling import load_model
-from prunebias.side_effects import evaluate_models, higher_is_better, load_tasks, side_effect_table
+from prunebias.side_effects import evaluate_models, higher_is_better, is_task_file, load_tasks, side_effect_table
 
 
 def main(smk) -> None:  # pragma: no cover - exercised through snakemake in tests
     log = setup_logging(smk.log[0], "prunebias.measure_side_effects")
     p = smk.params
-    tasks = load_tasks(p.tasks)
+    resolved = iter(smk.input.task_yamls)  # each task file where this run found it, in the configured order
+    tasks = load_tasks([next(resolved) if is_task_file(t) else t for t in p.tasks])
     log.info("tasks: %s", ", ".join(f"{n} ({len(t.eval_docs)} items)" for n, t in tasks.items()))
     model, tok = load_model(smk.input.model, p.dtype, p.device, smk.threads)
     masks = dict(zip(p.masks, smk.input.masks))  # paths: one mask in memory at a time
