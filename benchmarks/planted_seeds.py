@@ -24,7 +24,7 @@ seeds, so a Wanda row is the same number it is in a full default run of that see
 The prepared default model is hard-linked into each seed's folder (it does not depend on
 the seed). Each seed's folder is kept; a rerun resumes where it stopped.
 
-    .venv/bin/python benchmarks/planted_seeds.py [--seeds 10] [--first 20250211]
+    .venv/bin/python benchmarks/planted_seeds.py [--seeds 10] [--first 20250211] [--reaggregate]
 
 Writes benchmarks/out/planted_seeds/{rows.csv, rates.csv, rates.md}.
 """
@@ -65,8 +65,11 @@ def plants(cfg: dict) -> dict[str, dict]:
     return {m["name"]: m["plant"] for m in cfg["models"] if "plant" in m}
 
 
-def run_seed(seed: int, folder: Path, cfg: dict, cores: int) -> float:
-    """Run the Wanda part of the default design with ``seed`` in ``folder``; seconds taken."""
+def run_seed(seed: int, folder: Path, cfg: dict, cores: int, reaggregate: bool = False) -> float:
+    """Run the Wanda part of the default design with ``seed`` in ``folder``; seconds taken.
+
+    ``reaggregate``: the seed's jobs ran before a change to the statistics only; rerun the
+    two tables (baseline_bias, transfer) with the current code and keep every answer."""
     folder.mkdir(parents=True, exist_ok=True)
     conf = merged(cfg, ONLY_WANDA)
     conf["seed"] = seed
@@ -80,6 +83,8 @@ def run_seed(seed: int, folder: Path, cfg: dict, cores: int) -> float:
     outputs = [f"results/tables/{m}/{t}.csv" for m in plants(cfg) for t in ("baseline_bias", "transfer")]
     cmd = [str(Path(sys.executable).parent / "snakemake"), "-s", str(REPO / "Snakefile"), "--directory", str(folder),
            "--configfile", str(folder / "config.yaml"), "--cores", str(cores), "--rerun-incomplete", *outputs]
+    if reaggregate:
+        cmd += ["--rerun-triggers", "mtime", "--forcerun", "summarize_baseline", "aggregate_transfer"]
     t0 = time.perf_counter()
     with open(folder / "snakemake.log", "a") as log:
         subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT)
@@ -137,12 +142,14 @@ def main() -> None:
     ap.add_argument("--first", type=int, default=20250211, help="seeds first, first+1, ... (the default's seed first)")
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--out", type=Path, default=OUT / "planted_seeds")
+    ap.add_argument("--reaggregate", action="store_true",
+                    help="seeds already run: recompute only their tables with the current statistics code")
     args = ap.parse_args()
     cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     rows = []
     for seed in range(args.first, args.first + args.seeds):
         folder = args.out / f"seed{seed}"
-        took = run_seed(seed, folder, cfg, args.cores)
+        took = run_seed(seed, folder, cfg, args.cores, args.reaggregate)
         rows += verdicts(seed, folder, cfg)
         print(f"seed {seed}: {took:.0f} s", flush=True)
         table = pd.DataFrame(rows)
