@@ -92,6 +92,7 @@ def control_masks(model, real: Mask, setting: NeuronSetting, sums: dict, cache: 
     p_oth = setting.p_white if src == "black" else setting.p_black
     per_row = setting.selection == "row"
     out, fallback, n_all = [], 0, 0
+    bands: dict[str, np.ndarray] = {}  # a band is the same for every draw (but null's halves)
     for d in range(draws):
         rng = np.random.default_rng([seed, CANDIDATES.index(candidate), d])
         if candidate == "null":
@@ -99,21 +100,25 @@ def control_masks(model, real: Mask, setting: NeuronSetting, sums: dict, cache: 
             sa, sb = total(group_sumsq([cache], names_filter(a))), total(group_sumsq([cache], names_filter(b)))
         arrays = {}
         for key in sorted(k for k in real.arrays if k != "scores"):
-            _, layer, module = key.split(".")
-            site = (int(layer), MODULES[module][1])
-            w = linear(model, int(layer), module).weight.detach().float()
-            if candidate == "band":
-                band = old_band(w, sums[src][site], p_src, per_row)
-            elif candidate == "reverse":
-                band = reverse_band(w, sums[src][site], sums[oth][site], p_src, p_oth, per_row)
-            elif candidate == "null":
-                band = null_band(w, sa[site], sb[site], p_src, p_oth, per_row)
-            else:
-                band = next_band(w, sums[src][site], sums[oth][site], p_src, p_oth, per_row)
+            band = bands.get(key)
+            if band is None:
+                _, layer, module = key.split(".")
+                site = (int(layer), MODULES[module][1])
+                w = linear(model, int(layer), module).weight.detach().float()
+                if candidate == "band":
+                    band = old_band(w, sums[src][site], p_src, per_row)
+                elif candidate == "reverse":
+                    band = reverse_band(w, sums[src][site], sums[oth][site], p_src, p_oth, per_row)
+                elif candidate == "null":
+                    band = null_band(w, sa[site], sb[site], p_src, p_oth, per_row)
+                else:
+                    band = next_band(w, sums[src][site], sums[oth][site], p_src, p_oth, per_row)
+                if candidate != "null":
+                    bands[key] = band
             arrays[key] = matched_neuron_control(real.arrays[key], band, per_row, rng)
             fallback += int((arrays[key] & ~band).sum())
             n_all += int(arrays[key].sum())
-        out.append(Mask({"kind": "neurons", "n_pruned": n_all}, arrays))
+        out.append(Mask({"kind": "neurons", "n_pruned": sum(int(a.sum()) for a in arrays.values())}, arrays))
     return out, fallback / max(n_all, 1)
 
 

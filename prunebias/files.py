@@ -81,13 +81,7 @@ def read_csv_text(path: str | Path, what: str, config_key: str) -> pd.DataFrame:
     p = Path(path)
     if not p.is_file():
         raise ConfigError(str(p), f"{what} not found", f"set {config_key} in config to an existing CSV")
-    raw = p.read_bytes()
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError as exc:  # pandas' message names neither the row nor the fix
-        line = raw[:exc.start].count(b"\n") + 1
-        raise ConfigError(str(p), f"line {line}: byte {raw[exc.start]:#04x} is not UTF-8 (a Latin-1 or Windows "
-                          "export?)", "save the file as UTF-8") from exc
+    utf8_text(p)
     try:
         df = pd.read_csv(p, dtype=str, keep_default_na=False)
     except Exception as exc:  # pandas raises several types for malformed CSV
@@ -96,16 +90,24 @@ def read_csv_text(path: str | Path, what: str, config_key: str) -> pd.DataFrame:
     return df
 
 
+def utf8_text(path: Path) -> str:
+    """A user's file as UTF-8 text; a byte that is not UTF-8 is named with its line (the
+    parsers' own messages name neither the line nor the fix)."""
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise ConfigError(str(path), f"line {line}: byte {raw[exc.start]:#04x} is not UTF-8 (a Latin-1 or Windows "
+                          "export?)", "save the file as UTF-8") from exc
+
+
 def check_text_file(path: str | Path, config_key: str, what: str) -> None:
     """A user's text file exists, is UTF-8 and holds text (not only whitespace)."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError(str(p), f"{what} not found", f"set {config_key} in config to an existing text file")
-    try:
-        text = p.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(str(p), f"not UTF-8 text (byte {exc.start})", "save the file as UTF-8") from exc
-    if not text.strip():
+    if not utf8_text(p).strip():
         raise ConfigError(str(p), f"{what} is empty", f"put text in it, or set {config_key} to a file with text "
                           "(the shipped data/neutral_text.txt)")
 

@@ -28,10 +28,7 @@ def build_prompts(ctx: Context, names: pd.DataFrame, samples_per_name: int, seed
             if not name_occurrences(prompt, rec.name):
                 raise ConfigError(f"context '{ctx.name}'", f"the prompt for '{rec.name}' does not contain the name",
                                   "write the subject's name into its prompt")
-            others = []
-        else:
-            others = [f for f in all_first if f != rec.first_name and f in prompt]
-        if not ctx.prompts and (prompt.count(rec.name) != 1 or others):
+        elif (others := [f for f in all_first if f != rec.first_name and f in prompt]) or prompt.count(rec.name) != 1:
             raise ConfigError(
                 f"context '{ctx.name}'",
                 f"prompt for '{rec.name}' contains it {prompt.count(rec.name)} time(s) and other names {others}",
