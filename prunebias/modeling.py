@@ -70,11 +70,46 @@ def resolve_source(source: str, where: str = "config: model.source") -> Source:
             return Source("gguf", str(p.parent.resolve()), p.name)
         if not (p / "config.json").exists():
             raise ConfigError(where, f"'{source}' has no config.json", "give a Hugging Face model directory (save_pretrained output)")
+        missing = missing_weights(p)
+        if missing:
+            raise ConfigError(where, f"'{source}' {missing}",
+                              "restore the weights, or point model.source at a complete model directory")
         return Source("dir", str(p.resolve()))
     if source.count("/") != 1:
         raise ConfigError(where, f"'{source}' is neither an existing path nor a hub id 'org/name'",
                           "fix the path or the id")
     return Source("hub", source)
+
+
+def missing_weights(model_dir: str | Path) -> str:
+    """What a model directory lacks of its weights ("" when complete): no weight file at all,
+    or a shard that its safetensors / PyTorch index names but the folder does not hold.
+    Why: transformers' error on a missing shard names neither the folder nor the fix."""
+    d = Path(model_dir)
+    for index in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
+        if (d / index).exists():
+            try:
+                shards = sorted(set(json.loads((d / index).read_text())["weight_map"].values()))
+            except (ValueError, KeyError, TypeError):
+                return f"has an unreadable {index}"
+            gone = [f for f in shards if not (d / f).exists()]
+            return f"lacks {gone[0]} (one of the {len(shards)} weight files its {index} lists)" if gone else ""
+    if not any(d.glob("*.safetensors")) and not any(d.glob("pytorch_model*.bin")):
+        return "holds no weight file (*.safetensors or pytorch_model*.bin)"
+    return ""
+
+
+def check_prepared(model_dir: str | Path, name: str) -> None:
+    """A prepared model folder (``results/model/{name}``) that lost its weights after
+    ``prepare_model`` or ``plant_model`` wrote it: Snakemake sees the folder and would not
+    rebuild it, and every model job would fail on it. Refused at the dry-run instead."""
+    d = Path(model_dir)
+    if not (d / IDENTITY_FILE).exists():
+        return  # not written yet (or half-written: the rule's temp name), the rule makes it
+    missing = missing_weights(d)
+    if missing:
+        raise ConfigError(str(d), f"the prepared model '{name}' {missing}",
+                          f"delete the folder {d} and rerun: its rule (prepare_model or plant_model) writes it again")
 
 
 def check_hub_cached(source: Source, allow_download: bool, where: str = "config: model.source") -> None:

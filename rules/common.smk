@@ -19,7 +19,7 @@ from prunebias.masks import combine_mem_mb
 from prunebias import resources, side_effects
 from prunebias.model_size import source_size
 from prunebias.code_version import code_versions
-from prunebias.modeling import check_hub_cached, resolve_source
+from prunebias.modeling import check_hub_cached, check_prepared, resolve_source
 from prunebias.names import check_name_split, load_names, split_names
 from prunebias.plan import Method, Plan, Source
 from prunebias.plant_spec import resolve_plant
@@ -64,6 +64,8 @@ def _preflight():
         task_files = _side_effect_tasks(config["side_effects"]["tasks"])
         models = _models(config, list(contexts))
         sources = {name: resolve_source(m["source"]) for name, m in models.items() if m.get("source")}
+        for name in models:
+            check_prepared(f"results/model/{name}", name)  # relative to the working directory, like every output
     except ConfigError as exc:
         raise WorkflowError(f"Invalid input: {exc}") from None
     for name, src in sources.items():

@@ -5,6 +5,7 @@ or, where only a job can know, by the job's first step with the same quality. Th
 and the words their messages must hold are listed here, one parametrized test each.
 """
 
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -71,7 +72,18 @@ def _truncated_task_data(tmp: Path, cfg: dict) -> None:
     cfg["side_effects"] = {"tasks": [str(tmp / "cut.yaml")], "masks": ["neurons/black_b15_w15_global/purchase-bicycle"]}
 
 
+def _source_without_weights(tmp: Path, cfg: dict) -> None:
+    src = Path(cfg["model"]["source"])
+    (tmp / "model").mkdir()
+    for f in src.iterdir():
+        if f.suffix != ".safetensors":
+            (tmp / "model" / f.name).write_bytes(f.read_bytes())
+    cfg["model"]["source"] = str(tmp / "model")
+
+
 DRY_RUN_CASES.update({
+    "a model directory whose weights were deleted": (_source_without_weights, [
+        "model.source", "holds no weight file", "restore the weights"]),
     "a brace in a name": (_brace_in_name, ["names.csv", "row 2", "brace", "remove { and }"]),
     "a Latin-1 byte in the names file": (_latin1_names, ["names.csv", "line 4", "not UTF-8", "save the file as UTF-8"]),
     "a truncated task data file": (_truncated_task_data, ["cut.jsonl, line 4", "not JSON", "one JSON object per line"]),
@@ -90,6 +102,43 @@ def test_refused_before_any_job(case, tiny_model_dir, tmp_path):
     for word in words:
         assert word in out, (word, out[-2000:])
     assert not (tmp_path / "results").exists()  # nothing ran
+
+
+def test_a_prepared_model_that_lost_its_weights_is_refused(tiny_model_dir, tmp_path):
+    """results/model/{name} written by prepare_model, then its weights deleted: Snakemake
+    sees the folder and would not rebuild it; the dry-run names the folder and the fix."""
+    cfg = small_config(tiny_model_dir)
+    run_snakemake(tmp_path, cfg, "results/model/tiny")
+    (tmp_path / "results/model/tiny/model.safetensors").unlink()
+    proc = run_snakemake(tmp_path, cfg, "-n", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "Traceback" not in out, out[-2000:]
+    for word in ("results/model/tiny", "holds no weight file", "delete the folder", "prepare_model"):
+        assert word in out, (word, out[-2000:])
+    # the fix works: without the folder the dry-run plans prepare_model again
+    shutil.rmtree(tmp_path / "results/model/tiny")
+    assert "prepare_model" in run_snakemake(tmp_path, cfg, "-n").stdout
+
+
+def test_draw_controls_refuses_a_mask_made_for_another_model(tiny_model_dir, tmp_path):
+    """A mask file replaced by one learned on another model: draw_controls stops at its
+    first step with the file and the fix instead of writing controls for it."""
+    from prunebias.masks import read_mask, write_mask
+
+    cfg = small_config(tiny_model_dir)
+    mask = "results/masks/tiny/neurons/black_b15_w15_global/purchase-bicycle.npz"
+    run_snakemake(tmp_path, cfg, mask)
+    m = read_mask(tmp_path / mask)
+    meta = {k: v for k, v in m.meta.items() if k not in ("counts", "shapes", "kind")}
+    meta["model"] = {**meta["model"], "name": "other-model", "config_sha256": "0" * 64}
+    write_mask(tmp_path / mask, m.kind, meta, m.arrays)  # newer than the controls' inputs
+    proc = run_snakemake(tmp_path, cfg, "results/masks/tiny/random_neurons/black_b15_w15_global/purchase-bicycle/"
+                         "draw0.npz", check=False)
+    log = (tmp_path / "logs/tiny/draw_controls/neurons/black_b15_w15_global/purchase-bicycle.log").read_text()
+    assert proc.returncode != 0
+    for word in ("purchase-bicycle.npz", "made for model 'other-model'", "delete the stale masks"):
+        assert word in log, (word, log[-2000:])
+    assert not list((tmp_path / "results/masks/tiny/random_neurons").rglob("*.npz"))  # no control written
 
 
 def test_head_k_beyond_the_model_fails_at_the_jobs_first_step(tiny_model_dir, tmp_path):
