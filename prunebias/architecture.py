@@ -18,7 +18,9 @@ hook each corresponds to:
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from prunebias.errors import ConfigError
@@ -67,6 +69,39 @@ def check_architecture(model: Any) -> Geometry:
     head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // n_heads
     return Geometry(len(layers), n_heads, getattr(cfg, "num_key_value_heads", None) or n_heads, head_dim,
                     cfg.hidden_size)
+
+
+# model types whose decoder layers use the Llama module names (checked on each when added)
+LLAMA_STYLE = frozenset({"llama", "mistral", "qwen2", "qwen3", "gemma3_text", "smollm3"})
+
+
+def check_model_config(model_dir: str | Path, where: str) -> None:
+    """Refuse, before any job, a model directory whose config.json describes layers without
+    the Llama module names (a GPT-2 would otherwise pass the dry-run and fail on the
+    cluster after queueing). Known Llama-style types pass at once; any other type is built
+    on the meta device (no weights, no memory) and checked like a loaded model."""
+    path = Path(model_dir) / "config.json"
+    try:
+        model_type = json.loads(path.read_text()).get("model_type")
+    except (OSError, ValueError) as exc:
+        raise ConfigError(where, f"{path} is not a readable config.json ({exc.__class__.__name__})",
+                          "give a Hugging Face model directory (save_pretrained output)") from None
+    if model_type in LLAMA_STYLE:
+        return
+    import torch  # here, not at the top: a dry-run loads torch only for an unknown model type
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    try:
+        with torch.device("meta"):
+            model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(path.parent))
+    except Exception as exc:  # an unknown or non-causal architecture: transformers' own error inside
+        raise ConfigError(where, f"its config.json (model_type {model_type!r}) is not a causal LM that transformers "
+                                 f"can build ({exc.__class__.__name__}: {str(exc)[:200]})",
+                          "use a Llama-style causal LM (Llama, Mistral, Qwen2, SmolLM2, Gemma 3)") from None
+    try:
+        check_architecture(model)
+    except ConfigError as exc:
+        raise ConfigError(where, f"a {model_type} model: {exc.problem}", exc.fix) from None
 
 
 def linear(model: Any, layer: int, module: str) -> Any:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from prunebias.architecture import check_model_config
 from prunebias.errors import ConfigError
 
 log = logging.getLogger("prunebias.model")
@@ -70,6 +71,7 @@ def resolve_source(source: str, where: str = "config: model.source") -> Source:
             return Source("gguf", str(p.parent.resolve()), p.name)
         if not (p / "config.json").exists():
             raise ConfigError(where, f"'{source}' has no config.json", "give a Hugging Face model directory (save_pretrained output)")
+        check_model_config(p, where)
         missing = missing_weights(p)
         if missing:
             raise ConfigError(where, f"'{source}' {missing}",

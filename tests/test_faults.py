@@ -81,7 +81,18 @@ def _source_without_weights(tmp: Path, cfg: dict) -> None:
     cfg["model"]["source"] = str(tmp / "model")
 
 
+def _gpt2_source(tmp: Path, cfg: dict) -> None:
+    from transformers import GPT2Config
+
+    (tmp / "gpt2").mkdir()
+    GPT2Config(n_layer=2, n_embd=32, n_head=2).to_json_file(tmp / "gpt2" / "config.json")
+    (tmp / "gpt2" / "model.safetensors").write_bytes(b"")  # the architecture is refused before the weights are read
+    cfg["model"]["source"] = str(tmp / "gpt2")
+
+
 DRY_RUN_CASES.update({
+    "a model whose architecture is not supported": (_gpt2_source, [
+        "model.source", "gpt2 model", "model.layers", "Llama-style"]),
     "a model directory whose weights were deleted": (_source_without_weights, [
         "model.source", "holds no weight file", "restore the weights"]),
     "a brace in a name": (_brace_in_name, ["names.csv", "row 2", "brace", "remove { and }"]),
