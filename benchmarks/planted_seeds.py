@@ -80,7 +80,8 @@ def run_seed(seed: int, folder: Path, cfg: dict, cores: int, reaggregate: bool =
     if prepared.exists() and not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copytree(prepared, target, copy_function=lambda s, d: Path(d).hardlink_to(s))
-    outputs = [f"results/tables/{m}/{t}.csv" for m in plants(cfg) for t in ("baseline_bias", "transfer")]
+    outputs = [f"results/tables/{m}/{t}.csv" for m in plants(cfg)
+               for t in ("baseline_bias", "transfer", "planted_recall")]
     cmd = [str(Path(sys.executable).parent / "snakemake"), "-s", str(REPO / "Snakefile"), "--directory", str(folder),
            "--configfile", str(folder / "config.yaml"), "--cores", str(cores), "--rerun-incomplete", *outputs]
     if reaggregate:
@@ -110,10 +111,13 @@ def verdicts(seed: int, folder: Path, cfg: dict) -> list[dict]:
             shown = lo > 0 or hi < 0
             if c in homes:
                 add("a detected", c, shown, f"{est:.2f} [{lo:.2f}, {hi:.2f}]")
+        recall = pd.read_csv(folder / "results" / "tables" / name / "planted_recall.csv")
+        recall = recall[recall["setting"] == WANDA].set_index("source")
         for h in homes:
             r = tr.loc[(h, h)]
             add("b removed at home", f"{h}->{h}", r["delta_abs_ci_high"] < 0,
-                f"{r['delta_abs']:.2f} [{r['delta_abs_ci_low']:.2f}, {r['delta_abs_ci_high']:.2f}]")
+                f"{r['delta_abs']:.2f} [{r['delta_abs_ci_low']:.2f}, {r['delta_abs_ci_high']:.2f}]; the mask holds "
+                f"{recall.loc[h, 'recall_down_mass']:.2f} of the planted down_proj mass")
             add("c real beats random (CI)", f"{h}->{h}", r["delta_vs_random_ci_high"] < 0,
                 f"{r['delta_vs_random']:.2f} [{r['delta_vs_random_ci_low']:.2f}, {r['delta_vs_random_ci_high']:.2f}]"
                 f", {int(r['controls_broken'])} of {int(r['control_draws'])} draws broken")
