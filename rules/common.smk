@@ -59,10 +59,18 @@ def _preflight():
             raise ConfigError("config: analysis.winsorize", f"{win} is not [lower, upper] with lower < upper",
                               "write e.g. [1, 99], or null to switch winsorizing off")
         plan = Plan.from_config(config, {n: c.scenario for n, c in contexts.items()}, load_yaml(sets_file) or {})
-        _check_mask_items(plan, config["export"], "config: export")
-        _check_mask_items(plan, config["side_effects"]["masks"], "config: side_effects.masks")
+        # keys that name masks and contexts: every stale one in one message (dropping a
+        # context from contexts leaves it named in several places)
+        found = []
+        _gather(found, _check_mask_items, plan, config["export"], "config: export")
+        _gather(found, _check_mask_items, plan, config["side_effects"]["masks"], "config: side_effects.masks")
+        models = _gather(found, _models, config, list(contexts))
+        if found:
+            raise found[0] if len(found) == 1 else ConfigError(
+                "config", f"{len(found)} keys name what this config does not have: "
+                + "; ".join(f"({i}) {e.where}: {e.problem}" for i, e in enumerate(found, 1)),
+                "; ".join(f"({i}) {e.fix}" for i, e in enumerate(found, 1)))
         task_files = _side_effect_tasks(config["side_effects"]["tasks"])
-        models = _models(config, list(contexts))
         sources = {name: resolve_source(m["source"]) for name, m in models.items() if m.get("source")}
         for name in models:
             check_prepared(f"results/model/{name}", name)  # relative to the working directory, like every output
@@ -96,6 +104,15 @@ def _models(cfg, contexts):
             m["plant"] = resolve_plant(m["plant"], {n: "source" in e for n, e in out.items()}, contexts,
                                        f"{where} ({name}).plant")
     return out
+
+
+def _gather(found, check, *args):
+    """``check(*args)``, its ConfigError appended to ``found`` instead of raised."""
+    try:
+        return check(*args)
+    except ConfigError as exc:
+        found.append(exc)
+        return None
 
 
 def _check_mask_items(plan, items, where):

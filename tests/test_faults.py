@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO, run_snakemake, small_config
+from conftest import REPO, default_config, run_snakemake, small_config
 
 
 def _two_tasks_one_name(tmp: Path, cfg: dict) -> None:
@@ -113,6 +113,19 @@ def test_refused_before_any_job(case, tiny_model_dir, tmp_path):
     for word in words:
         assert word in out, (word, out[-2000:])
     assert not (tmp_path / "results").exists()  # nothing ran
+
+
+def test_dropping_a_context_names_every_key_that_still_names_it(tmp_path):
+    """The default config without hiring-lawyer: side_effects.masks and the context plant
+    both still name it; one dry-run says both (not one error per attempt)."""
+    cfg = default_config()
+    cfg["contexts"] = ["purchase-house"]
+    proc = run_snakemake(tmp_path, cfg, "-n", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "Traceback" not in out, out[-2000:]
+    for word in ("2 keys name what this config does not have", "side_effects.masks",
+                 "neurons/black_b15_w15_global/hiring-lawyer", "planted-hiring", ".plant.contexts"):
+        assert word in out, (word, out[-2000:])
 
 
 def test_a_prepared_model_that_lost_its_weights_is_refused(tiny_model_dir, tmp_path):
