@@ -19,6 +19,7 @@ from prunebias.masks import combine_mem_mb
 from prunebias import resources, side_effects
 from prunebias.model_size import source_size
 from prunebias.code_version import code_versions
+from prunebias.design import small_design_warning
 from prunebias.modeling import check_hub_cached, check_prepared, resolve_source
 from prunebias.names import check_name_split, load_names, split_names
 from prunebias.plan import Method, Plan, Source
@@ -76,6 +77,9 @@ def _preflight():
             check_prepared(f"results/model/{name}", name)  # relative to the working directory, like every output
     except ConfigError as exc:
         raise WorkflowError(f"Invalid input: {exc}") from None
+    small = small_design_warning(config, models)
+    if small:
+        logger.warning(f"Warning: {small}")
     for name, src in sources.items():
         try:  # dry-runs and lint go on without the weights; prepare_model stops a real run
             check_hub_cached(src, models[name]["allow_download"])
