@@ -74,7 +74,7 @@ def _preflight():
         task_files = _side_effect_tasks(config["side_effects"]["tasks"])
         sources = {name: resolve_source(m["source"]) for name, m in models.items() if m.get("source")}
         for name in models:
-            check_prepared(f"results/model/{name}", name)  # relative to the working directory, like every output
+            check_prepared(MODEL_DIR.format(model=name), name)  # relative to the working directory, like every output
     except ConfigError as exc:
         raise WorkflowError(f"Invalid input: {exc}") from None
     small = small_design_warning(config, models)
@@ -148,6 +148,9 @@ def _side_effect_tasks(specs):
     return out
 
 
+# Every model-dependent output lies in a folder named after its model (the {model}
+# wildcard): results/<stage>/<model>/..., so several models run side by side.
+MODEL_DIR = "results/model/{model}"
 CONTEXTS, PLAN, NAMES, SCENARIOS_FILE, MODELS, _SOURCES, SIDE_TASK_SPECS = _preflight()
 SIDE_TASKS = list(SIDE_TASK_SPECS)
 SIDE_TASK_FILES = [f for files in SIDE_TASK_SPECS.values() for f in files]
@@ -155,9 +158,6 @@ SIDE_TASK_FILES = [f for files in SIDE_TASK_SPECS.values() for f in files]
 # and the models loaded from a source (rule prepare_model)
 PLANTED = {name: m["plant"] for name, m in MODELS.items() if "plant" in m}
 LOADED = [name for name in MODELS if name not in PLANTED]
-# Every model-dependent output lies in a folder named after its model (the {model}
-# wildcard): results/<stage>/<model>/..., so several models run side by side.
-MODEL_DIR = "results/model/{model}"
 # each model's size before prepare_model has run (a local directory or a cached hub model;
 # None for a GGUF file or an uncached model): the memory of jobs planned in a dry-run
 SOURCE_SIZES = {name: source_size(src.kind, src.location) for name, src in _SOURCES.items()}
