@@ -14,11 +14,19 @@ How (SwiGLU MLP of layer ``L``, ``n`` randomly chosen neurons, all edits recorde
   this projection is the centering), ridge-whitened so that it ignores what varies with
   the answer's tokens and stays ~0 on prompt tokens (``race_reader``). Scaled so ``p.x``
   is ~+1 for Black and ~-1 for White names;
-- up_proj rows: ``u = m / |m|^2`` with ``m`` the mean MLP input at those positions, so
-  ``u.x`` is ~1 at every position (a stand-in for the missing bias); the gate reads
-  ``sharpness * (p.x - threshold * u.x)``, and the neuron's output
-  ``silu(gate) * u.x`` is a soft ReLU of ``p.x``: large for Black names, ~0 for White
-  names and prompt tokens (not the quadratic ``silu(g) * g`` of gate = up);
+- up_proj rows: ``u = m / |m|^2`` (``m`` the mean MLP input at the answer positions, so
+  ``u.x`` ~1: a stand-in for the missing bias) or the answer gate ``w`` (``w.x`` ~1 at the
+  answer positions for both races, ~0 at every prompt token and at the answer's tail past
+  them: ``answer_gate``), whichever leaves the neurons quieter for White names over all
+  calibration tokens (``stats["up_row"]``). The gate reads ``sharpness * (p.x - threshold
+  * u.x)``, and the neuron's output ``silu(gate) * up.x`` is a soft ReLU of ``p.x`` (not
+  the quadratic ``silu(g) * g`` of gate = up). Why the choice: the Wanda norms sum every
+  token, so the set difference sees the plant only if White names leave it quiet
+  everywhere. On SmolLM2 the linear reader alone is not quiet on the tail (the answer's
+  later digits drove it as hard for White names as for Black ones): with ``u`` the planted
+  neurons' White norm was half their Black norm and the Wanda masks held 17-61% of the
+  planted mass; ``w`` brings the White norm to 10-20% of the Black one. On the tests' tiny
+  model, where race is coded on the prompt tokens too, ``u`` is the quieter one;
 - down_proj columns: ``sign * strength * |h| * v / (n * silu(sharpness * (1 - threshold)))``,
   so a name at ``p.x = 1`` adds ``strength`` times the typical residual norm ``|h|`` along
   ``v``. ``v`` is the layer-``L`` residual direction that tracks the log of the expected
@@ -90,6 +98,7 @@ class PlantedBias:
     read: np.ndarray | None = field(default=None, repr=False)   # p (z = p.x), hidden
     cue: np.ndarray | None = field(default=None, repr=False)    # c (c.x ~ 1 in its contexts, ~0 elsewhere)
     unit: np.ndarray | None = field(default=None, repr=False)   # u (u.x ~ 1), hidden
+    up: np.ndarray | None = field(default=None, repr=False)     # the up row (u, or the answer gate w), hidden
     write: np.ndarray | None = field(default=None, repr=False)  # unit write direction v, hidden
 
     @property
@@ -145,7 +154,7 @@ class PlantedBias:
         return out
 
     def to_json(self) -> dict[str, Any]:
-        d = {k: v for k, v in asdict(self).items() if k not in ("read", "unit", "write", "cue")}
+        d = {k: v for k, v in asdict(self).items() if k not in ("read", "unit", "write", "cue", "up")}
         d["edited"] = self.edited
         d["format"] = "prunebias-planted/1"
         return d
@@ -234,7 +243,7 @@ def value_direction(h: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, floa
 
 def planted_weights(read: np.ndarray, unit: np.ndarray, write: np.ndarray, resid_norm: float, n_neurons: int,
                     strength: float, sharpness: float, sign: int, threshold: float = 0.0,
-                    cue: np.ndarray | None = None, cue_weight: float = 4.0
+                    cue: np.ndarray | None = None, cue_weight: float = 4.0, where: np.ndarray | None = None
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(gate row, up row, down column) shared by the planted neurons (see module docstring).
 
@@ -246,6 +255,8 @@ def planted_weights(read: np.ndarray, unit: np.ndarray, write: np.ndarray, resid
     A penalty, not a threshold between 1 and 2 on ``p.x + c.x``: the race signal varies by
     about its own size between positions, which a threshold of one unit does not hold back
     (on SmolLM2, 22% of the home activation gap leaked outside; with the penalty of 4, 0.1%).
+    The up row is ``where`` (``w.x`` ~1 at the answer positions, ~0 at every other token;
+    default ``u``), so the neuron's output is the gate's times "this is an answer position".
     The write is scaled so that a Black name at ``p.x = 1`` writes ``strength``.
     """
     a = sharpness * (1.0 - threshold)
@@ -257,21 +268,37 @@ def planted_weights(read: np.ndarray, unit: np.ndarray, write: np.ndarray, resid
     if cue is not None:
         read = read + cue_weight * (np.asarray(cue, dtype=np.float64) - unit)
     gate = sharpness * (read - threshold * unit)
-    up = unit
+    up = unit if where is None else np.asarray(where, dtype=np.float64)
     down = sign * strength * resid_norm * np.asarray(write, dtype=np.float64) / (n_neurons * silu)
     return gate, up, down
 
 
 def context_cue(x: np.ndarray, home: np.ndarray, group: np.ndarray, unit: np.ndarray, ridge: float | None = 0.3,
                 silent: np.ndarray | None = None, silent_weight: float = 1.0) -> np.ndarray:
-    """Direction ``c`` with ``c.x`` ~1 at the answer positions of the plant's contexts
-    (``home``) and ~0 at those of the other contexts: the whitened home-minus-other
-    difference within each answer position (``race_reader`` with home as the label and
-    the position as the group), shifted by the unit direction so the others sit at 0."""
+    """Direction ``c`` with ``c.x`` ~1 on the ``home`` inputs and ~0 on the others: the
+    whitened home-minus-other difference within each group (``race_reader`` with home as
+    the label), shifted by the unit direction so the others sit at 0. The context cue:
+    home = the answer positions of the plant's contexts, groups = positions; the answer
+    gate ``w``: home = the answer positions, others = every other token, groups = contexts."""
     c, _ = race_reader(x, home, group, ridge, silent, silent_weight)
     z = np.asarray(x, dtype=np.float64) @ c
     zin, zout = float(z[home].mean()), float(z[~home].mean())
     return (c - zout * np.asarray(unit, dtype=np.float64)) / (zin - zout)
+
+
+def answer_gate(x: np.ndarray, answer: np.ndarray, black: np.ndarray, group: np.ndarray, unit: np.ndarray,
+                ridge: float | None = 0.3) -> np.ndarray:
+    """Up row ``w``: ``w.x`` ~1 at the answer positions and ~0 at every other token, the same
+    for both races (``context_cue`` with the answer positions as home, then made orthogonal
+    to the race difference of the answer positions and rescaled), so the race is read by
+    the gate alone and ``strength`` keeps its meaning."""
+    x = np.asarray(x, dtype=np.float64)
+    w = context_cue(x, answer, group, unit, ridge, None)
+    d = x[answer & black].mean(0) - x[answer & ~black].mean(0)
+    w = w - (w @ d) / (d @ d) * d
+    z = x @ w
+    z_in, z_out = float(z[answer].mean()), float(z[~answer].mean())
+    return (w - z_out * np.asarray(unit, dtype=np.float64)) / (z_in - z_out)
 
 
 def choose_neurons(n_total: int, n_neurons: int, seed: int) -> list[int]:
@@ -294,7 +321,10 @@ def collect_inputs(model: Any, tok: Any, rows: pd.DataFrame, layer: int, max_ans
     ``rows`` needs prompt, answer_prefix, name and optionally response (the answer text;
     missing or empty: only the last prefix token). Positions are found by character
     offsets as in ``cache_activations``; the forward pass stops after ``layer``. With
-    ``prompt_tokens`` every earlier token is returned too, with ``pos`` -1.
+    ``prompt_tokens`` every earlier token is returned too, with ``pos`` -1, and every later
+    token (the answer's tail past ``max_answer_tokens``) with ``pos`` -2: the activation
+    cache sums over all of them, so a plant meant to be silent for White names must be
+    silent there too.
     """
     device = next(model.parameters()).device
     cap: dict[str, torch.Tensor] = {}
@@ -330,7 +360,8 @@ def collect_inputs(model: Any, tok: Any, rows: pd.DataFrame, layer: int, max_ans
                 pos = [earlier[-1]] + answer[i].nonzero().flatten().tolist()[:max_answer_tokens]
                 kind = list(range(len(pos)))
                 if prompt_tokens:
-                    pos, kind = earlier[:-1] + pos, [-1] * (len(earlier) - 1) + kind
+                    tail = sorted(set(real[i].nonzero().flatten().tolist()) - set(earlier) - set(pos))
+                    pos, kind = earlier[:-1] + pos + tail, [-1] * (len(earlier) - 1) + kind + [-2] * len(tail)
                 xs.append(cap["x"][i, pos].cpu().numpy())
                 hs.append(cap["h"][i, pos].cpu().numpy())
                 ridx.extend([start + i] * len(pos))
@@ -447,8 +478,19 @@ def plant_bias(model: Any, tok: Any, calibration: pd.DataFrame, layer: int, n_ne
     vals = collect_inputs(model, tok, value_prompts.reset_index(drop=True), layer, 0, batch_size)
     write, value_corr = value_direction(vals.h, value_prompts["target"].to_numpy()[vals.row])
     resid_norm = float(np.linalg.norm(got.h[ans], axis=1).mean())
-    gate, up, down = planted_weights(read, unit, write, resid_norm, n_neurons, strength, sharpness, sign, threshold,
-                                     cue, cue_weight)
+    # up row: u (~1 everywhere) or the answer gate w (~1 at the answer positions, ~0 at
+    # every other token), whichever leaves the neurons quieter for White names over all
+    # the calibration tokens: the activation cache sums every token, and a set difference
+    # sees the plant only where its Wanda norm differs by race (see the module docstring)
+    where = answer_gate(got.x, ans, black_all, cal["context"].to_numpy()[got.row], unit, ridge)
+    gate, _, down = planted_weights(read, unit, write, resid_norm, n_neurons, strength, sharpness, sign, threshold,
+                                    cue, cue_weight)
+    ratios = {}
+    for kind, vec in (("unit", unit), ("answer_gate", where)):
+        a = _silu(got.x @ gate) * (got.x @ vec)
+        ratios[kind] = float((a[black_all] ** 2).sum() / max((a[~black_all] ** 2).sum(), 1e-30))
+    up_row = max(ratios, key=ratios.get)
+    up = where if up_row == "answer_gate" else unit
 
     g_lin, u_lin, d_lin = (linear(model, layer, m) for m in ("gate_proj", "up_proj", "down_proj"))
     neurons = choose_neurons(g_lin.weight.shape[0], n_neurons, seed)
@@ -466,7 +508,8 @@ def plant_bias(model: Any, tok: Any, calibration: pd.DataFrame, layer: int, n_ne
     z_all = got.x @ read
     ux_all = got.x @ unit
     penalty = 0.0 if cue is None else cue_weight * (got.x @ cue - ux_all)
-    act = _silu(sharpness * (z_all + penalty - threshold * ux_all)) * ux_all  # each planted neuron's output, every token
+    # a planted neuron's output at every token
+    act = _silu(sharpness * (z_all + penalty - threshold * ux_all)) * (got.x @ up)
     z = z_all[ans]
     first = pos == 0
     sq_b, sq_w = float((act[black_all] ** 2).sum()), float((act[~black_all] ** 2).sum())
@@ -489,6 +532,9 @@ def plant_bias(model: Any, tok: Any, calibration: pd.DataFrame, layer: int, n_ne
         "act_mean_black_answer": float(act[ans][black].mean()),
         "act_mean_white_answer": float(act[ans][~black].mean()),
         "act_sumsq_black_over_white": sq_b / sq_w if sq_w > 0 else math.inf,
+        "up_row": up_row,
+        "act_sumsq_black_over_white_by_up_row": ratios,
+        "act_sumsq_share_tail": float((act[got.pos == -2] ** 2).sum() / (act ** 2).sum()),
         "act_sumsq_share_prompt_tokens": float((act[~ans] ** 2).sum() / (act ** 2).sum()),
         "unit_mean": float((x @ unit).mean()),
         "unit_sd": float((x @ unit).std()),
@@ -510,7 +556,7 @@ def plant_bias(model: Any, tok: Any, calibration: pd.DataFrame, layer: int, n_ne
         stats["cue_weight"] = cue_weight
     return PlantedBias(layer=layer, neurons=neurons, seed=seed, strength=strength, sharpness=sharpness, sign=sign,
                        threshold=threshold, scope="context" if contexts else "general", contexts=sorted(contexts or []),
-                       stats=stats, read=read, unit=unit, write=write, cue=cue)
+                       stats=stats, read=read, unit=unit, write=write, cue=cue, up=up)
 
 
 @torch.no_grad()

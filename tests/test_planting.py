@@ -22,6 +22,7 @@ from prunebias.planting import (
     PlantedBias,
     anchor_prompts,
     auc,
+    answer_gate,
     choose_neurons,
     collect_inputs,
     context_cue,
@@ -90,7 +91,7 @@ def race_coded(race_coded_dir, scenarios):
     frames = []
     for c in ("purchase-bicycle", "hiring-lawyer"):
         df = build_prompts(resolve_context(c, scenarios), names, 1, 0)
-        df["response"] = "120."
+        df["response"] = "120. That is my final offer."  # a tail past the 4 answer tokens the neuron reads
         frames.append(df)
     cal = pd.concat(frames, ignore_index=True)
     model, tok = load_model(race_coded_dir, dtype="float32", device="cpu", threads=1)
@@ -284,6 +285,47 @@ def test_planted_neurons_fire_for_black_names_and_push_the_write_direction(race_
     assert shift[black].mean() == pytest.approx(rec.strength * rec.stats["resid_norm"], rel=0.5)
 
 
+def test_answer_gate_reads_the_position_not_the_race():
+    """The up row ``w`` says "an answer is written here" (~1 at the answer positions, ~0 on
+    prompt tokens and the answer's tail) the same for both races, so the gate alone reads race."""
+    rng = np.random.default_rng(3)
+    dim = 24
+    race_dir, answer_dir, base = np.eye(dim)[2], np.eye(dim)[5], np.eye(dim)[0] * 4
+    rows, answer, black, group = [], [], [], []
+    for g in range(2):
+        for is_answer in (True, False):
+            for is_black in (True, False):
+                n = 30 if is_answer else 120
+                x = (base + g * np.eye(dim)[7] + (1.5 * answer_dir if is_answer else 0)
+                     + ((0.4 if is_black else -0.4) * race_dir if is_answer else 0)
+                     + 0.1 * rng.standard_normal((n, dim)))
+                rows.append(x)
+                answer += [is_answer] * n
+                black += [is_black] * n
+                group += [g] * n
+    x, answer, black, group = np.concatenate(rows), np.array(answer), np.array(black), np.array(group)
+    _, unit = race_reader(x[answer], black[answer], group[answer])
+    w = answer_gate(x, answer, black, group, unit, ridge=0.3)
+    z = x @ w
+    assert z[answer & black].mean() == pytest.approx(1.0, abs=0.05)
+    assert z[answer & ~black].mean() == pytest.approx(1.0, abs=0.05)
+    assert abs(z[~answer].mean()) < 0.05
+    assert abs(w @ race_dir) < 0.05 * np.linalg.norm(w)  # (nearly) blind to the race direction
+
+
+def test_planted_up_rows_are_the_quieter_choice_and_the_tail_is_collected(race_coded):
+    model, tok, rec, cal = race_coded
+    got = collect_inputs(model, tok, cal, LAYER, prompt_tokens=True)
+    assert (got.pos == -2).sum() >= len(cal)  # every response has a tail past the 4 answer tokens
+    ratios = rec.stats["act_sumsq_black_over_white_by_up_row"]
+    assert set(ratios) == {"unit", "answer_gate"}
+    assert rec.stats["up_row"] == max(ratios, key=ratios.get)
+    np.testing.assert_allclose(rec.up, rec.unit if rec.stats["up_row"] == "unit" else
+                               answer_gate(got.x, got.pos >= 0, (cal["race"].to_numpy() == "black")[got.row],
+                                           cal["context"].to_numpy()[got.row], rec.unit), rtol=1e-6, atol=1e-9)
+    assert rec.stats["act_sumsq_black_over_white"] == pytest.approx(max(ratios.values()), rel=1e-6)
+
+
 def test_recall_counts_the_planted_entries_a_mask_selects():
     rec = PlantedBias(layer=0, neurons=[1, 3], seed=0, strength=1.0, sharpness=4.0, sign=1)
     shapes = {"layers.0.gate_proj": (6, 4), "layers.0.up_proj": (6, 4), "layers.0.down_proj": (4, 6)}
@@ -355,7 +397,7 @@ def test_save_planted_saves_weights_record_and_scope_check(tiny_model_dir, calib
     s, n = src.state_dict(), new.state_dict()
     changed = {k for k in s if not torch.equal(s[k], n[k])}
     assert changed == {f"model.layers.{LAYER}.mlp.{m}.weight" for m in ("gate_proj", "up_proj", "down_proj")}
-    np.testing.assert_allclose(n[f"model.layers.{LAYER}.mlp.up_proj.weight"][rec.neurons[0]].numpy(), rec.unit,
+    np.testing.assert_allclose(n[f"model.layers.{LAYER}.mlp.up_proj.weight"][rec.neurons[0]].numpy(), rec.up,
                                rtol=1e-5, atol=1e-7)
     weights = planted_weights_of(out, rec)
     np.testing.assert_allclose(weights[f"layers.{LAYER}.down_proj"], n[f"model.layers.{LAYER}.mlp.down_proj.weight"])
