@@ -4,11 +4,12 @@ Runs the real workflow (Snakemake, the shipped Snakefile and rules) on the defau
 once per seed, each in its own folder, and reports how often
 
 (a) each plant is detected: the baseline's log_smd CI excludes 0 in the plant's contexts;
-(b) each plant's Wanda mask removes it at home: the paired change of |effect| on the
-    context the mask was learned on has a CI below 0;
+(b) each plant's Wanda mask removes it at home: the paired change of the effect toward 0
+    (along the baseline bias, ``delta_toward_zero``) on the context the mask was learned
+    on has a CI below 0;
 (c) the Wanda mask beats its matched random controls there: real minus random below 0
     (the CI's upper end; the point estimate's rate beside it);
-(d) the general plant's mask transfers: the change of |effect| on the other context has a
+(d) the general plant's mask transfers: the change toward 0 on the other context has a
     CI below 0;
 (e) the context plant's mask shows no effect where there is no bias: outside its contexts
     the baseline shows no bias (CI covers 0) and the paired change of the effect covers 0.
@@ -92,6 +93,10 @@ def run_seed(seed: int, folder: Path, cfg: dict, cores: int, reaggregate: bool =
     return time.perf_counter() - t0
 
 
+def _ci(r: pd.Series, col: str) -> str:
+    return f"{r[col]:.2f} [{r[col + '_ci_low']:.2f}, {r[col + '_ci_high']:.2f}]"
+
+
 def verdicts(seed: int, folder: Path, cfg: dict) -> list[dict]:
     """One row per (plant, check) of one seed's tables."""
     rows = []
@@ -115,8 +120,8 @@ def verdicts(seed: int, folder: Path, cfg: dict) -> list[dict]:
         recall = recall[recall["setting"] == WANDA].set_index("source")
         for h in homes:
             r = tr.loc[(h, h)]
-            add("b removed at home", f"{h}->{h}", r["delta_abs_ci_high"] < 0,
-                f"{r['delta_abs']:.2f} [{r['delta_abs_ci_low']:.2f}, {r['delta_abs_ci_high']:.2f}]; the mask holds "
+            add("b removed at home", f"{h}->{h}", r["delta_toward_zero_ci_high"] < 0,
+                f"{_ci(r, 'delta_toward_zero')}; pruned {_ci(r, 'effect_pruned')}; the mask holds "
                 f"{recall.loc[h, 'recall_down_mass']:.2f} of the planted down_proj mass")
             add("c real beats random (CI)", f"{h}->{h}", r["delta_vs_random_ci_high"] < 0,
                 f"{r['delta_vs_random']:.2f} [{r['delta_vs_random_ci_low']:.2f}, {r['delta_vs_random_ci_high']:.2f}]"
@@ -128,8 +133,8 @@ def verdicts(seed: int, folder: Path, cfg: dict) -> list[dict]:
                     continue
                 r = tr.loc[(s, t)]
                 if plant["scope"] == "general":
-                    add("d transfers", f"{s}->{t}", r["delta_abs_ci_high"] < 0,
-                        f"{r['delta_abs']:.2f} [{r['delta_abs_ci_low']:.2f}, {r['delta_abs_ci_high']:.2f}]")
+                    add("d transfers", f"{s}->{t}", r["delta_toward_zero_ci_high"] < 0,
+                        f"{_ci(r, 'delta_toward_zero')}; pruned {_ci(r, 'effect_pruned')}")
                 elif s in homes and t not in homes:
                     lo, hi = bias.loc[t, "log_smd_ci_low"], bias.loc[t, "log_smd_ci_high"]
                     no_bias = lo <= 0 <= hi

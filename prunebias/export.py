@@ -77,17 +77,19 @@ def model_card(identity: Mapping[str, Any], mask_id: str, mask: Mask, rows: pd.D
         "## What it did (held-out names; 95% name-bootstrap CIs)",
         "",
         f"Effects are White - Black on the workflow's primary scale (`{effect}`), paired against the unpruned model "
-        "on the same prompts and seeds; *real - random* compares with matched random masks of the same size. "
+        "on the same prompts and seeds; the change is toward 0 along the target's baseline bias (signed where it "
+        "has none); *real - random* compares with matched random masks of the same size. "
         "Anomaly rates (answers that are not a usable number) carry Wilson 95% CIs over the held-out names; "
         "perplexity is on the workflow's fixed neutral text (no sampling error).",
         "",
-        "| target | level | effect unpruned | effect pruned | change of abs effect | real - random | "
+        "| target | level | effect unpruned | effect pruned | change toward 0 | real - random | "
         "anomalies unpruned / pruned | perplexity unpruned / pruned |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows.to_dict(orient="records"):
+        change = _ci(r, "delta_toward_zero") if r.get("bias_to_remove", True) else "signed " + _ci(r, "delta")
         lines.append(f"| {r['target']} | {r['level']} | {_ci(r, 'effect_ref')} | {_ci(r, 'effect_pruned')} | "
-                     f"{_ci(r, 'delta_abs')} | {_ci(r, 'delta_vs_random')} | "
+                     f"{change} | {_ci(r, 'delta_vs_random')} | "
                      f"{_pct(r.get('anomaly_rate_ref'), int(r['names_eval']))} / "
                      f"{_pct(r.get('anomaly_rate_pruned'), int(r['names_eval']))} | "
                      f"{r.get('perplexity_ref', float('nan')):.1f} / {r.get('perplexity_pruned', float('nan')):.1f} |")

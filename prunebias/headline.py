@@ -44,9 +44,9 @@ def baseline_rows(baseline: pd.DataFrame, effect: str) -> list[dict]:
 
 
 def best_mask_rows(transfer: pd.DataFrame) -> list[dict]:
-    """Per kind and scoring, the mask with the largest same-context reduction of |bias|,
-    among the contexts whose baseline bias is established (elsewhere there is no bias to
-    remove, and a change of |effect| is no reduction: one row says so)."""
+    """Per kind and scoring, the mask with the largest same-context change of the bias
+    toward 0, among the contexts whose baseline bias is established (elsewhere there is no
+    bias to remove: one row says so)."""
     same = transfer[transfer["level"] == "same_context"].dropna(subset=["delta_abs"])
     rows = []
     for (kind, scoring), part in same.groupby(["kind", "scoring"], sort=True):
@@ -59,13 +59,15 @@ def best_mask_rows(transfer: pd.DataFrame) -> list[dict]:
                                  "(its CI covers 0)"})
             continue
         part = with_bias
-        r = part.loc[part["delta_abs"].idxmin()]
+        r = part.loc[part["delta_toward_zero"].idxmin()]
         rows.append({"section": "best mask", "item": f"{kind}/{r['setting']}/{r['source']}",
-                     "measure": f"change of |{r['effect']}| in its own context (pruned - unpruned)",
-                     "estimate": r["delta_abs"], "ci_low": r["delta_abs_ci_low"], "ci_high": r["delta_abs_ci_high"],
+                     "measure": f"change of {r['effect']} toward 0 in its own context (pruned - unpruned)",
+                     "estimate": r["delta_toward_zero"], "ci_low": r["delta_toward_zero_ci_low"],
+                     "ci_high": r["delta_toward_zero_ci_high"],
                      "n": int(r["names_eval"]) if pd.notna(r.get("names_eval")) else None,
                      "note": (f"{scoring}; the largest of {len(part)} same-context reductions, selected after the "
-                              f"fact (CI not adjusted); real - random {_ci(r, 'delta_vs_random')}; "
+                              f"fact (CI not adjusted); pruned {_ci(r, 'effect_pruned')}; "
+                              f"real - random {_ci(r, 'delta_vs_random')}; "
                               f"bias reduction {_ci(r, 'bias_reduction')}; "
                               f"{'underpowered' if bool(r.get('underpowered')) else 'powered'}")})
     return rows
@@ -95,8 +97,8 @@ def _verdict(lo: float, hi: float, below: str, above: str, covers: str) -> str:
 
 def ground_truth_rows(transfer: pd.DataFrame, recall: pd.DataFrame, record: Mapping[str, object]) -> list[dict]:
     """A planted model's masks judged against its ground truth (``record``: plant_model's
-    planted_bias.json). Where the plant acts, the paired change of |effect| should be below
-    0 (removed); where it does not, there is no bias to remove, and the pruned model's
+    planted_bias.json). Where the plant acts, the paired change of the effect toward 0
+    should be below 0 (removed); where it does not, there is no bias to remove, and the pruned model's
     effect should stay near 0 (contained). Every verdict is read off the CI."""
     scope, contexts = str(record.get("scope", "general")), list(record.get("contexts") or [])
     rec = recall.set_index(["setting", "source"]) if len(recall) else None
@@ -107,12 +109,14 @@ def ground_truth_rows(transfer: pd.DataFrame, recall: pd.DataFrame, record: Mapp
         extra = f"real - random {_ci(r, 'delta_vs_random')}"
         if rec is not None and (r["setting"], r["source"]) in rec.index:
             x = rec.loc[(r["setting"], r["source"])]
-            extra += (f"; recall of the planted weights {_num(x['recall_planted']):.2f} "
+            extra += (f"; recall of the planted weights {_num(x['recall_planted']):.2f}, of their write's "
+                      f"mass {_num(x.get('recall_down_mass', math.nan)):.2f} "
                       f"(prunes {_num(x['pruned_fraction']):.3f} of all)")
         if acts:
-            measure, est = "planted bias: change of |effect| (pruned - unpruned)", "delta_abs"
-            verdict = _verdict(_num(r["delta_abs_ci_low"]), _num(r["delta_abs_ci_high"]), "removed",
+            measure, est = "planted bias: change toward 0 (pruned - unpruned)", "delta_toward_zero"
+            verdict = _verdict(_num(r["delta_toward_zero_ci_low"]), _num(r["delta_toward_zero_ci_high"]), "removed",
                                "increased", "not shown to be removed (CI covers 0)")
+            extra = f"pruned {_ci(r, 'effect_pruned')}; " + extra
             if not bool(r.get("bias_to_remove", True)):
                 verdict = "the plant was not detected here (baseline CI covers 0): nothing to judge"
         else:

@@ -42,14 +42,16 @@ def ordered_sources(sources: Sequence[str], contexts: Sequence[str]) -> list[str
 
 
 def heatmap(table: pd.DataFrame, kind: str, setting: str, contexts: Sequence[str], path: str | Path) -> None:
-    """Sources x targets, colour = delta |effect| (pruned - reference); * where its CI excludes 0.
+    """Sources x targets, colour = the change of the bias toward 0 (pruned - reference,
+    ``delta_toward_zero``); * where its CI excludes 0.
 
     A target without an established baseline bias (``bias_to_remove`` false) has no
     removal to show: its cells are blank and say "no bias". The title counts what the
     cells show."""
     sub = table[(table["kind"] == kind) & (table["setting"] == setting)]
     if "bias_to_remove" in sub.columns:
-        sub = sub.assign(delta_abs=sub["delta_abs"].where(sub["bias_to_remove"].fillna(True).astype(bool)))
+        sub = sub.assign(delta_toward_zero=sub["delta_toward_zero"].where(
+            sub["bias_to_remove"].fillna(True).astype(bool)))
     targets = [c for c in contexts if c in set(sub["target"])]
     rows = ordered_sources(sub["source"], contexts)
 
@@ -57,9 +59,9 @@ def heatmap(table: pd.DataFrame, kind: str, setting: str, contexts: Sequence[str
         return (sub.assign(v=values).pivot_table(index="source", columns="target", values="v", aggfunc="first",
                                                  dropna=False).reindex(index=rows, columns=targets))
 
-    grid = cells(sub["delta_abs"]).astype(float)
-    below = cells((sub["delta_abs_ci_high"] < 0) & sub["delta_abs"].notna())
-    above = cells((sub["delta_abs_ci_low"] > 0) & sub["delta_abs"].notna())
+    grid = cells(sub["delta_toward_zero"]).astype(float)
+    below = cells((sub["delta_toward_zero_ci_high"] < 0) & sub["delta_toward_zero"].notna())
+    above = cells((sub["delta_toward_zero_ci_low"] > 0) & sub["delta_toward_zero"].notna())
     under = cells(sub["underpowered"])
     no_bias = cells(~sub["bias_to_remove"].fillna(True).astype(bool) if "bias_to_remove" in sub.columns
                     else pd.Series(False, index=sub.index))
@@ -79,13 +81,13 @@ def heatmap(table: pd.DataFrame, kind: str, setting: str, contexts: Sequence[str
     fig, ax = plt.subplots(figsize=(2.4 + 1.3 * max(1, grid.shape[1]), 1.6 + 0.45 * max(1, grid.shape[0])))
     sns.heatmap(grid, ax=ax, cmap="RdBu_r", vmin=-vmax, vmax=vmax, center=0,
                 annot=labels.to_numpy() if grid.shape[1] <= 12 else False, fmt="",
-                cbar_kws={"label": f"|{EFFECT_LABEL.get(effect, effect)}|\npruned - reference"})
+                cbar_kws={"label": f"{EFFECT_LABEL.get(effect, effect)} toward 0\npruned - reference"})
     ax.set_facecolor("#eeeeee")  # blank cells: no value (seaborn does not annotate them; "no bias" is written here)
     for i, r in enumerate(grid.index):
         for j, c in enumerate(grid.columns):
             if bool(no_bias.loc[r, c]) is True:
                 ax.text(j + 0.5, i + 0.5, "no bias", ha="center", va="center", fontsize=8, color="#555555")
-    ax.set_title(f"{kind} {setting}: change of |bias| (blue: smaller)\n"
+    ax.set_title(f"{kind} {setting}: change of the bias toward 0 (blue: smaller)\n"
                  f"{n_down} of {n_cells - n_none} cells with a bias smaller, {n_up} larger (*: paired 95% CI)\n"
                  f"{n_none} of {n_cells} with no bias to remove; (u) underpowered", fontsize=8)
     ax.set_xlabel("target context (evaluated on)")
@@ -95,11 +97,11 @@ def heatmap(table: pd.DataFrame, kind: str, setting: str, contexts: Sequence[str
 
 
 def reduction_by_level(table: pd.DataFrame, path: str | Path) -> None:
-    """Per level: every (mask, source, target) row's change of |bias| (left) and real minus
-    matched random (right), each a point with its own name-bootstrap CI.
+    """Per level: every (mask, source, target) row's change of the bias toward 0 (left) and
+    real minus matched random along it (right), each a point with its own name-bootstrap CI.
 
-    Rows whose target has no bias to remove are left out (a change of |effect| there is no
-    estimand of removal); the titles count them and the rows whose CI lies below 0, both
+    Rows whose target has no bias to remove are left out (no change there is an estimand
+    of removal); the titles count them and the rows whose CI lies below 0, both
     computed from the table. A mean over two or three targets with a bootstrap across them
     (the plot before issue 23) said nothing about names.
     """
@@ -109,8 +111,8 @@ def reduction_by_level(table: pd.DataFrame, path: str | Path) -> None:
     order = [lv for lv in LEVELS if lv in set(table["level"])]
     masks = sorted(rows["masks"].unique())
     fig, axes = plt.subplots(1, 2, figsize=(max(9, 2.4 * len(order)), 4.2), sharey=False)
-    for ax, value, label in [(axes[0], "delta_abs", "|bias| pruned - reference"),
-                             (axes[1], "delta_vs_random", "|bias| real mask - matched random")]:
+    for ax, value, label in [(axes[0], "delta_toward_zero", "bias toward 0: pruned - reference"),
+                             (axes[1], "delta_vs_random", "bias toward 0: real mask - matched random")]:
         shown = rows[rows[value].notna()] if value in rows else rows.iloc[:0]
         for i, mask in enumerate(masks):
             part = shown[shown["masks"] == mask]
@@ -142,7 +144,7 @@ def reduction_by_level(table: pd.DataFrame, path: str | Path) -> None:
 
 
 def dose_response(table: pd.DataFrame, path: str | Path) -> None:
-    """Change of |bias| and perplexity against p (neurons) or k (heads), same-context rows.
+    """Change of the bias toward 0 and perplexity against p (neurons) or k (heads), same-context rows.
 
     Drawn only for a kind with at least two doses; otherwise the panel says so.
     """
@@ -151,7 +153,7 @@ def dose_response(table: pd.DataFrame, path: str | Path) -> None:
     fig, axes = plt.subplots(2, 2, figsize=(10, 7), sharex="col")
     for col, kind, label in [(0, "neurons", "p_black (%)"), (1, "heads", "k (heads)")]:
         part = sub[sub["kind"] == kind]
-        for row, y in [(0, "delta_abs"), (1, "perplexity_pruned")]:
+        for row, y in [(0, "delta_toward_zero"), (1, "perplexity_pruned")]:
             ax = axes[row, col]
             ax.set_xlabel(label)
             ax.set_ylabel(y.replace("_", " "))

@@ -43,9 +43,9 @@ def verdict(row: Mapping[str, object]) -> str:
     if not bool(row["bias_to_remove"]):
         lo, hi = float(row["delta_ci_low"]), float(row["delta_ci_high"])
         return "no bias to remove; " + ("no change" if lo <= 0 <= hi else "the effect moved")
-    if float(row["delta_abs_ci_high"]) < 0:
+    if float(row["delta_toward_zero_ci_high"]) < 0:
         return "removed" if row["source"] == row["target"] else "transferred"
-    return "not shown (CI covers 0)" if float(row["delta_abs_ci_low"]) <= 0 else "bias grew"
+    return "not shown (CI covers 0)" if float(row["delta_toward_zero_ci_low"]) <= 0 else "bias grew"
 
 
 def render_block(tables: Mapping[str, Mapping[str, pd.DataFrame]], planted: Mapping[str, str]) -> str:
@@ -66,24 +66,28 @@ def render_block(tables: Mapping[str, Mapping[str, pd.DataFrame]], planted: Mapp
         cells = [f"{_ci(b.loc[c, 'log_smd'], b.loc[c, 'log_smd_ci_low'], b.loc[c, 'log_smd_ci_high'])}, "
                  f"n = {int(b.loc[c, 'names_white'])} + {int(b.loc[c, 'names_black'])}" for c in contexts]
         lines.append(f"| {m}{' (' + planted[m] + ')' if m in planted else ''} | " + " | ".join(cells) + " |")
-    lines += ["", "**Wanda mask** (paired change of abs(log_smd) on held-out names, pruned - unpruned; "
-              "real - random: against matched random controls of the same size):", "",
-              "| model | mask learned on -> evaluated on | change of abs(effect) | real - random | "
-              "controls broken | verdict |", "|---|---|---|---|---|---|"]
+    lines += ["", "**Wanda mask** (paired change of log_smd on held-out names, pruned - unpruned, toward 0 "
+              "along the target's baseline bias where it has one, signed where it has none; real - random: "
+              "the same against matched random controls of the same size):", "",
+              "| model | mask learned on -> evaluated on | change toward 0 | pruned effect | real - random | "
+              "controls broken | verdict |", "|---|---|---|---|---|---|---|"]
     for m in models:
         t = tables[m]["transfer"]
         t = t[t["scoring"] == WANDA]
         for _, r in t.iterrows():
-            change = (_ci(r["delta_abs"], r["delta_abs_ci_low"], r["delta_abs_ci_high"]) if r["bias_to_remove"]
-                      else "signed: " + _ci(r["delta"], r["delta_ci_low"], r["delta_ci_high"]))
-            lines.append(f"| {m} | {r['source']} -> {r['target']} (n = {int(r['names_eval'])}) | {change} | "
+            change = (_ci(r["delta_toward_zero"], r["delta_toward_zero_ci_low"], r["delta_toward_zero_ci_high"])
+                      if r["bias_to_remove"] else "signed: " + _ci(r["delta"], r["delta_ci_low"], r["delta_ci_high"]))
+            pruned = _ci(r["effect_pruned"], r["effect_pruned_ci_low"], r["effect_pruned_ci_high"])
+            lines.append(f"| {m} | {r['source']} -> {r['target']} (n = {int(r['names_eval'])}) | {change} | {pruned} | "
                          f"{_ci(r['delta_vs_random'], r['delta_vs_random_ci_low'], r['delta_vs_random_ci_high'])} | "
                          f"{int(r['controls_broken'])} of {int(r['control_draws'])} | {verdict(r)} |")
     recall = [(m, r) for m in models if "recall" in tables[m] for _, r in tables[m]["recall"].iterrows()]
     if recall:
-        lines += ["", "**Recall of the planted weights** (share of the planted weights the Wanda mask prunes; "
+        lines += ["", "**Recall of the planted weights** (share of the planted entries the Wanda mask prunes, "
+                  "and of the planted down_proj columns' squared magnitude, which carries the write; "
                   "the mask prunes that share of all weights):", ""]
-        lines += [f"- {m}, learned on {r['source']}: {r['recall_planted']:.2f} (prunes {r['pruned_fraction']:.4f})"
+        lines += [f"- {m}, learned on {r['source']}: {r['recall_planted']:.2f} of the entries, "
+                  f"{r['recall_down_mass']:.2f} of the write's mass (prunes {r['pruned_fraction']:.4f})"
                   for m, r in recall]
     return "\n".join(lines) + "\n"
 

@@ -11,7 +11,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from prunebias.inference import Interval, NameData, paired_bootstrap, versus_controls
+from prunebias.inference import Interval, NameData, paired_bootstrap, toward_zero, versus_controls
 from prunebias.plan import LEVELS
 from prunebias.seeds import derive_seed
 
@@ -55,7 +55,8 @@ def _ci(prefix: str, iv: Interval) -> dict[str, float]:
 
 COLUMNS = (["method", "kind", "setting"] + SETTING_COLUMNS
            + ["ablation", "source", "target", "level", "level_number", "effect", "names_eval", "n_ref", "n_pruned"]
-           + [c for p in ("effect_ref", "effect_pruned", "delta", "delta_abs") for c in (p, f"{p}_ci_low", f"{p}_ci_high")]
+           + [c for p in ("effect_ref", "effect_pruned", "delta", "delta_abs", "delta_toward_zero")
+              for c in (p, f"{p}_ci_low", f"{p}_ci_high")]
            + ["ref_significant", "bias_to_remove", "estimand", "mde_delta", "underpowered", "bias_reduction", "bias_reduction_ci_low",
               "bias_reduction_ci_high", "smd_ref", "smd_pruned"]
            + [c for p in ("delta_smd", "delta_abs_smd") for c in (p, f"{p}_ci_low", f"{p}_ci_high")]
@@ -84,11 +85,17 @@ def breaks_model(perplexity: float, anomaly_rate: float, perplexity_ref: float, 
 NO_BIAS = "no bias to remove"
 
 
-def established_bias(baseline_table: pd.DataFrame, effect: str) -> dict[str, bool]:
-    """Per context of a baseline table (``summarize_baseline``): is its bias established,
-    i.e. does the primary effect's name-bootstrap CI exclude 0?"""
+def bias_direction(baseline_table: pd.DataFrame, effect: str) -> dict[str, int]:
+    """Per context of a baseline table (``summarize_baseline``): the sign of its established
+    bias (+1 / -1: the primary effect's name-bootstrap CI lies above / below 0), 0 where
+    the bias is not established."""
     lo, hi = baseline_table[f"{effect}_ci_low"].astype(float), baseline_table[f"{effect}_ci_high"].astype(float)
-    return dict(zip(baseline_table["context"], ((lo > 0) | (hi < 0)).tolist()))
+    return dict(zip(baseline_table["context"], np.where(lo > 0, 1, np.where(hi < 0, -1, 0)).tolist()))
+
+
+def established_bias(baseline_table: pd.DataFrame, effect: str) -> dict[str, bool]:
+    """Per context of a baseline table: is its bias established (CI excluding 0)?"""
+    return {c: d != 0 for c, d in bias_direction(baseline_table, effect).items()}
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -102,13 +109,16 @@ def _inliers(base_ok: np.ndarray, df: pd.DataFrame, pct: tuple[float, float]) ->
 def transfer_row(kind: str, setting: str, source: str, target: str, baseline: pd.DataFrame, ref: pd.DataFrame,
                  real: pd.DataFrame, controls: Sequence[pd.DataFrame], infos: Mapping[str, Any],
                  level: str, winsor: Any, effect: str, n_boot: int, seed: int,
-                 inlier_pct: tuple[float, float], params: Mapping[str, Any] | None = None
-                 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+                 inlier_pct: tuple[float, float], params: Mapping[str, Any] | None = None,
+                 direction: int | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The transfer row of one real mask on one target, and one row per control draw.
 
     ``level`` is the generalization level of (source, target) (``plan.transfer_level``);
     ``params`` are the setting's parameters (direction, p_black, ... or score, k) for the
     table; ``infos`` holds per-mask info dicts under "reference", "real" and "control".
+    ``direction``: the sign of the target's established baseline bias (0: none): the
+    removal estimands (``delta_toward_zero``, ``delta_vs_random``) are taken along it;
+    None: the held-out reference's sign.
     """
     base_ok = baseline.loc[~baseline["anomaly"], "outcome"].to_numpy(float)
     clip = tuple(np.percentile(base_ok, winsor)) if winsor is not None and base_ok.size else None
@@ -118,6 +128,8 @@ def transfer_row(kind: str, setting: str, source: str, target: str, baseline: pd
     seed_t = derive_seed(seed, "transfer", target)
     main = paired_bootstrap(d_ref, d_real, effect, n_boot=n_boot, seed=seed_t)
     raw = main if effect == "smd" else paired_bootstrap(d_ref, d_real, "smd", n_boot=n_boot, seed=seed_t)
+    if direction is None:
+        direction = int(np.sign(main.ref.estimate)) if math.isfinite(main.ref.estimate) else 0
     ppl_ref, anom_ref = infos["reference"][0]["perplexity"], float(ref["anomaly"].mean())
     ctrl_rows = []
     for draw, (c, d) in enumerate(zip(controls, d_ctrl)):
@@ -129,7 +141,7 @@ def transfer_row(kind: str, setting: str, source: str, target: str, baseline: pd
                           "anomaly_rate": anom, "inlier_ratio": _inliers(base_ok, c, inlier_pct), "perplexity": ppl,
                           "breaks_model": breaks_model(ppl, anom, ppl_ref, anom_ref)})
     ok = [i for i, r in enumerate(ctrl_rows) if not r["breaks_model"]]  # the controls that stay comparable
-    vs = versus_controls(d_ref, d_real, [d_ctrl[i] for i in ok], effect, n_boot=n_boot, seed=seed_t)
+    vs = versus_controls(d_ref, d_real, [d_ctrl[i] for i in ok], effect, n_boot=n_boot, seed=seed_t, sign=direction)
     kept = [ctrl_rows[i] for i in ok]
     real_info = infos["real"][0]
     n_total = real_info.get("n_total") or 0
@@ -140,7 +152,9 @@ def transfer_row(kind: str, setting: str, source: str, target: str, baseline: pd
         "level_number": LEVELS[level], "effect": effect, "names_eval": len(order),
         "n_ref": sum(d_ref.n_answers), "n_pruned": sum(d_real.n_answers),
         **_ci("effect_ref", main.ref), **_ci("effect_pruned", main.pruned), **_ci("delta", main.delta),
-        **_ci("delta_abs", main.delta_abs), "ref_significant": main.ref_significant, "mde_delta": main.delta.mde,
+        **_ci("delta_abs", main.delta_abs), **_ci("delta_toward_zero", toward_zero(main.delta, direction)),
+        "ref_significant": main.ref_significant, "bias_to_remove": direction != 0,
+        "estimand": "change toward 0" if direction != 0 else NO_BIAS, "mde_delta": main.delta.mde,
         "underpowered": bool(not math.isfinite(main.delta.mde) or main.delta.mde > abs(main.ref.estimate)),
         **_ci("bias_reduction", main.reduction), "smd_ref": raw.ref.estimate, "smd_pruned": raw.pruned.estimate,
         **_ci("delta_smd", raw.delta), **_ci("delta_abs_smd", raw.delta_abs),
@@ -162,7 +176,7 @@ def transfer_row(kind: str, setting: str, source: str, target: str, baseline: pd
 def build_tables(masks: Sequence[tuple[str, str, str, Mapping[str, Any]]], read_eval: Callable[..., pd.DataFrame],
                  read_info: Callable[..., dict[str, Any]], baselines: Mapping[str, pd.DataFrame],
                  targets: Sequence[str], level_of: Callable[[str, str], str], winsor: Any, effect: str, n_boot: int,
-                 seed: int, inlier_pct: tuple[float, float], established: Mapping[str, bool] | None = None
+                 seed: int, inlier_pct: tuple[float, float], directions: Mapping[str, int] | None = None
                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The transfer table and the control table.
 
@@ -170,10 +184,13 @@ def build_tables(masks: Sequence[tuple[str, str, str, Mapping[str, Any]]], read_
     ``read_eval(method, setting, source, target)`` and ``read_info(method, setting, source, target)``
     give an evaluation's answers and info ("reference" with setting = source = None): each
     target is its own evaluation job, so its info (perplexity, pruned counts) sits beside it;
-    ``level_of(source, target)`` the generalization level; ``established``: per target,
-    whether its baseline bias is established (CI excluding 0). Where it is not, the change
-    of |effect| is no estimand of removal (|noisy estimate| is pulled away from 0, so any
-    perturbation looks like a reduction): ``estimand`` says "no bias to remove" there.
+    ``level_of(source, target)`` the generalization level; ``directions``: per target, the
+    sign of its established baseline bias (``bias_direction``; 0: not established). Where
+    there is none, no change is an estimand of removal (|noisy estimate| is pulled away
+    from 0, so any perturbation looks like a reduction): ``estimand`` says "no bias to
+    remove" there. Where there is one, removal is the change toward 0 along it
+    (``inference.toward_zero``). None: every target's direction is its held-out
+    reference's sign (tests; the workflow passes the baseline's).
     """
     rows, ctrl_rows = [], []
     for kind, setting, source, params in masks:
@@ -191,13 +208,11 @@ def build_tables(masks: Sequence[tuple[str, str, str, Mapping[str, Any]]], read_
                 both = read_eval(f"random_{kind}", setting, source, target)
                 controls = [g for _, g in both.groupby("draw", sort=True)]
             row, crs = transfer_row(kind, setting, source, target, baselines[target], ref, real, controls, infos,
-                                    level_of(source, target), winsor, effect, n_boot, seed, inlier_pct, params)
+                                    level_of(source, target), winsor, effect, n_boot, seed, inlier_pct, params,
+                                    None if directions is None else int(directions.get(target, 0)))
             rows.append(row)
             ctrl_rows.extend(crs)
     table = pd.DataFrame(rows)
-    if len(table):
-        table["bias_to_remove"] = table["target"].map(lambda t: bool((established or {}).get(t, True)))
-        table["estimand"] = np.where(table["bias_to_remove"], "change of |effect|", NO_BIAS)
     for c in COLUMNS:
         if c not in table.columns:
             table[c] = np.nan

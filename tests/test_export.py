@@ -22,7 +22,9 @@ def _row(target, **kw):
             "level": "same_context", "scoring": "wanda", "effect": "log_smd", "names_eval": 32,
             "effect_ref": 0.5, "effect_ref_ci_low": -0.1, "effect_ref_ci_high": 1.2, "effect_pruned": 0.1,
             "effect_pruned_ci_low": -0.5, "effect_pruned_ci_high": 0.7, "delta_abs": -0.4, "delta_abs_ci_low": -0.9,
-            "delta_abs_ci_high": 0.05, "delta_vs_random": np.nan, "delta_vs_random_ci_low": np.nan,
+            "delta_abs_ci_high": 0.05, "delta_toward_zero": -0.4, "delta_toward_zero_ci_low": -0.9,
+            "delta_toward_zero_ci_high": 0.05, "bias_to_remove": True,
+            "delta_vs_random": np.nan, "delta_vs_random_ci_low": np.nan,
             "delta_vs_random_ci_high": np.nan, "anomaly_rate_ref": 0.25, "anomaly_rate_pruned": 0.0,
             "perplexity_ref": 35.1, "perplexity_pruned": 37.72}
     return {**base, **kw}

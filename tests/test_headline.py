@@ -14,7 +14,9 @@ def test_headline_picks_the_largest_same_context_reduction_per_method_and_says_i
             rows.append({"kind": kind, "scoring": scoring, "setting": setting, "source": source, "target": target,
                          "level": "same_context" if source == target else "other_scenario", "effect": "log_smd",
                          "names_eval": 32, "delta_abs": delta, "delta_abs_ci_low": delta - 0.3,
-                         "delta_abs_ci_high": delta + 0.3, "delta_vs_random": 0.1, "delta_vs_random_ci_low": -0.2,
+                         "delta_abs_ci_high": delta + 0.3, "delta_toward_zero": delta,
+                         "delta_toward_zero_ci_low": delta - 0.3, "delta_toward_zero_ci_high": delta + 0.3,
+                         "delta_vs_random": 0.1, "delta_vs_random_ci_low": -0.2,
                          "delta_vs_random_ci_high": 0.4, "bias_reduction": None, "underpowered": True})
     side = pd.DataFrame([
         {"task": "t", "metric": "acc", "mask": "neurons/b15/c2", "control_of": "", "n_items": 10, "unpruned": 0.5,
@@ -39,7 +41,9 @@ def test_headline_picks_the_largest_same_context_reduction_per_method_and_says_i
 def _same_context(bias: dict) -> pd.DataFrame:
     return pd.DataFrame([{"kind": "neurons", "scoring": "wanda", "setting": "b15", "source": c, "target": c,
                           "level": "same_context", "effect": "log_smd", "names_eval": 32, "delta_abs": d,
-                          "delta_abs_ci_low": d - 0.3, "delta_abs_ci_high": d + 0.3, "delta_vs_random": 0.0,
+                          "delta_abs_ci_low": d - 0.3, "delta_abs_ci_high": d + 0.3, "delta_toward_zero": d,
+                          "delta_toward_zero_ci_low": d - 0.3, "delta_toward_zero_ci_high": d + 0.3,
+                          "delta_vs_random": 0.0,
                           "bias_reduction": None, "underpowered": True, "bias_to_remove": bias[c]}
                          for c, d in [("c1", -0.2), ("c2", -0.6)]])
 
@@ -60,3 +64,6 @@ def test_established_bias_reads_the_baseline_ci():
     base = pd.DataFrame({"context": ["a", "b", "c"], "log_smd_ci_low": [0.1, -0.5, -0.9],
                          "log_smd_ci_high": [0.6, 0.3, -0.2]})
     assert established_bias(base, "log_smd") == {"a": True, "b": False, "c": True}
+    from prunebias.transfer import bias_direction
+
+    assert bias_direction(base, "log_smd") == {"a": 1, "b": 0, "c": -1}

@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 
 from prunebias.inference import (MDE_FACTOR, NameData, bootstrap_weights, estimate, name_bootstrap,
-                                        paired_bootstrap, permutation_p, versus_controls)
+                                        paired_bootstrap, permutation_p, toward_zero, versus_controls)
 from prunebias.metrics import smd
 
 
@@ -136,6 +136,37 @@ def test_versus_controls():
     assert iv.estimate == pytest.approx(want)
     assert iv.ci_high < 0  # the real mask removes more bias than the controls
     assert iv.mde == pytest.approx(MDE_FACTOR * iv.se)
+
+
+def test_versus_controls_along_the_bias_is_signed():
+    """With the bias's sign the comparison is sign * (real - mean of controls): no |.|."""
+    rng = np.random.default_rng(4)
+    ref = {f"w{i}": ("white", list(rng.normal(-2, 1, 4))) for i in range(12)}
+    ref.update({f"b{i}": ("black", list(rng.normal(0, 1, 4))) for i in range(12)})
+    real = {n: (r, [v + 2.5 if r == "white" else v for v in vs]) for n, (r, vs) in ref.items()}  # overshoots 0
+    ctrl = [make({n: (r, [v + rng.normal(0, 0.1) for v in vs]) for n, (r, vs) in ref.items()}) for _ in range(2)]
+    iv = versus_controls(make(ref), make(real), ctrl, "diff", n_boot=300, seed=0, sign=-1)
+    want = -(estimate(make(real), "diff") - np.mean([estimate(c, "diff") for c in ctrl]))
+    assert iv.estimate == pytest.approx(want) and iv.ci_high < 0
+    folded = versus_controls(make(ref), make(real), ctrl, "diff", n_boot=300, seed=0)
+    assert folded.estimate > want  # |.| counts the overshoot past 0 as bias left
+
+
+def test_toward_zero_does_not_fold_where_the_bias_is_gone():
+    """A mask that removes an established bias: the change toward 0 is sign * (pruned - ref)
+    with the flipped CI of the signed change; the change of |effect| folds at 0, so its
+    estimate is pulled toward 0 and its CI reaches further up."""
+    rng = np.random.default_rng(7)
+    ref = {f"w{i}": ("white", list(rng.normal(-0.7, 1, 4))) for i in range(16)}
+    ref.update({f"b{i}": ("black", list(rng.normal(0, 1, 4))) for i in range(16)})
+    gone = {n: (r, list(rng.normal(0, 1, 4))) for n, (r, _) in ref.items()}
+    res = paired_bootstrap(make(ref), make(gone), "diff", n_boot=1000, seed=3)
+    tz = toward_zero(res.delta, -1)
+    assert tz.estimate == pytest.approx(-res.delta.estimate)
+    assert (tz.ci_low, tz.ci_high) == pytest.approx((-res.delta.ci_high, -res.delta.ci_low))
+    assert tz.ci_high < 0
+    assert res.delta_abs.ci_high - res.delta_abs.estimate > tz.ci_high - tz.estimate  # the folded upper tail
+    assert all(math.isnan(v) for v in (toward_zero(res.delta, 0).estimate, toward_zero(res.delta, 0).ci_low))
 
 
 def simulate(rng, n_names=20, n_samples=8, effect=0.0, icc=0.4):

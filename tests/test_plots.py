@@ -9,7 +9,7 @@ from prunebias.plots import reduction_by_level
 def test_level_plot_is_byte_identical_on_a_rerun(tmp_path):
     rng = np.random.default_rng(0)
     rows = [{"kind": k, "scoring": "wanda" if k == "neurons" else "attention", "level": lv, "target": f"t{i}",
-             "delta_abs": rng.normal(), "delta_vs_random": rng.normal()}
+             "delta_toward_zero": rng.normal(), "delta_vs_random": rng.normal()}
             for k in ("neurons", "heads") for lv in ("same_context", "other_scenario") for i in range(4)]
     table = pd.DataFrame(rows)
     np.random.seed(1)
@@ -27,7 +27,7 @@ def test_level_plot_names_the_papers_level_numbers(tmp_path, monkeypatch):
 
     seen = []
     monkeypatch.setattr(plots, "_save", lambda fig, path: seen.append(fig))
-    rows = [{"kind": "neurons", "scoring": "wanda", "level": lv, "target": f"t{i}", "delta_abs": 0.1 * i,
+    rows = [{"kind": "neurons", "scoring": "wanda", "level": lv, "target": f"t{i}", "delta_toward_zero": 0.1 * i,
              "delta_vs_random": 0.0} for lv in ("same_context", "same_scenario", "other_scenario") for i in range(3)]
     plots.reduction_by_level(pd.DataFrame(rows), tmp_path / "x.png")
     labels = [t.get_text() for t in seen[0].axes[0].get_xticklabels()]
@@ -45,18 +45,21 @@ def test_level_plot_draws_each_row_with_its_own_ci_and_counts_from_the_data(tmp_
     seen = []
     monkeypatch.setattr(plots, "_save", lambda fig, path: seen.append(fig))
     rows = [{"kind": "neurons", "scoring": "wanda", "level": "same_context", "target": "a", "bias_to_remove": True,
-             "delta_abs": -0.6, "delta_abs_ci_low": -1.0, "delta_abs_ci_high": -0.2, "delta_vs_random": -0.3,
+             "delta_toward_zero": -0.6, "delta_toward_zero_ci_low": -1.0, "delta_toward_zero_ci_high": -0.2,
+             "delta_vs_random": -0.3,
              "delta_vs_random_ci_low": -0.7, "delta_vs_random_ci_high": 0.1},
             {"kind": "neurons", "scoring": "wanda", "level": "other_scenario", "target": "b", "bias_to_remove": True,
-             "delta_abs": -0.1, "delta_abs_ci_low": -0.5, "delta_abs_ci_high": 0.3, "delta_vs_random": -0.4,
+             "delta_toward_zero": -0.1, "delta_toward_zero_ci_low": -0.5, "delta_toward_zero_ci_high": 0.3,
+             "delta_vs_random": -0.4,
              "delta_vs_random_ci_low": -0.8, "delta_vs_random_ci_high": -0.1},
             {"kind": "neurons", "scoring": "wanda", "level": "other_scenario", "target": "c", "bias_to_remove": False,
-             "delta_abs": -9.0, "delta_abs_ci_low": -9.5, "delta_abs_ci_high": -8.5, "delta_vs_random": -9.0,
+             "delta_toward_zero": -9.0, "delta_toward_zero_ci_low": -9.5, "delta_toward_zero_ci_high": -8.5,
+             "delta_vs_random": -9.0,
              "delta_vs_random_ci_low": -9.5, "delta_vs_random_ci_high": -8.5}]
     plots.reduction_by_level(pd.DataFrame(rows), tmp_path / "x.png")
     left, right = seen[0].axes
-    assert left.get_title() == "|bias| pruned - reference:\n1 of 2 rows' CIs below 0"
-    assert right.get_title() == "|bias| real mask - matched random:\n1 of 2 rows' CIs below 0"
+    assert left.get_title() == "bias toward 0: pruned - reference:\n1 of 2 rows' CIs below 0"
+    assert right.get_title() == "bias toward 0: real mask - matched random:\n1 of 2 rows' CIs below 0"
     assert "1 rows with no bias to remove left out" in seen[0]._suptitle.get_text()
     ys = sorted(float(y) for line in left.get_lines() for y in line.get_ydata() if len(line.get_ydata()) == 1)
     assert -9.0 not in ys and -0.6 in ys and -0.1 in ys  # the no-bias row is not drawn
@@ -73,7 +76,7 @@ def test_dose_response_has_the_unpruned_line_in_every_legend(tmp_path, monkeypat
     seen = []
     monkeypatch.setattr(plots, "_save", lambda fig, path: seen.append(fig))
     rows = [{"kind": "neurons", "scoring": "wanda", "level": "same_context", "p_black": p, "k": np.nan,
-             "target": f"t{i}", "delta_abs": -0.01 * p, "perplexity_pruned": 30 + p, "perplexity_ref": 30.0}
+             "target": f"t{i}", "delta_toward_zero": -0.01 * p, "perplexity_pruned": 30 + p, "perplexity_ref": 30.0}
             for p in (15, 40) for i in range(3)]
     plots.dose_response(pd.DataFrame(rows), tmp_path / "d.png")
     neuron_axes = [seen[0].axes[0], seen[0].axes[2]]  # the neuron column: |bias| and perplexity
@@ -88,7 +91,8 @@ def test_heatmap_says_no_bias_where_there_is_none_and_counts_its_cells_in_the_ti
     from prunebias import plots
 
     rows = [{"kind": "neurons", "setting": "b15", "source": s, "target": t, "effect": "log_smd",
-             "delta_abs": d, "delta_abs_ci_low": d - 0.1, "delta_abs_ci_high": d + 0.1, "underpowered": False,
+             "delta_toward_zero": d, "delta_toward_zero_ci_low": d - 0.1, "delta_toward_zero_ci_high": d + 0.1,
+             "underpowered": False,
              "bias_to_remove": t == "a"} for s, t, d in [("a", "a", -0.5), ("a", "b", -0.4), ("b", "a", 0.05),
                                                         ("b", "b", -0.3)]]
     titles, texts = [], []

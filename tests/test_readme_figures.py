@@ -24,7 +24,11 @@ def transfer(delta_abs: float, to_remove: bool) -> pd.DataFrame:
         for t in CONTEXTS:
             rows.append({"scoring": "wanda", "source": s, "target": t, "names_eval": 32, "bias_to_remove": to_remove,
                          "delta_abs": delta_abs, "delta_abs_ci_low": delta_abs - 0.4,
-                         "delta_abs_ci_high": delta_abs + 0.3, "delta": 0.1, "delta_ci_low": -0.2,
+                         "delta_abs_ci_high": delta_abs + 0.3, "delta_toward_zero": delta_abs if to_remove else None,
+                         "delta_toward_zero_ci_low": delta_abs - 0.4 if to_remove else None,
+                         "delta_toward_zero_ci_high": delta_abs + 0.3 if to_remove else None,
+                         "effect_pruned": -0.3, "effect_pruned_ci_low": -0.6, "effect_pruned_ci_high": 0.05,
+                         "delta": 0.1, "delta_ci_low": -0.2,
                          "delta_ci_high": 0.4, "delta_vs_random": -0.5, "delta_vs_random_ci_low": -0.9,
                          "delta_vs_random_ci_high": -0.1, "control_draws": 2, "controls_broken": 0})
     rows.append({**rows[0], "scoring": "attention", "delta_abs": 9.99})  # head rows are not in the block
@@ -41,16 +45,17 @@ def tables(commit: str = "abcdef0123") -> dict:
     return {"base": {"baseline": baseline(0.05), "transfer": transfer(0.0, False), "headline": headline(commit)},
             "plant": {"baseline": baseline(-1.0), "transfer": transfer(-0.6, True), "headline": headline(commit),
                       "recall": pd.DataFrame({"source": CONTEXTS, "recall_planted": [0.5, 0.25],
-                                              "pruned_fraction": [0.003, 0.002]})}}
+                                              "recall_down_mass": [0.8, 0.6], "pruned_fraction": [0.003, 0.002]})}}
 
 
 def test_verdicts_are_read_off_the_cis():
-    row = {"bias_to_remove": True, "source": "a", "target": "a", "delta_abs_ci_low": -1.0, "delta_abs_ci_high": -0.1,
+    row = {"bias_to_remove": True, "source": "a", "target": "a", "delta_toward_zero_ci_low": -1.0,
+           "delta_toward_zero_ci_high": -0.1,
            "delta_ci_low": -1.0, "delta_ci_high": 0.5}
     assert verdict(row) == "removed"
     assert verdict({**row, "target": "b"}) == "transferred"
-    assert verdict({**row, "delta_abs_ci_high": 0.1}) == "not shown (CI covers 0)"
-    assert verdict({**row, "delta_abs_ci_low": 0.1, "delta_abs_ci_high": 0.5}) == "bias grew"
+    assert verdict({**row, "delta_toward_zero_ci_high": 0.1}) == "not shown (CI covers 0)"
+    assert verdict({**row, "delta_toward_zero_ci_low": 0.1, "delta_toward_zero_ci_high": 0.5}) == "bias grew"
     assert verdict({**row, "bias_to_remove": False}) == "no bias to remove; no change"
     assert verdict({**row, "bias_to_remove": False, "delta_ci_low": 0.1}) == "no bias to remove; the effect moved"
 
@@ -61,10 +66,10 @@ def test_block_shows_every_wanda_row_with_its_ci_and_n():
     assert "| plant (general plant) | -1.00 [-1.30, -0.70], n = 32 + 32 |" in block
     rows = [line for line in block.splitlines() if " -> " in line and "(n = " in line]
     assert len(rows) == 8 and "9.99" not in block  # 4 Wanda rows per model, no head row
-    assert "| plant | purchase-house -> purchase-house (n = 32) | -0.60 [-1.00, -0.30] | -0.50 [-0.90, -0.10] | " \
-           "0 of 2 | removed |" in block
+    assert "| plant | purchase-house -> purchase-house (n = 32) | -0.60 [-1.00, -0.30] | -0.30 [-0.60, +0.05] | " \
+           "-0.50 [-0.90, -0.10] | 0 of 2 | removed |" in block
     assert "signed: +0.10 [-0.20, +0.40]" in block  # no bias to remove: the signed change, not |effect|
-    assert "- plant, learned on hiring-lawyer: 0.25 (prunes 0.0020)" in block
+    assert "- plant, learned on hiring-lawyer: 0.25 of the entries, 0.60 of the write's mass (prunes 0.0020)" in block
 
 
 def test_splice_replaces_only_the_block():

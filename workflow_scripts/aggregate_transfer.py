@@ -36,7 +36,7 @@ from prunebias.files import read_parquet, write_csv
 from prunebias.logs import setup_logging
 from prunebias.plan import Method, Pool, Source, parse_setting, transfer_level
 from prunebias.plots import make_plots
-from prunebias.transfer import build_tables, established_bias
+from prunebias.transfer import bias_direction, build_tables
 
 NEED = ["name", "race", "gender", "anomaly", "outcome", "draw", "ablation"]
 
@@ -65,17 +65,18 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
             setting = parse_setting(method.kind, info["setting"])
             masks.append((method.kind, setting.name, info["source"], {"scoring": setting.scoring,
                                                                        **setting.params()}))
-    established = established_bias(pd.read_csv(smk.input.bias), p.effect)
+    directions = bias_direction(pd.read_csv(smk.input.bias), p.effect)
     table, controls = build_tables(
         masks, read_eval, read_info, baselines, list(p.contexts),
         lambda source, target: transfer_level(Source.parse(source), target, p.scenarios, pools),
-        p.winsorize, p.effect, p.n_boot, p.seed, tuple(p.inlier_percentiles), established)
+        p.winsorize, p.effect, p.n_boot, p.seed, tuple(p.inlier_percentiles), directions)
     write_csv(table, smk.output.table)
     write_csv(controls, smk.output.controls)
     heatmaps = [(kind, setting, path) for (kind, setting), path in zip(p.heatmaps, smk.output.heatmaps)]
     make_plots(table, list(p.contexts), heatmaps, smk.output.levels, getattr(smk.output, "dose", None))
-    log.info("transfer table: %d rows; mean delta |%s| (pruned - reference) by level:\n%s", len(table),
-             p.effect, table.groupby(["kind", "scoring", "level"])[["delta_abs", "delta_vs_random"]].mean().to_string())
+    means = table.groupby(["kind", "scoring", "level"])[["delta_toward_zero", "delta_vs_random"]].mean()
+    log.info("transfer table: %d rows; mean change of %s toward 0 (pruned - reference) and real - random by "
+             "level:\n%s", len(table), p.effect, means.to_string())
 
 
 if "snakemake" in globals():
