@@ -420,7 +420,7 @@ class Plan:
                    configured_pools(loc["pools"], sets, list(scenarios)),
                    auto_pools(scenarios, loc["auto_pools"]), tuple(loc["pool_masks"]),
                    bool(config["evaluation"]["random_controls"]), tuple(grad_neurons), tuple(grad_heads),
-                   bool(attr.get("transfer", True)))
+                   bool(attr.get("transfer", False)))  # the schema default
 
     @property
     def contexts(self) -> list[str]:

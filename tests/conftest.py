@@ -36,6 +36,21 @@ def default_config() -> dict:
     return yaml.safe_load((REPO / "config" / "config.yaml").read_text())
 
 
+# The tiny runs keep the small design they were written for where config.yaml's defaults
+# (= the schema's) would add jobs: attribution beyond the neuron masks, capped caches,
+# a side-effects sample. A test that replaces `localization` wholesale merges these in.
+TINY_LOCALIZATION = {"max_samples_per_name": None,
+                     "attribution": {"mlp_neurons": False, "patch_heads": [], "faithfulness_neurons": 0,
+                                     "transfer": True}}
+
+
+def tiny_localization(**keys) -> dict:
+    """``TINY_LOCALIZATION`` with ``keys`` (an ``attribution`` dict is merged, not replaced)."""
+    out = {**TINY_LOCALIZATION, **keys}
+    out["attribution"] = {**TINY_LOCALIZATION["attribution"], **keys.get("attribution", {})}
+    return out
+
+
 def tiny_config(model_dir: Path, **changes) -> dict:
     """The default config pointed at the tiny model, with two small contexts."""
     cfg = default_config()
@@ -46,11 +61,12 @@ def tiny_config(model_dir: Path, **changes) -> dict:
     cfg["names_file"] = "data/names/audit40.csv"  # 40 names keep the tiny runs short
     cfg["context_overrides"] = {c: {"range": [0, 1e15]} for c in cfg["contexts"]}
     cfg["resources"] = {"model_threads": 1}
-    cfg["side_effects"] = {"masks": []}  # the default's masks are of the default contexts
+    cfg["side_effects"] = {"masks": [], "limit": None}  # the default's masks are of the default contexts
     cfg["analysis"] = {"winsorize": [1, 99], "n_boot": 200}
-    cfg["localization"] = {"batch_size": 8, "neurons": {"directions": ["black", "white"], "p": [[15, 15], [40, 35]]},
-                           "heads": {"scores": ["sum", "diff"], "k": [3]},
-                           "pools": {"both": list(cfg["contexts"])}, "pool_masks": ["common", "pooled"]}
+    cfg["localization"] = tiny_localization(
+        batch_size=8, neurons={"directions": ["black", "white"], "p": [[15, 15], [40, 35]]},
+        heads={"scores": ["sum", "diff"], "k": [3]}, pools={"both": list(cfg["contexts"])},
+        pool_masks=["common", "pooled"])
     cfg.update(changes)
     return cfg
 
@@ -62,8 +78,8 @@ UNTIL = ("--omit-from", "evaluate_pruned", "evaluate_reference", "draw_controls"
 def small_config(model_dir: Path) -> dict:
     """tiny_config with one neuron setting, one head setting and no pools."""
     cfg = tiny_config(model_dir)
-    cfg["localization"] = {"batch_size": 8, "neurons": {"directions": ["black"], "p": [[15, 15]]},
-                           "heads": {"scores": ["sum"], "k": [2]}, "pools": {}, "auto_pools": []}
+    cfg["localization"] = tiny_localization(batch_size=8, neurons={"directions": ["black"], "p": [[15, 15]]},
+                                            heads={"scores": ["sum"], "k": [2]}, pools={}, auto_pools=[])
     return cfg
 
 

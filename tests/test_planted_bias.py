@@ -5,11 +5,13 @@ known weights (layer 0 v_proj[0, 31] and o_proj[31, 0]) to make Black names answ
 and White names 7/8. The whole workflow runs on it through Snakemake.
 """
 
+import shutil
+
 import pandas as pd
 import pytest
 import yaml
 
-from conftest import run_snakemake, tiny_config
+from conftest import run_snakemake, tiny_config, tiny_localization
 from tiny_model import PLANTED, build_planted_model
 
 pytestmark = pytest.mark.slow
@@ -22,10 +24,11 @@ def planted_run(tmp_path_factory):
     cfg = tiny_config(model_dir, samples_per_name=2, names_file="data/names/audit40.csv", use_surnames=True)
     cfg["contexts"] = ["purchase-bicycle", "purchase-car"]
     cfg["context_overrides"] = {c: {"range": [0, 100]} for c in cfg["contexts"]}
-    cfg["localization"] = {"batch_size": 16, "neurons": {"directions": ["black"], "p": [[15, 15]]},
-                           "heads": {"scores": ["sum"], "k": [2], "greedy": [2]}, "pools": {},
-                           "auto_pools": [], "attribution": {"mlp_neurons": True, "patch_heads": [2], "grid_size": 8,
-                                                                  "faithfulness_heads": 3, "faithfulness_neurons": 3}}
+    cfg["localization"] = tiny_localization(
+        batch_size=16, neurons={"directions": ["black"], "p": [[15, 15]]},
+        heads={"scores": ["sum"], "k": [2], "greedy": [2]}, pools={}, auto_pools=[],
+        attribution={"mlp_neurons": True, "patch_heads": [2], "grid_size": 8, "faithfulness_heads": 3,
+                     "faithfulness_neurons": 3})
     cfg["evaluation"] = {"samples_per_name": 2, "random_controls": True, "random_draws": 2}
     run_snakemake(work, cfg)
     (work / "planted_config.yaml").write_text(yaml.safe_dump(cfg))
@@ -60,6 +63,9 @@ def test_pruning_removes_the_bias_and_transfers_within_scenario(planted_run):
     assert same.ref_significant and same.names_eval == 20
     assert same.effect_ref_ci_low > 3 and abs(same.smd_pruned) < 0.5 < 3 < same.smd_ref
     assert same.delta_abs_ci_high < 0 and same.bias_reduction > 0.8 and same.bias_reduction_ci_low > 0.5
+    # the change toward 0 along the baseline bias (White answers more here: +1) is the signed change
+    assert same.bias_to_remove and same.estimand == "change toward 0"
+    assert same.delta_toward_zero == pytest.approx(same.delta) and same.delta_toward_zero_ci_high < 0
     other = neurons.loc[("purchase-bicycle", "purchase-car")]
     assert other.level == "same_scenario" and other.bias_reduction > 0.8
     # matched random masks of the same size leave the bias: the reduction is specific
@@ -94,8 +100,6 @@ def test_editing_one_context_reruns_only_its_evaluations(planted_run, tmp_path):
     prompt plans its reference and the evaluations whose target or mask source it is;
     the evaluation of purchase-bicycle's masks on purchase-bicycle is not planned."""
     import re
-    import shutil
-
     work = tmp_path / "work"
     shutil.copytree(planted_run, work, symlinks=True)
     cfg = yaml.safe_load((work / "planted_config.yaml").read_text())  # the fixture's, not a later test's
@@ -179,14 +183,17 @@ def test_exported_pruned_model_reloads_with_the_same_logits_and_its_evidence(pla
     row = pd.read_csv(planted_run / "results/tables/tiny/transfer.csv").query(
         "kind == 'neurons' and setting == 'black_b15_w15_global' and source == 'purchase-bicycle'"
         " and target == 'purchase-bicycle'").iloc[0]
-    assert f"{row.delta_abs:.2f} [{row.delta_abs_ci_low:.2f}, {row.delta_abs_ci_high:.2f}]" in card
+    lo, hi = row.delta_toward_zero_ci_low, row.delta_toward_zero_ci_high
+    assert f"{row.delta_toward_zero:.2f} [{lo:.2f}, {hi:.2f}]" in card
     assert "purchase-car" in card and "black_b15_w15_global" in card and "Wilson" in card
 
 
-def test_side_effects_of_a_mask_and_its_random_control(planted_run):
+def test_side_effects_of_a_mask_and_its_random_control(planted_run, tmp_path):
     """measure_side_effects runs the shipped lm-eval tasks on the unpruned model, the mask
     and its first matched random control; each difference is the paired mean over the same
-    items (recomputed here from the per-item table) with a CI around it; the plot is drawn."""
+    items (recomputed here from the per-item table) with a CI around it; the plot is drawn.
+    A copy of the finished project in another folder plans nothing new (issue 26: the
+    job's params held absolute task paths)."""
     import yaml
 
     cfg = yaml.safe_load((planted_run / "test_config.yaml").read_text())
@@ -216,6 +223,10 @@ def test_side_effects_of_a_mask_and_its_random_control(planted_run):
         # lm-eval's stderr of a mean: the items' SD / sqrt(n)
         assert row["unpruned_stderr"] == pytest.approx(wide["unpruned"].std(ddof=1) / len(wide) ** 0.5)
     assert (planted_run / "results/plots/tiny/side_effects.png").stat().st_size > 5000
+    moved = tmp_path / "moved"
+    shutil.copytree(planted_run, moved, symlinks=True)  # copy2: modification times are kept
+    proc = run_snakemake(moved, cfg, "-n", "results/tables/tiny/side_effects.csv")
+    assert "Nothing to be done" in proc.stdout + proc.stderr, proc.stdout[-3000:]
 
 
 def test_what_was_pruned_counts_every_masks_entries(planted_run):
@@ -239,7 +250,7 @@ def test_what_was_pruned_counts_every_masks_entries(planted_run):
     t = pd.read_csv(planted_run / "results/tables/tiny/transfer.csv")
     best = head[(head["section"] == "best mask") & head["item"].str.startswith("neurons/")]
     same = t[(t.kind == "neurons") & (t.level == "same_context")]
-    assert sorted(best["estimate"]) == sorted(same.groupby("scoring")["delta_abs"].min())  # one per scoring
+    assert sorted(best["estimate"]) == sorted(same.groupby("scoring")["delta_toward_zero"].min())  # one per scoring
     for name in ("pruned_neurons", "pruned_heads"):
         assert (planted_run / f"results/plots/tiny/{name}.png").stat().st_size > 5000
         assert (planted_run / f"results/plots/tiny/{name}.svg").exists()

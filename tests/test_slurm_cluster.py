@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO, tiny_config
+from conftest import REPO, tiny_config, tiny_localization
 
 pytestmark = pytest.mark.slow
 # record_provenance is light but runs where the model jobs run: it records that node's dtype and CPU
@@ -43,8 +43,8 @@ def _ensure_slurm() -> None:
 def test_workflow_runs_through_slurm(tiny_model_dir, tmp_path):
     _ensure_slurm()
     cfg = tiny_config(tiny_model_dir)
-    cfg["localization"] = {"batch_size": 8, "neurons": {"directions": ["black"], "p": [[15, 15]]},
-                           "heads": {"scores": ["sum"], "k": [2]}, "pools": {}, "auto_pools": []}
+    cfg["localization"] = tiny_localization(batch_size=8, neurons={"directions": ["black"], "p": [[15, 15]]},
+                                            heads={"scores": ["sum"], "k": [2]}, pools={}, auto_pools=[])
     cfg["evaluation"] = {"samples_per_name": 1, "random_controls": False}
     cfg["resources"] = {"model_threads": 1, "model_mem_mb": 1500, "model_runtime": 30, "gpu": 0}
     cfg_file = tmp_path / "cluster_config.yaml"
