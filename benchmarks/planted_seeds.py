@@ -43,6 +43,7 @@ import pandas as pd
 import yaml
 
 from common import OUT, REPO
+from prunebias.export import _ci  # "value [low, high]" of a table row, as the model card writes it
 
 WANDA = "black_b15_w15_global"
 # the benchmark needs only the Wanda masks, their controls and the tables of both plants
@@ -93,10 +94,6 @@ def run_seed(seed: int, folder: Path, cfg: dict, cores: int, reaggregate: bool =
     return time.perf_counter() - t0
 
 
-def _ci(r: pd.Series, col: str) -> str:
-    return f"{r[col]:.2f} [{r[col + '_ci_low']:.2f}, {r[col + '_ci_high']:.2f}]"
-
-
 def verdicts(seed: int, folder: Path, cfg: dict) -> list[dict]:
     """One row per (plant, check) of one seed's tables."""
     rows = []
@@ -124,8 +121,7 @@ def verdicts(seed: int, folder: Path, cfg: dict) -> list[dict]:
                 f"{_ci(r, 'delta_toward_zero')}; pruned {_ci(r, 'effect_pruned')}; the mask holds "
                 f"{recall.loc[h, 'recall_down_mass']:.2f} of the planted down_proj mass")
             add("c real beats random (CI)", f"{h}->{h}", r["delta_vs_random_ci_high"] < 0,
-                f"{r['delta_vs_random']:.2f} [{r['delta_vs_random_ci_low']:.2f}, {r['delta_vs_random_ci_high']:.2f}]"
-                f", {int(r['controls_broken'])} of {int(r['control_draws'])} draws broken")
+                f"{_ci(r, 'delta_vs_random')}, {int(r['controls_broken'])} of {int(r['control_draws'])} draws broken")
             add("c' real beats random (estimate)", f"{h}->{h}", r["delta_vs_random"] < 0, f"{r['delta_vs_random']:.2f}")
         for s in contexts:
             for t in contexts:
