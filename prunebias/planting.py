@@ -27,6 +27,16 @@ How (SwiGLU MLP of layer ``L``, ``n`` randomly chosen neurons, all edits recorde
   neurons' White norm was half their Black norm and the Wanda masks held 17-61% of the
   planted mass; ``w`` brings the White norm to 10-20% of the Black one. On the tests' tiny
   model, where race is coded on the prompt tokens too, ``u`` is the quieter one;
+- which answer positions: the last prompt token and the first ``max_answer_tokens``
+  answer tokens (config ``answer_tokens``; every later token is the silent tail). The
+  workflow's default is 1, not 4: on SmolLM2 the race reader is clean on the last prompt
+  token and the first answer token, but from the second answer token on it reads what the
+  answer says ("1.1 million") as much as the name, so with 4 a few White names' later
+  digits opened the gate (in purchase-house, 5 of 10 seeds' baselines left a Black/White
+  sum of squares of 4-8 over all tokens, too little for a set difference to keep the
+  planted neurons); with 1 it is 150-1700 in the same seeds. Writing at fewer positions
+  moves the answers less (seed 20250212: a log_smd of -0.51 against -0.77), so the default
+  strength is 0.15 (-0.81, with Black names' anomaly rates unchanged);
 - down_proj columns: ``sign * strength * |h| * v / (n * silu(sharpness * (1 - threshold)))``,
   so a name at ``p.x = 1`` adds ``strength`` times the typical residual norm ``|h|`` along
   ``v``. ``v`` is the layer-``L`` residual direction that tracks the log of the expected
@@ -485,10 +495,10 @@ def plant_bias(model: Any, tok: Any, calibration: pd.DataFrame, layer: int, n_ne
     where = answer_gate(got.x, ans, black_all, cal["context"].to_numpy()[got.row], unit, ridge)
     gate, _, down = planted_weights(read, unit, write, resid_norm, n_neurons, strength, sharpness, sign, threshold,
                                     cue, cue_weight)
-    ratios = {}
-    for kind, vec in (("unit", unit), ("answer_gate", where)):
-        a = _silu(got.x @ gate) * (got.x @ vec)
-        ratios[kind] = float((a[black_all] ** 2).sum() / max((a[~black_all] ** 2).sum(), 1e-30))
+    opened = _silu(got.x @ gate)  # the gate's output at every calibration token
+    acts = {kind: opened * (got.x @ vec) for kind, vec in (("unit", unit), ("answer_gate", where))}
+    ratios = {kind: float((a[black_all] ** 2).sum() / max((a[~black_all] ** 2).sum(), 1e-30))
+              for kind, a in acts.items()}
     up_row = max(ratios, key=ratios.get)
     up = where if up_row == "answer_gate" else unit
 
@@ -506,13 +516,9 @@ def plant_bias(model: Any, tok: Any, calibration: pd.DataFrame, layer: int, n_ne
             w[:, idx] = t[:, None].expand(-1, len(neurons))
 
     z_all = got.x @ read
-    ux_all = got.x @ unit
-    penalty = 0.0 if cue is None else cue_weight * (got.x @ cue - ux_all)
-    # a planted neuron's output at every token
-    act = _silu(sharpness * (z_all + penalty - threshold * ux_all)) * (got.x @ up)
+    act = acts[up_row]  # a planted neuron's output at every calibration token
     z = z_all[ans]
     first = pos == 0
-    sq_b, sq_w = float((act[black_all] ** 2).sum()), float((act[~black_all] ** 2).sum())
     stats = {
         "calibration_contexts": sorted(set(ctx.tolist())),
         "n_calibration_prompts": len(cal),
@@ -531,7 +537,7 @@ def plant_bias(model: Any, tok: Any, calibration: pd.DataFrame, layer: int, n_ne
         "z_sd_prompt_tokens": float(z_all[~ans].std()),
         "act_mean_black_answer": float(act[ans][black].mean()),
         "act_mean_white_answer": float(act[ans][~black].mean()),
-        "act_sumsq_black_over_white": sq_b / sq_w if sq_w > 0 else math.inf,
+        "act_sumsq_black_over_white": ratios[up_row],
         "up_row": up_row,
         "act_sumsq_black_over_white_by_up_row": ratios,
         "act_sumsq_share_tail": float((act[got.pos == -2] ** 2).sum() / (act ** 2).sum()),
@@ -546,10 +552,15 @@ def plant_bias(model: Any, tok: Any, calibration: pd.DataFrame, layer: int, n_ne
         "norm_down_col": float(np.linalg.norm(down)),
         **existing,
     }
-    act_ans, ctx_all = act[ans], cal["context"].to_numpy()[got.row][ans]
+    act_ans, ctx_ans = act[ans], ctx
+    ctx_tok = cal["context"].to_numpy()[got.row]
     stats["activation_by_context"] = [
-        {"context": c, "act_black": float(act_ans[(ctx_all == c) & black].mean()),
-         "act_white": float(act_ans[(ctx_all == c) & ~black].mean())} for c in sorted(set(ctx_all.tolist()))]
+        {"context": c, "act_black": float(act_ans[(ctx_ans == c) & black].mean()),
+         "act_white": float(act_ans[(ctx_ans == c) & ~black].mean()),
+         # over every token of the context's prompts and answers: what its Wanda norms see
+         "sumsq_black_over_white": float((act[(ctx_tok == c) & black_all] ** 2).sum()
+                                         / max((act[(ctx_tok == c) & ~black_all] ** 2).sum(), 1e-30))}
+        for c in sorted(set(ctx.tolist()))]
     if cue is not None:
         stats["cue_mean_in_context"] = float((x @ cue)[home].mean())
         stats["cue_mean_elsewhere"] = float((x @ cue)[~home].mean())
@@ -583,10 +594,12 @@ def scope_check(planted: PlantedBias) -> pd.DataFrame:
     """The ground truth's own evidence of where the plant acts: per calibration context, the
     planted neurons' mean activation at the answer positions for Black and for White names
     (``plant_bias`` computes them from the layer's inputs, which the plant does not change),
-    their gap, and whether the context is in the plant's scope. A context plant is silent
-    outside its contexts when the gaps there are small beside the gaps in them."""
-    table = pd.DataFrame(planted.stats["activation_by_context"], columns=["context", "act_black", "act_white"])
-    table["act_gap"] = table["act_black"] - table["act_white"]
+    their gap, the Black/White sum of squares of its output over every token of the context
+    (what a set difference sees), and whether the context is in the plant's scope. A context
+    plant is silent outside its contexts when the gaps there are small beside the gaps in them."""
+    table = pd.DataFrame(planted.stats["activation_by_context"])
+    table = table[[c for c in ("context", "act_black", "act_white", "sumsq_black_over_white") if c in table]]
+    table.insert(3, "act_gap", table["act_black"] - table["act_white"])
     table["in_scope"] = (planted.scope == "general") | table["context"].isin(planted.contexts)
     return table
 

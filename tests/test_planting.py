@@ -326,6 +326,19 @@ def test_planted_up_rows_are_the_quieter_choice_and_the_tail_is_collected(race_c
     assert rec.stats["act_sumsq_black_over_white"] == pytest.approx(max(ratios.values()), rel=1e-6)
 
 
+def test_scope_check_sum_of_squares_is_what_the_planted_neurons_emit(race_coded):
+    """Per context, the Black/White sum of squares the record states equals the one read
+    off the edited model's own gate and up rows at every token (neuron_activation)."""
+    model, tok, rec, cal = race_coded
+    acts = neuron_activation(model, tok, cal, rec, prompt_tokens=True)
+    acts["context"] = cal["context"].to_numpy()[acts["row"]]
+    acts["black"] = cal["race"].to_numpy()[acts["row"]] == "black"
+    scope = scope_check(rec).set_index("context")
+    for c, part in acts.groupby("context"):
+        ss = part.assign(a2=part["act"] ** 2).groupby("black")["a2"].sum()
+        assert scope.loc[c, "sumsq_black_over_white"] == pytest.approx(ss[True] / ss[False], rel=1e-3)
+
+
 def test_recall_counts_the_planted_entries_a_mask_selects():
     rec = PlantedBias(layer=0, neurons=[1, 3], seed=0, strength=1.0, sharpness=4.0, sign=1)
     shapes = {"layers.0.gate_proj": (6, 4), "layers.0.up_proj": (6, 4), "layers.0.down_proj": (4, 6)}

@@ -43,7 +43,7 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
     planted = plant_bias(model, tok, calibration, plant["layer"], plant["n_neurons"], plant["strength"], plant["seed"],
                          value_prompts=value_prompts, sign=plant["sign"], sharpness=plant["sharpness"],
                          threshold=plant["threshold"], contexts=plant["contexts"] if context_scope else None,
-                         cue_weight=plant["cue_weight"])
+                         cue_weight=plant["cue_weight"], max_answer_tokens=plant["answer_tokens"])
     scope = scope_check(planted)
     ratio = silence_ratio(scope)
     base = read_identity(smk.input.model)
