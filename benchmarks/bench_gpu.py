@@ -79,7 +79,8 @@ def design_counts(configfile: Path) -> dict[str, int]:
     real_masks = sum("/random_" not in o for o in answers)
     ev = {**default["evaluation"], **cfg.get("evaluation", {})}
     loc = {**default["localization"], **cfg.get("localization", {})}
-    eval_names = len(names) // 2 if loc.get("name_split", True) else len(names)
+    # a name split evaluates the held-out half; cross-fitting (the default with it) every name
+    eval_names = len(names) // 2 if loc.get("name_split", True) and not loc.get("cross_fit", True) else len(names)
     per_name = merged["samples_per_name"]
     cached = min(per_name, loc["max_samples_per_name"] or per_name)
     return {"contexts": len(contexts), "names": len(names), "baseline_answers": len(contexts) * len(names) * per_name,

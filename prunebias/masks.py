@@ -12,6 +12,11 @@ A mask is one ``.npz`` file (numpy's zip of arrays, compressed):
   bit-packed with ``np.packbits`` over the flattened matrix (1 = prune).
 - head masks: ``heads``, a bool array (layers x query heads), and ``scores``, the
   float32 ranking scores the heads were chosen by.
+- cross-fitting (``localization.cross_fit``): the masks of the further folds (fold 1, ...,
+  each learned on other names) sit beside fold 0's arrays under ``fold{k}/`` keys, their
+  counts in the meta's ``fold_counts``; ``folds`` lists each fold's learning and evaluation
+  names. Fold 0 is *the* mask (exported, scored against a plant, plotted); the others
+  exist so that every name is evaluated under a mask that never saw it.
 
 ``read_mask`` returns the meta and the unpacked boolean arrays; ``check_model`` refuses
 a mask made for another model.
@@ -43,8 +48,17 @@ class Mask:
         return self.meta["kind"]
 
 
-def write_mask(path: str | Path, kind: str, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
-    """Write a mask atomically; fills counts, shapes and totals into the meta."""
+def fold_key(fold: int, key: str) -> str:
+    """The npz key of one array of a fold (fold 0: the key itself)."""
+    return key if fold == 0 else f"fold{fold}/{key}"
+
+
+def n_folds(meta: dict[str, Any]) -> int:
+    """How many cross-fitting folds a mask file holds (1 without cross-fitting)."""
+    return 1 + len(meta.get("fold_counts", []))
+
+
+def _pack(kind: str, arrays: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, int], dict[str, list[int]]]:
     payload: dict[str, np.ndarray] = {}
     counts, shapes = {}, {}
     for key, arr in arrays.items():
@@ -54,13 +68,34 @@ def write_mask(path: str | Path, kind: str, meta: dict[str, Any], arrays: dict[s
             payload[key] = np.packbits(arr.reshape(-1)) if kind == "neurons" else arr
         else:
             payload[key] = arr.astype(np.float32)
-    _write_payload(path, kind, meta, payload, counts, shapes)
+    return payload, counts, shapes
+
+
+def write_mask(path: str | Path, kind: str, meta: dict[str, Any], arrays: dict[str, np.ndarray],
+               folds: Sequence[dict[str, np.ndarray]] = ()) -> None:
+    """Write a mask atomically; fills counts, shapes and totals into the meta.
+
+    ``folds``: the masks of cross-fitting folds 1, 2, ... (``arrays`` is fold 0), with the
+    same keys and shapes.
+    """
+    payload, counts, shapes = _pack(kind, arrays)
+    fold_counts = []
+    for k, extra in enumerate(folds, start=1):
+        more, c, s = _pack(kind, extra)
+        if s != shapes:
+            raise ValueError(f"fold {k} has other arrays or shapes than fold 0")
+        payload.update({fold_key(k, key): v for key, v in more.items()})
+        fold_counts.append(c)
+    _write_payload(path, kind, meta, payload, counts, shapes, fold_counts)
 
 
 def _write_payload(path: str | Path, kind: str, meta: dict[str, Any], payload: dict[str, np.ndarray],
-                   counts: dict[str, int], shapes: dict[str, list[int]]) -> None:
+                   counts: dict[str, int], shapes: dict[str, list[int]],
+                   fold_counts: Sequence[dict[str, int]] = ()) -> None:
     full = {**meta, "format": FORMAT, "kind": kind, "counts": counts, "shapes": shapes,
             "n_pruned": int(sum(counts.values())), "n_total": int(sum(int(np.prod(s)) for s in shapes.values()))}
+    if fold_counts:
+        full["fold_counts"] = list(fold_counts)
     payload = {**payload, "__meta__": np.array(json.dumps(full, sort_keys=True))}
     with atomic_path(path) as tmp:
         _write_npz(tmp, payload)
@@ -99,20 +134,34 @@ def _opened(path: str | Path) -> Iterator[tuple[dict[str, Any], Any]]:
                           "delete the file and rerun snakemake") from exc
 
 
-def read_mask(path: str | Path) -> Mask:
-    """Read a mask file, unpacking bits; errors name the file."""
+def read_mask(path: str | Path, fold: int = 0) -> Mask:
+    """Read a mask file (one cross-fitting fold of it), unpacking bits; errors name the file.
+
+    The meta's ``counts`` and ``n_pruned`` are those of the fold read.
+    """
     with _opened(path) as (meta, z):
+        if not 0 <= fold < n_folds(meta):
+            raise ConfigError(str(path), f"the mask holds {n_folds(meta)} fold(s), not fold {fold}",
+                              "delete the stale masks (results/masks) and rerun snakemake")
+        if fold:
+            counts = meta["fold_counts"][fold - 1]
+            meta = {**meta, "counts": counts, "n_pruned": int(sum(counts.values())), "fold": fold}
         arrays = {}
         for key, shape in meta["shapes"].items():
-            raw = z[key]
+            raw = z[fold_key(fold, key)]
             if meta["kind"] == "neurons":
                 n = int(np.prod(shape))
                 arrays[key] = np.unpackbits(raw, count=n).astype(bool).reshape(shape)
             else:
                 arrays[key] = raw.astype(bool)
-        if "scores" in z.files:
-            arrays["scores"] = z["scores"]
+        if fold_key(fold, "scores") in z.files:
+            arrays["scores"] = z[fold_key(fold, "scores")]
     return Mask(meta, arrays)
+
+
+def read_folds(path: str | Path) -> list[Mask]:
+    """Every cross-fitting fold of a mask file (one Mask without cross-fitting)."""
+    return [read_mask(path, k) for k in range(n_folds(read_meta(path)))]
 
 
 def read_meta(path: str | Path) -> dict[str, Any]:
@@ -142,24 +191,27 @@ def write_common_neuron_mask(paths: Sequence[str | Path], out: str | Path, meta:
     on disk) and return its count, in bounded memory: the packed bits (1 bit per weight)
     of the result, ANDed with one member's one matrix at a time, so the peak is about one
     packed mask, whatever the number of members (8B model: 0.9 GB instead of 7 GB per
-    unpacked member). Every member must come from the first one's model and shapes."""
+    unpacked member). Every member must come from the first one's model and shapes and hold
+    as many cross-fitting folds; each fold is intersected with the same fold of the others."""
     first = read_meta(paths[0])
     if first["kind"] != "neurons":
         raise ConfigError(str(paths[0]), f"not a neuron mask ({first['kind']})", "combine neuron masks only")
-    shapes = first["shapes"]
+    shapes, folds = first["shapes"], n_folds(first)
+    keys = [fold_key(f, k) for f in range(folds) for k in shapes]
     with _opened(paths[0]) as (_, z):
-        acc = {k: np.array(z[k], dtype=np.uint8) for k in shapes}
+        acc = {k: np.array(z[k], dtype=np.uint8) for k in keys}
     for p in paths[1:]:
         with _opened(p) as (m, z):
             check_model(Mask(m, {}), first.get("model", {}), str(p))
-            if m["kind"] != "neurons" or m["shapes"] != shapes:
-                raise ConfigError(str(p), "a member mask of another kind or shape than " + str(paths[0]),
-                                  "delete the stale masks (results/masks) and rerun snakemake")
-            for k in shapes:
+            if m["kind"] != "neurons" or m["shapes"] != shapes or n_folds(m) != folds:
+                raise ConfigError(str(p), "a member mask of another kind, shape or number of folds than "
+                                  + str(paths[0]), "delete the stale masks (results/masks) and rerun snakemake")
+            for k in keys:
                 np.bitwise_and(acc[k], z[k], out=acc[k])
-    counts = {k: int(np.bitwise_count(a).sum(dtype=np.int64)) for k, a in acc.items()}
-    _write_payload(out, "neurons", meta, acc, counts, shapes)
-    return sum(counts.values())
+    counts = [{k: int(np.bitwise_count(acc[fold_key(f, k)]).sum(dtype=np.int64)) for k in shapes}
+              for f in range(folds)]
+    _write_payload(out, "neurons", meta, acc, counts[0], shapes, counts[1:])
+    return sum(counts[0].values())
 
 
 def combine_mem_mb(path: str | Path, attempt: int = 1) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -97,3 +98,41 @@ def split_names(names: pd.DataFrame, seed: int) -> dict[str, list[str]]:
         learn += members[:half]
         holdout += members[half:]
     return {"learn": sorted(learn), "holdout": sorted(holdout)}
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One fit of the masks: the names they learn on and the names they are evaluated on
+    (None: every name)."""
+
+    learn: list[str] | None
+    evaluate: list[str] | None
+
+    def describe(self) -> dict[str, list[str] | None]:
+        return {"learn_names": self.learn, "eval_names": self.evaluate}
+
+
+def check_cross_fit(localization: dict) -> None:
+    """Cross-fitting mirrors a name split: without one there is nothing to mirror."""
+    if localization.get("cross_fit") and not localization["name_split"]:
+        raise ConfigError("config: localization.cross_fit", "cross-fitting needs localization.name_split: true",
+                          "set localization.cross_fit: false, or name_split: true")
+
+
+def name_folds(names: pd.DataFrame, seed: int, name_split: bool, cross_fit: bool) -> list[Fold]:
+    """The folds of the design.
+
+    - no name split: one fold, learning and evaluated on every name (the paper's design);
+    - a name split: one fold, learning on the ``learn`` half and evaluated on the held-out
+      half (``split_names``);
+    - cross-fitting: that fold and its mirror (learning on the held-out half, evaluated on
+      the learning half), so every name is evaluated once, under a mask that never saw it:
+      twice the evaluated names for twice the mask learning.
+    """
+    if not name_split:
+        return [Fold(None, None)]
+    halves = split_names(names, seed)
+    folds = [Fold(halves["learn"], halves["holdout"])]
+    if cross_fit:
+        folds.append(Fold(halves["holdout"], halves["learn"]))
+    return folds

@@ -54,7 +54,8 @@ def _ci(prefix: str, iv: Interval) -> dict[str, float]:
 
 
 COLUMNS = (["method", "kind", "setting"] + SETTING_COLUMNS
-           + ["ablation", "source", "target", "level", "level_number", "effect", "names_eval", "n_ref", "n_pruned"]
+           + ["ablation", "source", "target", "level", "level_number", "effect", "names_eval", "folds", "fold_jaccard", "n_ref",
+              "n_pruned"]
            + [c for p in ("effect_ref", "effect_pruned", "delta", "delta_abs", "delta_toward_zero")
               for c in (p, f"{p}_ci_low", f"{p}_ci_high")]
            + ["ref_significant", "bias_to_remove", "estimand", "mde_delta", "underpowered", "bias_reduction", "bias_reduction_ci_low",
@@ -93,11 +94,6 @@ def bias_direction(baseline_table: pd.DataFrame, effect: str) -> dict[str, int]:
     return dict(zip(baseline_table["context"], np.where(lo > 0, 1, np.where(hi < 0, -1, 0)).tolist()))
 
 
-def established_bias(baseline_table: pd.DataFrame, effect: str) -> dict[str, bool]:
-    """Per context of a baseline table: is its bias established (CI excluding 0)?"""
-    return {c: d != 0 for c, d in bias_direction(baseline_table, effect).items()}
-
-
 def _mean(values: Sequence[float]) -> float:
     return float(np.mean(values)) if len(values) else math.nan
 
@@ -115,7 +111,8 @@ def transfer_row(kind: str, setting: str, source: str, target: str, baseline: pd
 
     ``level`` is the generalization level of (source, target) (``plan.transfer_level``);
     ``params`` are the setting's parameters (direction, p_black, ... or score, k) for the
-    table; ``infos`` holds per-mask info dicts under "reference", "real" and "control".
+    table; ``infos`` holds per-mask info dicts under "reference", "real" and "control", and
+    optionally the real mask's cross-fitting "folds" and "fold_jaccard".
     ``direction``: the sign of the target's established baseline bias (0: none): the
     removal estimands (``delta_toward_zero``, ``delta_vs_random``) are taken along it;
     None: the held-out reference's sign.
@@ -150,6 +147,7 @@ def transfer_row(kind: str, setting: str, source: str, target: str, baseline: pd
         "method": kind, "kind": kind, "setting": setting, **(params or {}),
         "ablation": real["ablation"].iloc[0], "source": source, "target": target, "level": level,
         "level_number": LEVELS[level], "effect": effect, "names_eval": len(order),
+        "folds": int(infos.get("folds", 1)), "fold_jaccard": float(infos.get("fold_jaccard", math.nan)),
         "n_ref": sum(d_ref.n_answers), "n_pruned": sum(d_real.n_answers),
         **_ci("effect_ref", main.ref), **_ci("effect_pruned", main.pruned), **_ci("delta", main.delta),
         **_ci("delta_abs", main.delta_abs), **_ci("delta_toward_zero", toward_zero(main.delta, direction)),
@@ -195,8 +193,9 @@ def build_tables(masks: Sequence[tuple[str, str, str, Mapping[str, Any]]], read_
     rows, ctrl_rows = [], []
     for kind, setting, source, params in masks:
         for target in targets:
-            infos = {"reference": read_info("reference", None, None, target)["draws"],
-                     "real": read_info(kind, setting, source, target)["draws"]}
+            real_info = read_info(kind, setting, source, target)
+            infos = {"reference": read_info("reference", None, None, target)["draws"], "real": real_info["draws"],
+                     "folds": real_info.get("folds", 1), "fold_jaccard": real_info.get("fold_jaccard", math.nan)}
             ref = read_eval("reference", None, None, target)
             real = read_eval(kind, setting, source, target)
             controls = []

@@ -21,7 +21,7 @@ from prunebias.model_size import source_size
 from prunebias.code_version import code_versions
 from prunebias.design import small_design_warning
 from prunebias.modeling import check_hub_cached, check_prepared, resolve_source
-from prunebias.names import check_name_split, load_names, split_names
+from prunebias.names import check_cross_fit, check_name_split, load_names, name_folds, split_names
 from prunebias.plan import Method, Plan, Source
 from prunebias.plant_spec import resolve_plant
 
@@ -53,6 +53,7 @@ def _preflight():
             names = load_names(data_path(config["names_file"]), config["use_surnames"])
         if config["localization"]["name_split"]:
             check_name_split(names, table_file if config["prompt_table"] else data_path(config["names_file"]))
+        check_cross_fit(config["localization"])
         check_text_file(data_path(config["evaluation"]["perplexity_text"]), "evaluation.perplexity_text",
                         "the perplexity text")
         win = config["analysis"]["winsorize"]
@@ -169,10 +170,12 @@ LOC = config["localization"]
 EVAL = config["evaluation"]
 DRAWS = list(range(EVAL["random_draws"]))
 # Name hold-out: masks learn on one seeded, race x gender balanced half of the names and
-# are evaluated on the other half (None = every name on both sides).
+# are evaluated on the other half; with cross-fitting also the mirror fold, so that every
+# name is evaluated once (prunebias.names.name_folds). Fold 0 is the mask that is exported,
+# plotted and scored against a plant.
 NAME_SPLIT = split_names(NAMES, config["seed"])
-LEARN_NAMES = NAME_SPLIT["learn"] if LOC["name_split"] else None
-EVAL_NAMES = NAME_SPLIT["holdout"] if LOC["name_split"] else None
+FOLDS = name_folds(NAMES, config["seed"], LOC["name_split"], LOC["cross_fit"])
+LEARN_NAMES = FOLDS[0].learn
 
 
 def names_input():
@@ -269,6 +272,21 @@ def mask_index():
         for setting in PLAN.settings(kind)
         for source in PLAN.sources()
     ]
+
+
+def stability_mask_index():
+    """((kind, setting, context), path pattern) of the single-context masks whose two folds
+    measure_mask_stability compares (none without cross-fitting: it learns both halves)."""
+    if len(FOLDS) < 2:
+        return []
+    heads = {s.name for s in PLAN.one_shot_head_settings()}
+    return [(key, path) for key, path in mask_index()
+            if key[2] in CONTEXTS and (key[0] == "neurons" and key[1] in {s.name for s in PLAN.neuron_settings}
+                                       or key[0] == "heads" and key[1] in heads)]
+
+
+def stability_masks():
+    return [path for _, path in stability_mask_index()]
 
 
 def all_evaluations():

@@ -1,6 +1,6 @@
 EVAL_PARAMS = dict(
     samples_per_name=EVAL["samples_per_name"],
-    eval_names=EVAL_NAMES,
+    folds=FOLDS,  # each fold's evaluated names (the reference answers fold by fold too)
     ablation=EVAL["head_ablation"],
     sampling=config["sampling"],
     dtype=model_setting("dtype"),
@@ -111,7 +111,7 @@ rule aggregate_transfer:
         effect=config["analysis"]["effect"],
         seed=config["seed"],
         inlier_percentiles=EVAL["inlier_percentiles"],
-        eval_names=EVAL_NAMES,
+        folds=FOLDS,
     log:
         "logs/{model}/aggregate_transfer.log",
     localrule: True

@@ -38,7 +38,7 @@ rule score_neurons:
         settings=PLAN.neuron_settings,
         source=source_of,
         contexts=lambda wc: source_contexts(wc.source),
-        learn_names=LEARN_NAMES,
+        folds=FOLDS,
         device=model_setting("device"),
     wildcard_constraints:
         source=one_of(s.name for s in PLAN.scored_sources()),
@@ -68,7 +68,7 @@ if PLAN.one_shot_head_settings():
             settings=tuple(PLAN.one_shot_head_settings()),
             source=source_of,
             contexts=lambda wc: source_contexts(wc.source),
-            learn_names=LEARN_NAMES,
+            folds=FOLDS,
         wildcard_constraints:
             source=one_of(s.name for s in PLAN.scored_sources()),
         log:
@@ -95,7 +95,7 @@ if PLAN.greedy_head_settings():
             contexts=lambda wc: source_contexts(wc.source),
             batch_size=LOC["batch_size"],
             max_samples_per_name=LOC["max_samples_per_name"],
-            learn_names=LEARN_NAMES,
+            folds=FOLDS,
             head_queries=LOC["head_queries"],
             ablation=EVAL["head_ablation"],
             dtype=model_setting("dtype"),
@@ -141,7 +141,7 @@ if PLAN.grad_settings():
             n_boot=config["analysis"]["n_boot"],
             seed=config["seed"],
             max_tokens=EVAL["perplexity_max_tokens"],
-            learn_names=LEARN_NAMES,
+            folds=FOLDS,
             dtype=model_setting("dtype"),
             device=model_setting("device"),
         wildcard_constraints:
@@ -241,7 +241,7 @@ rule draw_controls:
         setting=lambda wc: PLAN.setting(wc.kind, wc.setting),
         source=source_of,
         seed=config["seed"],
-        learn_names=LEARN_NAMES,
+        folds=FOLDS,
         device=model_setting("device"),
     wildcard_constraints:
         kind="neurons|heads",
@@ -251,6 +251,8 @@ rule draw_controls:
         **model_resources(masks=1 + len(DRAWS)),
     log:
         "logs/{model}/draw_controls/{kind}/{setting}/{source}.log",
+    benchmark:
+        "results/benchmarks/{model}/draw_controls/{kind}/{setting}/{source}.tsv"
     conda:
         "../envs/prunebias.yaml"
     script:
@@ -262,6 +264,8 @@ rule measure_mask_stability:
         activations=expand("results/activations/{{model}}/{c}.parquet", c=CONTEXTS),
         attention=expand("results/head_attention/{{model}}/{c}.parquet", c=CONTEXTS),
         model=MODEL_DIR,
+        # cross-fitting has learned each context's masks on both halves: compared, not relearned
+        masks=stability_masks(),
     output:
         report(
             "results/tables/{model}/mask_stability.csv",
@@ -272,6 +276,7 @@ rule measure_mask_stability:
         code=CODE_VERSIONS["measure_mask_stability"],
         contexts=list(CONTEXTS),  # the order of both input lists
         halves=NAME_SPLIT,
+        mask_keys=[key for key, _ in stability_mask_index()],
         neuron_settings=PLAN.neuron_settings,
         head_settings=tuple(PLAN.one_shot_head_settings()),
         device=model_setting("device"),

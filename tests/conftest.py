@@ -38,8 +38,9 @@ def default_config() -> dict:
 
 # The tiny runs keep the small design they were written for where config.yaml's defaults
 # (= the schema's) would add jobs: attribution beyond the neuron masks, capped caches,
-# a side-effects sample. A test that replaces `localization` wholesale merges these in.
-TINY_LOCALIZATION = {"max_samples_per_name": None,
+# a side-effects sample, cross-fitting (tests/test_planted_bias.py runs it). A test that
+# replaces `localization` wholesale merges these in.
+TINY_LOCALIZATION = {"max_samples_per_name": None, "cross_fit": False,
                      "attribution": {"mlp_neurons": False, "patch_heads": [], "faithfulness_neurons": 0,
                                      "transfer": True}}
 

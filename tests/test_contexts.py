@@ -129,3 +129,21 @@ def test_name_split_is_seeded_and_balanced():
     for half in a.values():
         counts = groups.loc[half].value_counts()
         assert len(counts) == 4 and (counts == 8).all()  # 16 per race x gender: 8 on each side
+
+
+def test_cross_fitting_folds_mirror_the_name_split():
+    """Two folds that swap the halves (every name evaluated once); one fold without
+    cross-fitting; none of it without a name split, and cross-fitting then refused."""
+    from prunebias.errors import ConfigError
+    from prunebias.names import Fold, check_cross_fit, load_names, name_folds, split_names
+
+    names = load_names(REPO / "data/names/paper64.csv", use_surnames=False)
+    halves = split_names(names, 7)
+    two = name_folds(names, 7, name_split=True, cross_fit=True)
+    assert two == [Fold(halves["learn"], halves["holdout"]), Fold(halves["holdout"], halves["learn"])]
+    assert sorted(two[0].evaluate + two[1].evaluate) == sorted(names["name"]) and len(names) == 64
+    assert name_folds(names, 7, name_split=True, cross_fit=False) == two[:1]
+    assert name_folds(names, 7, name_split=False, cross_fit=False) == [Fold(None, None)]
+    with pytest.raises(ConfigError, match="localization.cross_fit.*name_split"):
+        check_cross_fit({"cross_fit": True, "name_split": False})
+    check_cross_fit({"cross_fit": False, "name_split": False})

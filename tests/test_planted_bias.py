@@ -25,7 +25,7 @@ def planted_run(tmp_path_factory):
     cfg["contexts"] = ["purchase-bicycle", "purchase-car"]
     cfg["context_overrides"] = {c: {"range": [0, 100]} for c in cfg["contexts"]}
     cfg["localization"] = tiny_localization(
-        batch_size=16, neurons={"directions": ["black"], "p": [[15, 15]]},
+        batch_size=16, neurons={"directions": ["black"], "p": [[15, 15]]}, cross_fit=True,
         heads={"scores": ["sum"], "k": [2], "greedy": [2]}, pools={}, auto_pools=[],
         attribution={"mlp_neurons": True, "patch_heads": [2], "grid_size": 8, "faithfulness_heads": 3,
                      "faithfulness_neurons": 3})
@@ -43,13 +43,25 @@ def test_baseline_shows_the_planted_bias(planted_run):
         assert base.loc[ctx, "p_perm"] < 0.01 and base.loc[ctx, "names_white"] == 20
 
 
-def test_planted_weights_are_in_the_mask(planted_run):
-    from prunebias.masks import read_mask
+def test_planted_weights_are_in_the_mask_of_both_folds(planted_run):
+    """Cross-fitting: the mask file holds one mask per half of the names; each finds the
+    plant on its own half, and mask_stability.csv compares the two (read from the file)."""
+    from prunebias.masks import jaccard, read_folds
 
-    mask = read_mask(planted_run / "results/masks/tiny/neurons/black_b15_w15_global/purchase-bicycle.npz")
-    for key, row, col in PLANTED:
-        assert mask.arrays[key][row, col], key
-    assert mask.meta["n_pruned"] < 0.2 * mask.meta["n_total"]
+    path = planted_run / "results/masks/tiny/neurons/black_b15_w15_global/purchase-bicycle.npz"
+    folds = read_folds(path)
+    assert len(folds) == 2
+    learned = [set(f["learn_names"]) for f in folds[0].meta["folds"]]
+    evaluated = [set(f["eval_names"]) for f in folds[0].meta["folds"]]
+    assert learned[0] == evaluated[1] and learned[1] == evaluated[0] and not learned[0] & learned[1]
+    assert len(learned[0] | learned[1]) == 40
+    for mask in folds:
+        for key, row, col in PLANTED:
+            assert mask.arrays[key][row, col], key
+        assert mask.meta["n_pruned"] < 0.2 * mask.meta["n_total"]
+    stability = pd.read_csv(planted_run / "results/tables/tiny/mask_stability.csv").set_index(["kind", "setting", "source"])
+    j = jaccard(*({k: v for k, v in m.arrays.items() if k != "scores"} for m in folds))[0]
+    assert stability.loc[("neurons", "black_b15_w15_global", "purchase-bicycle"), "jaccard"] == pytest.approx(j)
 
 
 def test_pruning_removes_the_bias_and_transfers_within_scenario(planted_run):
@@ -59,8 +71,14 @@ def test_pruning_removes_the_bias_and_transfers_within_scenario(planted_run):
     neurons = t[(t.kind == "neurons") & (t.scoring == "wanda")].set_index(["source", "target"])
     same = neurons.loc[("purchase-bicycle", "purchase-bicycle")]
     assert same.level == "same_context"
-    # paired against the unpruned reference on the held-out names, same prompts and seeds
-    assert same.ref_significant and same.names_eval == 20
+    # paired against the unpruned reference on the held-out names, same prompts and seeds;
+    # cross-fitted: every name is held out once (each fold's mask answers the other half)
+    assert same.ref_significant and same.names_eval == 40 and same.folds == 2 and 0 < same.fold_jaccard <= 1
+    answers = pd.read_parquet(planted_run / "results/eval/tiny/neurons/black_b15_w15_global/purchase-bicycle/"
+                                            "purchase-bicycle.parquet")
+    folds = read_mask(planted_run / "results/masks/tiny/neurons/black_b15_w15_global/purchase-bicycle.npz").meta["folds"]
+    for k, fold in enumerate(folds):
+        assert set(answers.loc[answers["fold"] == k, "name"]) == set(fold["eval_names"])
     assert same.effect_ref_ci_low > 3 and abs(same.smd_pruned) < 0.5 < 3 < same.smd_ref
     assert same.delta_abs_ci_high < 0 and same.bias_reduction > 0.8 and same.bias_reduction_ci_low > 0.5
     # the change toward 0 along the baseline bias (White answers more here: +1) is the signed change

@@ -11,11 +11,18 @@ TABLE_COLUMNS = ["effect", "n_white", "n_black", "names_white", "names_black", "
                  "mwu_p", "anomaly_rate", "anomaly_rate_white", "anomaly_rate_black", "anomaly_p_perm"]
 
 
+def cross_fit_config(model_dir):
+    """tiny_config with cross-fitting: every mask file holds the masks of both name halves."""
+    cfg = tiny_config(model_dir)
+    cfg["localization"]["cross_fit"] = True
+    return cfg
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tiny_model_dir, tmp_path_factory):
     work = tmp_path_factory.mktemp("wf")
     # baseline and localization only; evaluation is covered by the planted-bias test
-    run_snakemake(work, tiny_config(tiny_model_dir), *UNTIL)
+    run_snakemake(work, cross_fit_config(tiny_model_dir), *UNTIL)
     return work
 
 
@@ -41,7 +48,9 @@ def test_tiny_workflow_produces_tables(tiny_run):
 
 
 def test_tiny_workflow_produces_masks(tiny_run):
-    from prunebias.masks import read_mask
+    """Per-context, pooled and common masks; with cross-fitting the common mask of a pool
+    intersects fold k of its members with fold k only."""
+    from prunebias.masks import read_folds, read_mask
 
     work = tiny_run
     acts = pd.read_parquet(work / "results/activations/tiny/purchase-bicycle.parquet")
@@ -56,16 +65,21 @@ def test_tiny_workflow_produces_masks(tiny_run):
         assert pooled.meta["sources"] == ["purchase-bicycle", "hiring-lawyer"] and pooled.meta["combine"] == "pooled"
         for key, arr in common.arrays.items():
             assert (arr == (per_ctx[0].arrays[key] & per_ctx[1].arrays[key])).all()
+        members = [read_folds(work / f"results/masks/tiny/neurons/{v}/{c}.npz") for c in ("purchase-bicycle", "hiring-lawyer")]
+        common_1 = read_folds(work / f"results/masks/tiny/neurons/{v}/common@both.npz")[1]
+        for key, arr in common_1.arrays.items():
+            assert (arr == (members[0][1].arrays[key] & members[1][1].arrays[key])).all()
+        assert len(read_folds(work / f"results/masks/tiny/neurons/{v}/pooled@both.npz")) == 2
         assert per_ctx[0].meta["n_total"] == 2 * (32 * 32 * 2 + 32 * 16 * 2 + 3 * 32 * 64)
         assert 0 < per_ctx[0].meta["n_pruned"] < per_ctx[0].meta["n_total"]
     for v in ["sum_k3", "diff_k3"]:
         for src in ["purchase-bicycle", "hiring-lawyer", "pooled@both", "common@both"]:
-            m = read_mask(work / f"results/masks/tiny/heads/{v}/{src}.npz")
-            assert m.arrays["heads"].shape == (2, 4) and m.arrays["heads"].sum() == 3
+            for m in read_folds(work / f"results/masks/tiny/heads/{v}/{src}.npz"):
+                assert m.arrays["heads"].shape == (2, 4) and m.arrays["heads"].sum() == 3
 
 
 def test_rerun_is_a_no_op(tiny_run, tiny_model_dir):
-    proc = run_snakemake(tiny_run, tiny_config(tiny_model_dir), "-n", *UNTIL)
+    proc = run_snakemake(tiny_run, cross_fit_config(tiny_model_dir), "-n", *UNTIL)
     assert "Nothing to be done" in proc.stdout + proc.stderr
 
 

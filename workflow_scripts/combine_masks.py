@@ -3,12 +3,14 @@
 Neurons: the weights present in *every* member's mask, ANDed on the packed bits one
 member and one matrix at a time (``masks.write_common_neuron_mask``: the peak is about
 one packed mask). Heads: the k heads chosen most often across the members
-(``heads.common_head_mask``; a head mask is a few hundred booleans).
+(``heads.common_head_mask``; a head mask is a few hundred booleans). With cross-fitting,
+fold by fold: fold k of the common mask combines fold k of every member.
 """
 
+from prunebias.errors import ConfigError
 from prunebias.heads import common_head_mask
 from prunebias.logs import setup_logging
-from prunebias.masks import check_model, read_mask, read_meta, write_common_neuron_mask, write_mask
+from prunebias.masks import check_model, read_folds, read_meta, write_common_neuron_mask, write_mask
 
 
 def main(smk) -> None:  # pragma: no cover - exercised through snakemake in tests
@@ -17,15 +19,22 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
     metas = [read_meta(p) for p in paths]
     meta = {"model": metas[0]["model"], "method": metas[0]["method"], "source": smk.params.source.name,
             "sources": [m["source"] for m in metas], "combine": "common"}
+    for key in ("learn_names", "folds"):  # the members' folds (the same names in every member)
+        if key in metas[0]:
+            meta[key] = metas[0][key]
     if metas[0]["kind"] == "neurons":
         n = write_common_neuron_mask(paths, smk.output[0], meta)
     else:
-        masks = [read_mask(p) for p in paths]
-        for p, m in zip(paths[1:], masks[1:]):
-            check_model(m, masks[0].meta["model"], str(p))
-        arrays = common_head_mask(masks, int(max(m.arrays["heads"].sum() for m in masks)))
-        write_mask(smk.output[0], "heads", meta, arrays)
-        n = int(arrays["heads"].sum())
+        members = [read_folds(p) for p in paths]  # per member, its folds
+        for p, m in zip(paths[1:], members[1:]):
+            check_model(m[0], members[0][0].meta["model"], str(p))
+            if len(m) != len(members[0]):
+                raise ConfigError(str(p), f"{len(m)} fold(s), but {paths[0]} holds {len(members[0])}",
+                                  "delete the stale masks (results/masks) and rerun snakemake")
+        arrays = [common_head_mask(fold, int(max(m.arrays["heads"].sum() for m in fold)))
+                  for fold in zip(*members)]
+        write_mask(smk.output[0], "heads", meta, arrays[0], arrays[1:])
+        n = int(arrays[0]["heads"].sum())
     log.info("common mask over %d contexts: %d pruned", len(paths), n)
 
 

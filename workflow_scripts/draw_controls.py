@@ -6,40 +6,55 @@ per layer (heads), drawn from the next score band down or the same layers (see
 ``prunebias.controls``). Neuron bands are the source group's top 2p% minus its top p% of
 Wanda scores, without the other group's top p%, over the source's prompts (for
 ``common@POOL``: over the pool's prompts), from the activation cache. Seeds derive from (seed, "control", kind, setting, source, draw).
+With cross-fitting every draw holds one control per fold, each matched to that fold's mask
+and drawn from that fold's learning names' band (further folds salt the seed with the fold).
 """
 
 import numpy as np
 
+from prunebias.errors import ConfigError
 from prunebias.activations import group_sumsq, names_filter
 from prunebias.controls import matched_head_control, neuron_controls, unit_controls
 from prunebias.logs import setup_logging
-from prunebias.masks import check_model, read_mask, write_mask
+from prunebias.masks import check_model, read_folds, write_mask
 from prunebias.modeling import load_model, read_identity
 from prunebias.seeds import derive_seed
 
-DROPPED = ("counts", "shapes", "n_pruned", "n_total", "format", "kind")  # recomputed by write_mask
+DROPPED = ("counts", "shapes", "n_pruned", "n_total", "format", "kind", "fold_counts", "fold")  # recomputed by write_mask
 
 
 def main(smk) -> None:  # pragma: no cover - exercised through snakemake in tests
     log = setup_logging(smk.log[0], "prunebias.draw_controls")
     p = smk.params
-    real = read_mask(smk.input.mask)
-    check_model(real, read_identity(smk.input.model), smk.input.mask)  # a mask of another model: refuse
-    seeds = [derive_seed(p.seed, "control", p.kind, p.setting.name, p.source.name, d) for d in range(len(smk.output))]
-    if getattr(p.setting, "whole", False):  # whole MLP neurons: random whole neurons, same count per layer
-        draws = unit_controls(real.arrays, seeds)
-    elif p.kind == "neurons":
-        sums = group_sumsq(smk.input.activations, names_filter(p.learn_names))
-        model, _ = load_model(smk.input.model, "float32", p.device, smk.threads)
-        draws = neuron_controls(model, real.arrays, sums, p.setting.band, seeds)  # band: Wanda's
-    else:
-        draws = [{"heads": matched_head_control(real.arrays["heads"], np.random.default_rng(s))} for s in seeds]
-    for d, (path, arrays, seed) in enumerate(zip(smk.output, draws, seeds)):
+    folds = read_folds(smk.input.mask)
+    check_model(folds[0], read_identity(smk.input.model), smk.input.mask)  # a mask of another model: refuse
+    if len(folds) != len(p.folds):
+        raise ConfigError(smk.input.mask, f"the mask holds {len(folds)} fold(s), the config {len(p.folds)}",
+                          "delete the stale masks (results/masks) and rerun snakemake")
+    # fold 0 keeps the seeds of a run without cross-fitting; further folds salt them
+    fold_seeds = [[derive_seed(p.seed, "control", p.kind, p.setting.name, p.source.name, d, *(("fold", k) if k else ()))
+                   for d in range(len(smk.output))] for k in range(len(folds))]
+    model = None
+    per_fold = []  # per fold: one array dict per draw
+    for real, fold, seeds in zip(folds, p.folds, fold_seeds):
+        if getattr(p.setting, "whole", False):  # whole MLP neurons: random whole neurons, same count per layer
+            per_fold.append(unit_controls(real.arrays, seeds))
+        elif p.kind == "neurons":
+            sums = group_sumsq(smk.input.activations, names_filter(fold.learn))
+            if model is None:
+                model, _ = load_model(smk.input.model, "float32", p.device, smk.threads)
+            per_fold.append(neuron_controls(model, real.arrays, sums, p.setting.band, seeds))  # band: Wanda's
+        else:
+            per_fold.append([{"heads": matched_head_control(real.arrays["heads"], np.random.default_rng(s))}
+                             for s in seeds])
+    real = folds[0]
+    for d, (path, seed) in enumerate(zip(smk.output, fold_seeds[0])):
         meta = {k: v for k, v in real.meta.items() if k not in DROPPED}
         meta.update({"control": "matched_random", "draw": d, "control_seed": seed})
-        write_mask(path, real.kind, meta, arrays)
-        log.info("%s %s %s draw %d: %d pruned (real %d)", p.kind, p.setting.name, p.source.name, d,
-                 sum(int(a.sum()) for k, a in arrays.items() if k != "scores"), real.meta["n_pruned"])
+        write_mask(path, real.kind, meta, per_fold[0][d], [draws[d] for draws in per_fold[1:]])
+        log.info("%s %s %s draw %d: %s pruned (real %s), per fold", p.kind, p.setting.name, p.source.name, d,
+                 [sum(int(a.sum()) for key, a in draws[d].items() if key != "scores") for draws in per_fold],
+                 [f.meta["n_pruned"] for f in folds])
 
 
 if "snakemake" in globals():

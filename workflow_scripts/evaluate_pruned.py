@@ -8,6 +8,7 @@ pruned counts). ``method`` is ``neurons`` / ``heads`` (the real mask) or
 ``random_neurons`` / ``random_heads`` (its matched random control draws, ``draw`` =
 0, 1, ...). The prompts and seeds are those of ``evaluate_reference``, so every answer
 has an unpruned twin. The model is loaded once; each mask is applied once and undone exactly.
+With cross-fitting each fold's mask answers its fold's names (column ``fold``).
 """
 
 from prunebias.evaluation import EvalGroup, evaluation_job

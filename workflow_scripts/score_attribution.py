@@ -15,7 +15,8 @@ B, one head or MLP neuron removed at a time) and the time and memory it took.
 ``integrated_steps`` > 1 integrates the weight gradient along the name path and the
 patching gradient along the patch; ``protect_text_percent`` > 0 keeps the weights (and
 the whole neurons) most important for the perplexity text out of the neuron masks (the
-SNIP set difference).
+SNIP set difference). With cross-fitting each fold is scored on its own learning names
+(the summary is fold 0's).
 """
 
 import resource
@@ -47,47 +48,55 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
     check_head_budget([s for s in p.settings if s.kind == "heads"], identity["n_layers"] * identity["n_heads"],
                       "localization.attribution.heads / patch_heads")
     model, tok = load_model(smk.input.model, p.dtype, p.device, smk.threads)
-    frames = {}
-    for f in smk.input.answers:
-        rows = read_parquet(f, NEED)
-        rows = rows[rows["sample"] < cfg["max_samples_per_name"]]
-        if p.learn_names is not None:
-            rows = rows[rows["name"].isin(set(p.learn_names))]
-        ctx = p.specs[rows["context"].iloc[0]]
-        frames[ctx["name"]] = (rows.reset_index(drop=True), answer_grid(*ctx["range"], cfg["grid_size"]))
+    answers = [read_parquet(f, NEED) for f in smk.input.answers]
+    answers = [rows[rows["sample"] < cfg["max_samples_per_name"]] for rows in answers]
     steps = cfg["integrated_steps"]
     patching = needs_patching(p.settings)
-    scores, info = source_attribution(model, tok, frames, cfg["batch_size"], cfg["log_value"], p.ablation, steps,
-                                      patching)
+    importance = None
     # a planted model: its planted neurons are also removed together (predicted vs measured)
     planted = []
     if (Path(smk.input.model) / PLANTED_FILE).exists():
         record = read_planted_record(smk.input.model)
         planted = [(record["layer"], n) for n in record["neurons"]]
-    for name, (rows, values) in frames.items():  # B's CI, the grid's agreement, faithfulness
-        info[name] = context_summary(model, tok, rows, values, info[name], cfg, p.ablation, p.n_boot, p.seed,
-                                     lambda msg, c=name: log.info("%s %s", c, msg), planted=planted)
-    if cfg["protect_text_percent"] > 0:  # SNIP set difference: spare what ordinary text needs
-        importance = text_importance(model, tok, Path(smk.input.text).read_text(), p.max_tokens)
-        scores = protect_scores(scores, importance, cfg["protect_text_percent"])
     grad_neurons = [s for s in p.settings if isinstance(s, GradNeuronSetting)]
-    budgets = {s.budget.name: read_mask(f).meta["counts"] for s, f in zip(grad_neurons, smk.input.budgets)}
-    for path, setting, (kind, arrays) in zip(smk.output.masks, p.settings,
-                                             grad_masks(p.settings, scores, budgets)):
+    per_fold = []  # per fold: (kind, arrays) per setting; cross-fitting learns each fold on its names
+    for k, fold in enumerate(p.folds):
+        frames = {}
+        for rows in answers:
+            if fold.learn is not None:
+                rows = rows[rows["name"].isin(set(fold.learn))]
+            ctx = p.specs[rows["context"].iloc[0]]
+            frames[ctx["name"]] = (rows.reset_index(drop=True), answer_grid(*ctx["range"], cfg["grid_size"]))
+        scores, fold_info = source_attribution(model, tok, frames, cfg["batch_size"], cfg["log_value"], p.ablation,
+                                               steps, patching)
+        if k == 0:  # the summary (B's CI, the grid's agreement, faithfulness) is fold 0's
+            info, n_prompts = fold_info, int(sum(len(r) for r, _ in frames.values()))
+            for name, (rows, values) in frames.items():
+                info[name] = context_summary(model, tok, rows, values, info[name], cfg, p.ablation, p.n_boot, p.seed,
+                                             lambda msg, c=name: log.info("%s %s", c, msg), planted=planted)
+        if cfg["protect_text_percent"] > 0:  # SNIP set difference: spare what ordinary text needs
+            if importance is None:
+                importance = text_importance(model, tok, Path(smk.input.text).read_text(), p.max_tokens)
+            scores = protect_scores(scores, importance, cfg["protect_text_percent"])
+        budgets = {s.budget.name: read_mask(f, k).meta["counts"] for s, f in zip(grad_neurons, smk.input.budgets)}
+        per_fold.append(grad_masks(p.settings, scores, budgets))
+    for j, (path, setting) in enumerate(zip(smk.output.masks, p.settings)):
+        kind, arrays = per_fold[0][j]
         method = {"name": kind, **setting.params(), "integrated_steps": steps,
                   "protect_text_percent": cfg["protect_text_percent"]}
         meta = {"model": identity, "method": method, "source": p.source.name, "sources": list(p.contexts),
-                "combine": p.source.combine, "learn_names": p.learn_names,
+                "combine": p.source.combine, "learn_names": p.folds[0].learn,
+                "folds": [f.describe() for f in p.folds],
                 "objective": {c: {"B": i["B"], "grid": i["grid"]} for c, i in info.items()}}
-        write_mask(path, kind, meta, arrays)
-        n = sum(int(a.sum()) for k, a in arrays.items() if k != "scores")
-        log.info("%s %s: %d pruned", p.source.name, setting.name, n)
+        write_mask(path, kind, meta, arrays, [masks[j][1] for masks in per_fold[1:]])
+        n = sum(int(a.sum()) for key, a in arrays.items() if key != "scores")
+        log.info("%s %s: %d pruned (fold 0 of %d)", p.source.name, setting.name, n, len(p.folds))
     seconds = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     write_json({"source": p.source.name, "contexts": info, "seconds": seconds, "peak_rss_mib": peak,
                 "log_value": cfg["log_value"], "integrated_steps": steps,
                 "protect_text_percent": cfg["protect_text_percent"],
-                "prompts": int(sum(len(r) for r, _ in frames.values()))}, smk.output.summary)
+                "prompts": n_prompts, "folds": len(p.folds)}, smk.output.summary)
     log.info("attribution of %s in %.0f s (peak RSS %.0f MiB): %s", p.source.name, seconds, peak,
              pd.DataFrame({c: {"B": i["B"], **i["agreement"]} for c, i in info.items()}).T.to_string())
 

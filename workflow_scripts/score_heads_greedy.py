@@ -27,18 +27,22 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
     rows = pd.concat(frames, ignore_index=True)
     if p.max_samples_per_name is not None:
         rows = rows[rows["sample"] < p.max_samples_per_name]
-    if p.learn_names is not None:  # name hold-out: learn on one half of the names
-        rows = rows[rows["name"].isin(set(p.learn_names))]
-    rows = rows.reset_index(drop=True)
-    rows["row"] = np.arange(len(rows))
     model, tok = load_model(smk.input.model, p.dtype, p.device, smk.threads, attn_implementation="eager")
     for path, setting in zip(smk.output, p.settings):
-        chosen, scores, order = greedy_heads(model, tok, rows, setting.k, p.batch_size, p.ablation,
-                                             query_positions=p.head_queries)
+        picked = []
+        for fold in p.folds:  # name hold-out: learn on the fold's names (cross-fitting: each fold)
+            mine = rows if fold.learn is None else rows[rows["name"].isin(set(fold.learn))]
+            mine = mine.reset_index(drop=True)
+            mine["row"] = np.arange(len(mine))
+            picked.append(greedy_heads(model, tok, mine, setting.k, p.batch_size, p.ablation,
+                                       query_positions=p.head_queries))
+        order = picked[0][2]
         meta = {"model": identity, "method": {"name": "heads", **setting.params(), "ablation": p.ablation,
                                               "head_queries": p.head_queries, "order": order},
-                "source": p.source.name, "sources": list(p.contexts), "combine": p.source.combine}
-        write_mask(path, "heads", meta, {"heads": chosen, "scores": scores})
+                "source": p.source.name, "sources": list(p.contexts), "combine": p.source.combine,
+                "learn_names": p.folds[0].learn, "folds": [f.describe() for f in p.folds]}
+        arrays = [{"heads": chosen, "scores": scores} for chosen, scores, _ in picked]
+        write_mask(path, "heads", meta, arrays[0], arrays[1:])
         log.info("%s %s: heads in order %s", p.source.name, setting.name, order)
 
 

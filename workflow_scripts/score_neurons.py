@@ -3,7 +3,8 @@
 
 score_ij = |W_ij| * ||X_j||_2 with the norms of the White and of the Black prompts of the
 source's contexts, summed from the activation cache (never recomputed); see
-``prunebias.neurons``. Only masks are written, never dense score matrices.
+``prunebias.neurons``. Only masks are written, never dense score matrices. With
+cross-fitting each fold's mask learns on that fold's names (one file holds them all).
 """
 
 import time
@@ -19,18 +20,20 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
     log = setup_logging(smk.log[0], "prunebias.score_neurons")
     p = smk.params
     t0 = time.perf_counter()
-    sums = group_sumsq(smk.input.activations, names_filter(p.learn_names))
     model, _ = load_model(smk.input.model, "float32", p.device, smk.threads)
     identity = read_identity(smk.input.model)
-    masks = neuron_masks(model, sums, p.settings)
-    for path, setting, arrays in zip(smk.output, p.settings, masks):
+    per_fold = [neuron_masks(model, group_sumsq(smk.input.activations, names_filter(f.learn)), p.settings)
+                for f in p.folds]
+    for i, (path, setting) in enumerate(zip(smk.output, p.settings)):
+        arrays = per_fold[0][i]
         meta = {"model": identity, "method": {"name": "neurons", **setting.params()}, "source": p.source.name,
-                "sources": list(p.contexts), "combine": p.source.combine, "learn_names": p.learn_names}
-        write_mask(path, "neurons", meta, arrays)
+                "sources": list(p.contexts), "combine": p.source.combine, "learn_names": p.folds[0].learn,
+                "folds": [f.describe() for f in p.folds]}
+        write_mask(path, "neurons", meta, arrays, [masks[i] for masks in per_fold[1:]])
         n = sum(int(a.sum()) for a in arrays.values())
         tot = sum(a.size for a in arrays.values())
         log.info("%s %s: %d of %d weights (%.3f%%)", p.source.name, setting.name, n, tot, 100 * n / tot)
-    log.info("scored %d settings in %.1f s", len(masks), time.perf_counter() - t0)
+    log.info("scored %d settings, %d fold(s), in %.1f s", len(p.settings), len(p.folds), time.perf_counter() - t0)
 
 
 if "snakemake" in globals():
