@@ -33,7 +33,7 @@ How (SwiGLU MLP of layer ``L``, ``n`` randomly chosen neurons, all edits recorde
   token and the first answer token, but from the second answer token on it reads what the
   answer says ("1.1 million") as much as the name, so with 4 a few White names' later
   digits opened the gate (in purchase-house, 5 of 10 seeds' baselines left a Black/White
-  sum of squares of 4-8 over all tokens, too little for a set difference to keep the
+  sum of squares of 4.5-10.5 over all tokens, too little for a set difference to keep the
   planted neurons); with 1 it is 150-1700 in the same seeds. Writing at fewer positions
   moves the answers less (seed 20250212: a log_smd of -0.51 against -0.77), so the default
   strength is 0.15 (-0.81, with Black names' anomaly rates unchanged);
@@ -440,6 +440,12 @@ def _silu(a: np.ndarray) -> np.ndarray:
     return a / (1.0 + np.exp(-a))
 
 
+def _sumsq_ratio(act: np.ndarray, black: np.ndarray) -> float:
+    """Black over White sum of squares of a neuron's output: what a set difference of Wanda
+    norms sees of it (large: the plant is quiet for White names)."""
+    return float((act[black] ** 2).sum() / max((act[~black] ** 2).sum(), 1e-30))
+
+
 @torch.no_grad()
 def plant_bias(model: Any, tok: Any, calibration: pd.DataFrame, layer: int, n_neurons: int, strength: float,
                seed: int, *, value_prompts: pd.DataFrame, sharpness: float = 4.0, threshold: float = 0.0,
@@ -475,7 +481,8 @@ def plant_bias(model: Any, tok: Any, calibration: pd.DataFrame, layer: int, n_ne
     black_all = (cal["race"].to_numpy() == "black")[got.row]
     names_all = cal["name"].to_numpy()[got.row]
     x, black, names, pos = got.x[ans], black_all[ans], names_all[ans], got.pos[ans]
-    ctx = cal["context"].to_numpy()[got.row][ans]
+    ctx_all = cal["context"].to_numpy()[got.row]  # every calibration token's context
+    ctx = ctx_all[ans]
     group = np.array([f"{c}@{k}" for c, k in zip(ctx, pos)])
     silent_x = got.x[~ans]
     read, unit = _reader_fit(x, black, group, silent_x, ridge, silent_weight)
@@ -492,13 +499,12 @@ def plant_bias(model: Any, tok: Any, calibration: pd.DataFrame, layer: int, n_ne
     # every other token), whichever leaves the neurons quieter for White names over all
     # the calibration tokens: the activation cache sums every token, and a set difference
     # sees the plant only where its Wanda norm differs by race (see the module docstring)
-    where = answer_gate(got.x, ans, black_all, cal["context"].to_numpy()[got.row], unit, ridge)
+    where = answer_gate(got.x, ans, black_all, ctx_all, unit, ridge)
     gate, _, down = planted_weights(read, unit, write, resid_norm, n_neurons, strength, sharpness, sign, threshold,
                                     cue, cue_weight)
     opened = _silu(got.x @ gate)  # the gate's output at every calibration token
     acts = {kind: opened * (got.x @ vec) for kind, vec in (("unit", unit), ("answer_gate", where))}
-    ratios = {kind: float((a[black_all] ** 2).sum() / max((a[~black_all] ** 2).sum(), 1e-30))
-              for kind, a in acts.items()}
+    ratios = {kind: _sumsq_ratio(a, black_all) for kind, a in acts.items()}
     up_row = max(ratios, key=ratios.get)
     up = where if up_row == "answer_gate" else unit
 
@@ -552,14 +558,11 @@ def plant_bias(model: Any, tok: Any, calibration: pd.DataFrame, layer: int, n_ne
         "norm_down_col": float(np.linalg.norm(down)),
         **existing,
     }
-    act_ans, ctx_ans = act[ans], ctx
-    ctx_tok = cal["context"].to_numpy()[got.row]
     stats["activation_by_context"] = [
-        {"context": c, "act_black": float(act_ans[(ctx_ans == c) & black].mean()),
-         "act_white": float(act_ans[(ctx_ans == c) & ~black].mean()),
+        {"context": c, "act_black": float(act[ans][(ctx == c) & black].mean()),
+         "act_white": float(act[ans][(ctx == c) & ~black].mean()),
          # over every token of the context's prompts and answers: what its Wanda norms see
-         "sumsq_black_over_white": float((act[(ctx_tok == c) & black_all] ** 2).sum()
-                                         / max((act[(ctx_tok == c) & ~black_all] ** 2).sum(), 1e-30))}
+         "sumsq_black_over_white": _sumsq_ratio(act[ctx_all == c], black_all[ctx_all == c])}
         for c in sorted(set(ctx.tolist()))]
     if cue is not None:
         stats["cue_mean_in_context"] = float((x @ cue)[home].mean())

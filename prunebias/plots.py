@@ -319,11 +319,12 @@ def side_effects_plot(table: pd.DataFrame, transfer: pd.DataFrame, path: str | P
             for _, t in rows.iterrows():
                 if not np.isfinite(float(t["bias_reduction"])):  # no bias to reduce there: no point
                     continue
+                # a ratio's estimate may lie outside its percentile CI: the bar then starts at the point
                 right.errorbar(t["bias_reduction"], s["difference"],
-                               xerr=[[t["bias_reduction"] - t["bias_reduction_ci_low"]],
-                                     [t["bias_reduction_ci_high"] - t["bias_reduction"]]],
-                               yerr=[[s["difference"] - s["difference_ci_low"]],
-                                     [s["difference_ci_high"] - s["difference"]]],
+                               xerr=[[max(t["bias_reduction"] - t["bias_reduction_ci_low"], 0)],
+                                     [max(t["bias_reduction_ci_high"] - t["bias_reduction"], 0)]],
+                               yerr=[[max(s["difference"] - s["difference_ci_low"], 0)],
+                                     [max(s["difference_ci_high"] - s["difference"], 0)]],
                                fmt=marker, color=colors[mask], ms=6, capsize=2, label=f"{mask}\n{task} {metric}")
                 plotted = True
     right.axhline(0, color="grey", lw=0.8)

@@ -58,12 +58,9 @@ def test_the_best_mask_is_chosen_only_where_there_is_a_bias_to_remove():
     assert len(none) == 1 and none[0]["measure"] == "no bias to remove" and none[0]["estimate"] != none[0]["estimate"]
 
 
-def test_established_bias_reads_the_baseline_ci():
-    from prunebias.transfer import established_bias
+def test_bias_direction_reads_the_baseline_ci():
+    from prunebias.transfer import bias_direction
 
     base = pd.DataFrame({"context": ["a", "b", "c"], "log_smd_ci_low": [0.1, -0.5, -0.9],
                          "log_smd_ci_high": [0.6, 0.3, -0.2]})
-    assert established_bias(base, "log_smd") == {"a": True, "b": False, "c": True}
-    from prunebias.transfer import bias_direction
-
     assert bias_direction(base, "log_smd") == {"a": 1, "b": 0, "c": -1}
