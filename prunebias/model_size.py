@@ -28,9 +28,12 @@ from __future__ import annotations
 
 import json
 import math
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
+
+from prunebias.errors import ConfigError
 
 BASE_MB = 1500
 HEADROOM = 1.2
@@ -94,6 +97,88 @@ def source_size(kind: str, location: str) -> ModelSize | None:
             return None
         return read_size(Path(hit).parent) if isinstance(hit, str) else None
     return None
+
+
+# GGUF metadata value types: fixed-size ones by struct format; 8 is a string, 9 an array
+_GGUF_FIXED = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
+
+
+def gguf_block_count(path: str | Path) -> int | None:
+    """``<arch>.block_count`` from a GGUF file's metadata, reading the header only (the
+    ``gguf`` package's reader maps every tensor: seconds for a dry-run)."""
+    with open(path, "rb") as f:
+        def take(fmt: str) -> Any:
+            size = struct.calcsize("<" + fmt)
+            return struct.unpack("<" + fmt, f.read(size))[0]
+
+        def text() -> str:
+            return f.read(take("Q")).decode("utf-8", "replace")
+
+        def value(kind: int) -> Any:
+            if kind in _GGUF_FIXED:
+                return take(_GGUF_FIXED[kind])
+            if kind == 8:
+                return text()
+            if kind == 9:
+                inner, count = take("I"), take("Q")
+                if inner in _GGUF_FIXED:  # skip the array without reading it element by element
+                    f.seek(count * struct.calcsize("<" + _GGUF_FIXED[inner]), 1)
+                else:
+                    for _ in range(count):
+                        value(inner)
+                return None
+            raise ValueError(f"unknown GGUF value type {kind}")
+
+        if f.read(4) != b"GGUF":
+            raise ValueError("not a GGUF file")
+        take("I")  # version
+        take("Q")  # tensor count
+        found: dict[str, Any] = {}
+        for _ in range(take("Q")):
+            key = text()
+            found[key] = value(take("I"))
+            arch = found.get("general.architecture")
+            if arch and f"{arch}.block_count" in found:
+                return int(found[f"{arch}.block_count"])
+    return None
+
+
+def source_layers(kind: str, location: str, gguf_file: str | None = None) -> int | None:
+    """The decoder layer count of a model source before ``prepare_model``, without its
+    weights: ``num_hidden_layers`` of a directory's (or a cached hub model's) config, or the
+    ``<arch>.block_count`` of a GGUF file's header; None when it cannot be told."""
+    if kind == "gguf" and gguf_file:
+        try:
+            return gguf_block_count(Path(location) / gguf_file)
+        except (OSError, ValueError, struct.error):  # an unusual header: prepare_model will tell
+            return None
+    if kind == "dir":
+        cfg = Path(location) / "config.json"
+    elif kind == "hub":
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            hit = try_to_load_from_cache(location, "config.json")
+        except Exception:
+            return None
+        if not isinstance(hit, str):
+            return None
+        cfg = Path(hit)
+    else:
+        return None
+    try:
+        return int(json.loads(cfg.read_text())["num_hidden_layers"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def check_plant_layer(layer: int, n_layers: int | None, source: str, where: str) -> None:
+    """A plant's layer must be one of its source model's decoder layers (unknown: the
+    plant_model job checks it when it loads the model)."""
+    if n_layers is not None and not 0 <= layer < n_layers:
+        raise ConfigError(where, f"layer {layer} is not a layer of '{source}', which has {n_layers} (0-{n_layers - 1})",
+                          f"choose a layer from 0 to {n_layers - 1} (the default plants use a late layer, "
+                          "about three quarters deep)")
 
 
 def weight_bytes(dtype: str, on_gpu: bool) -> int:

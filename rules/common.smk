@@ -17,7 +17,7 @@ from prunebias.errors import ConfigError
 from prunebias.files import check_text_file
 from prunebias.masks import combine_mem_mb
 from prunebias import resources, side_effects
-from prunebias.model_size import source_size
+from prunebias.model_size import check_plant_layer, source_layers, source_size
 from prunebias.code_version import code_versions
 from prunebias.design import small_design_warning
 from prunebias.modeling import check_hub_cached, check_prepared, resolve_source
@@ -74,6 +74,11 @@ def _preflight():
                 "; ".join(f"({i}) {e.fix}" for i, e in enumerate(found, 1)))
         task_files = _side_effect_tasks(config["side_effects"]["tasks"])
         sources = {name: resolve_source(m["source"]) for name, m in models.items() if m.get("source")}
+        for name, m in models.items():  # a plant's layer, from its source's config or GGUF header
+            if "plant" in m:
+                src = sources[m["plant"]["from"]]
+                check_plant_layer(m["plant"]["layer"], source_layers(src.kind, src.location, src.gguf_file),
+                                  m["plant"]["from"], f"config: models ({name}).plant.layer")
         for name in models:
             check_prepared(MODEL_DIR.format(model=name), name)  # relative to the working directory, like every output
     except ConfigError as exc:

@@ -296,6 +296,7 @@ rule measure_mask_stability:
 rule plot_pruned:
     input:
         masks=[path for _, path in mask_index()],
+        model=MODEL_DIR,  # its identity: a mask of another model is refused
     output:
         table=report(
             "results/tables/{model}/pruned_by_layer.csv",

@@ -163,6 +163,11 @@ def test_draw_controls_refuses_a_mask_made_for_another_model(tiny_model_dir, tmp
     for word in ("purchase-bicycle.npz", "made for model 'other-model'", "delete the stale masks"):
         assert word in log, (word, log[-2000:])
     assert not list((tmp_path / "results/masks/tiny/random_neurons").rglob("*.npz"))  # no control written
+    proc = run_snakemake(tmp_path, cfg, "results/tables/tiny/pruned_by_layer.csv", check=False)
+    log = (tmp_path / "logs/tiny/plot_pruned.log").read_text()  # issue 26: its error said nothing useful
+    assert proc.returncode != 0
+    for word in ("purchase-bicycle.npz", "made for model 'other-model'", "delete the stale masks"):
+        assert word in log, (word, log[-2000:])
 
 
 def test_head_k_beyond_the_model_fails_at_the_jobs_first_step(tiny_model_dir, tmp_path):

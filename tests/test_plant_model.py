@@ -108,6 +108,8 @@ def test_every_neuron_mask_is_scored_and_judged_against_the_truth(planted_run):
     ({"from": "tiny", "scope": "context", "contexts": ["hiring-lawyer"]}, ["(p).plant.contexts", "selected"]),
     ({"from": "tiny", "contexts": ["purchase-car"]}, ["(p).plant.contexts", "every context"]),
     ({"from": "tiny", "scope": "context", "contexts": ["purchase-car"], "threshold": 1.2}, ["threshold", "below 1"]),
+    # issue 26: layer 99 failed in plant_model after 258 s of upstream work
+    ({"from": "tiny", "layer": 99}, ["(p).plant.layer", "layer 99 is not a layer of 'tiny'", "from 0 to 1"]),
 ])
 def test_a_bad_plant_stops_the_dry_run_with_key_and_fix(tiny_model_dir, tmp_path, plant, words):
     cfg = plant_config(tiny_model_dir)

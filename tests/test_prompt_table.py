@@ -82,6 +82,17 @@ def test_each_malformed_table_gets_its_error(tmp_path, names, change, message):
     assert str(path) in str(err.value)
 
 
+def test_a_latin1_byte_in_a_table_names_its_line(tmp_path, names):
+    """issue 26: a Latin-1 export failed with pandas' decode error and no row."""
+    table = audit_table(names)
+    table.loc[2, "prompt_text"] += " Caf\u00e9."
+    path = tmp_path / "latin1.csv"
+    path.write_bytes(table.to_csv(index=False).encode("latin-1"))
+    with pytest.raises(ConfigError, match="line 4: byte 0xe9 is not UTF-8") as err:
+        read_prompt_table(path)
+    assert str(path) in str(err.value) and "save the file as UTF-8" in str(err.value)
+
+
 def test_own_layout_runs_through_the_workflow_like_the_templates(tmp_path, tiny_model_dir, names):
     """A table holding exactly the prompts the templates make gives the same prompt rows
     (text and seeds) and a baseline; editing one context's rows reruns only that context."""

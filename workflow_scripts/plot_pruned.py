@@ -6,7 +6,8 @@ import pandas as pd
 
 from prunebias.files import write_csv
 from prunebias.logs import setup_logging
-from prunebias.masks import pruned_by_module, read_mask, read_meta
+from prunebias.masks import Mask, check_model, pruned_by_module, read_mask, read_meta
+from prunebias.modeling import read_identity
 from prunebias.plots import pruned_heads_plot, pruned_neurons_plot
 
 COLUMNS = ["kind", "setting", "source", "layer", "module", "pruned", "total", "percent"]
@@ -15,10 +16,12 @@ COLUMNS = ["kind", "setting", "source", "layer", "module", "pruned", "total", "p
 def main(smk) -> None:  # pragma: no cover - exercised through snakemake in tests
     log = setup_logging(smk.log[0], "prunebias.plot_pruned")
     rows, heads = [], {}
+    identity = read_identity(smk.input.model)
     for (kind, setting, source), path in zip(smk.params.masks, smk.input.masks):
+        meta = read_meta(path)
+        check_model(Mask(meta, {}), identity, path)  # a mask of another model: its file and the fix
         if kind == "neurons":
-            rows += [{"kind": kind, "setting": setting, "source": source, **r}
-                     for r in pruned_by_module(read_meta(path))]
+            rows += [{"kind": kind, "setting": setting, "source": source, **r} for r in pruned_by_module(meta)]
         else:
             heads.setdefault(setting, []).append(read_mask(path).arrays["heads"])
     table = pd.DataFrame(rows, columns=COLUMNS[:-1])
