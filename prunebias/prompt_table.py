@@ -64,6 +64,8 @@ def read_prompt_table(path: str | Path) -> pd.DataFrame:
     p = Path(path)
     raw = read_csv_text(p, "prompt table", "prompt_table")
     layout = detect_layout(list(raw.columns), str(p))
+    if raw.empty:
+        raise ConfigError(str(p), "the table has a header but no rows", "add one row per context, level and name")
     if layout == "audit":
         unknown = raw[~raw["name_group"].str.strip().isin(list(GROUPS))]
         if len(unknown):
@@ -112,16 +114,17 @@ def _check_rows(df: pd.DataFrame, p: Path) -> None:
                           "give each name one race and gender throughout the table")
 
 
-def table_names(rows: pd.DataFrame) -> pd.DataFrame:
+def table_names(rows: pd.DataFrame, where: str = "config: prompt_table") -> pd.DataFrame:
     """The table's names in the layout of ``prunebias.names.load_names`` (first name = the
-    first word; the whole name goes into prompts)."""
+    first word; the whole name goes into prompts); ``where``: the table's file, for errors."""
     people = rows.drop_duplicates("name")[["name", "race", "gender"]].reset_index(drop=True)
     parts = people["name"].str.split(" ", n=1)
     out = pd.DataFrame({"first_name": parts.str[0], "surname": parts.str[1].fillna(""), "race": people["race"],
                         "gender": people["gender"], "source": "prompt_table", "name": people["name"]})
     for r in ("white", "black"):
         if not (out["race"] == r).any():
-            raise ConfigError("config: prompt_table", f"no names with race '{r}'", "bias needs names of both races")
+            raise ConfigError(where, f"no names with race '{r}' in the selected contexts",
+                              "bias needs names of both races: add rows, or select other contexts")
     return out
 
 

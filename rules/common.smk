@@ -46,7 +46,7 @@ def _preflight():
                                             load_yaml(sets_file) or {}, sets_file, allow_empty=True)
             contexts = table_contexts(rows, selected, config["prompt_level"], config["context_overrides"],
                                       load_yaml(scenarios_file) or {}, table_file)
-            names = table_names(rows[rows["context"].isin(list(contexts))])
+            names = table_names(rows[rows["context"].isin(list(contexts))], f"config: prompt_table ({table_file})")
             check_every_name(contexts, names, table_file)
         else:
             contexts = resolve_all(config, scenarios_file, sets_file)

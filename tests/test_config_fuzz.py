@@ -12,10 +12,10 @@ from __future__ import annotations
 import copy
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from conftest import run_snakemake, small_config
+from conftest import REPO, run_snakemake, small_config
 
 REFUSED = ("Invalid input", "Error validating config file")
 INTERNAL = ("Traceback", "KeyError", "TypeError", "AttributeError", "IndexError", "WildcardError",
@@ -78,7 +78,7 @@ def base(tiny_model_dir):
 
 @pytest.mark.slow
 def test_mutated_configs_plan_or_are_refused_with_a_key(base, tmp_path_factory):
-    @settings(max_examples=30, deadline=None, derandomize=True, database=None,
+    @settings(max_examples=30, deadline=None, derandomize=True, database=None, phases=[Phase.generate],
               suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
     @given(st.data())
     def check(data):
@@ -92,6 +92,76 @@ def test_mutated_configs_plan_or_are_refused_with_a_key(base, tmp_path_factory):
             assert "This was a dry-run" in out or "Nothing to be done" in out, shown
             return
         assert any(r in out for r in REFUSED), shown
+        assert not any(bad in out for bad in INTERNAL), shown
+
+    check()
+
+
+# Data files: one text-level mutation of a valid names file or prompt table at a time.
+FILE_EDITS = st.sampled_from(["drop_column", "blank_cell", "odd_bytes", "duplicate_row", "empty", "header_only",
+                              "brace", "wrong_label", "extra_column", "quote"])
+
+
+def mutate_csv(text: str, edit: str, row: int, col: int) -> bytes:
+    """``text`` (a CSV with a header) with one edit at data row ``row`` / column ``col``."""
+    lines = text.splitlines()
+    header, body = lines[0].split(","), [line.split(",") for line in lines[1:]]
+    r, c = body[row % len(body)], col % len(header)
+    if edit == "drop_column":
+        header, body = header[:c] + header[c + 1:], [b[:c] + b[c + 1:] for b in body]
+    elif edit == "blank_cell":
+        r[c] = ""
+    elif edit == "duplicate_row":
+        body.append(list(r))
+    elif edit == "empty":
+        return b""
+    elif edit == "header_only":
+        body = []
+    elif edit == "brace":
+        r[c] = r[c] + "{name}"
+    elif edit == "wrong_label":
+        r[c] = "frobnicate"
+    elif edit == "extra_column":
+        header, body = header + ["frobnicate"], [b + ["1"] for b in body]
+    elif edit == "quote":
+        r[c] = '"' + r[c]
+    out = "\n".join(",".join(x) for x in [header, *body]) + "\n"
+    if edit == "odd_bytes":
+        return out.encode().replace(r[c].encode(), r[c].encode() + b"\xe9\x00", 1)
+    return out.encode()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("which", ["names", "prompt_table"])
+def test_mutated_names_files_and_prompt_tables_plan_or_are_refused_with_the_file(which, base, tmp_path_factory):
+    """The same promise for the data files a user edits by hand: a mutated names file or
+    prompt table plans a DAG or is refused naming the file, never a traceback."""
+    from test_prompt_table import audit_table
+
+    from prunebias.names import load_names
+
+    names = load_names(REPO / base["names_file"], use_surnames=False)
+    valid = (REPO / base["names_file"]).read_text() if which == "names" else audit_table(names).to_csv(index=False)
+
+    @settings(max_examples=12, deadline=None, derandomize=True, database=None, phases=[Phase.generate],
+              suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+    @given(FILE_EDITS, st.integers(0, 200), st.integers(0, 10))
+    def check(edit, row, col):
+        work = tmp_path_factory.mktemp("fuzzfile")
+        data = work / ("names.csv" if which == "names" else "table.csv")
+        data.write_bytes(mutate_csv(valid, edit, row, col))
+        cfg = copy.deepcopy(base)
+        if which == "names":
+            cfg["names_file"] = str(data)
+        else:
+            cfg.update(prompt_table=str(data), contexts=[], context_overrides={})
+        proc = run_snakemake(work, cfg, "-n", check=False, timeout=300)
+        out = proc.stdout + proc.stderr
+        shown = f"{which} {edit} row {row} col {col}:\n{out[-1500:]}"
+        if proc.returncode == 0:
+            assert "This was a dry-run" in out or "Nothing to be done" in out, shown
+            return
+        assert any(r in out for r in REFUSED) and data.name in out, shown
         assert not any(bad in out for bad in INTERNAL), shown
 
     check()
