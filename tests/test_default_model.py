@@ -18,6 +18,7 @@ def test_default_model_end_to_end(tmp_path):
     cfg["samples_per_name"] = 1
     cfg["side_effects"]["masks"] = []  # the default's are of its own contexts
     cfg["model"], cfg["models"] = cfg["models"][0], []  # the loaded model only: the default run shows its plants
+    cfg["localization"]["heads"]["k"] = [10]  # the default run has no head masks; the model's heads are read here
     # the model's own path through every stage that reads it, one mask of each kind (the
     # name-split stability table repeats the neuron scoring twice and is left to the tiny model)
     targets = ["results/tables/smollm2-135m-instruct/baseline_bias.csv",
