@@ -53,6 +53,7 @@ PER_MODEL = [
     "results/tables/{model}/pruned_by_layer.csv",
     "results/tables/{model}/transfer.csv",
     "results/tables/{model}/headline.csv",
+    "results/{model}/results.json",  # the headline, the config and the provenance, for machines
     *attribution_outputs(),
     *export_outputs(),
 ]

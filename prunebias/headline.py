@@ -151,6 +151,25 @@ def headline(baseline: pd.DataFrame, transfer: pd.DataFrame, effect: str, side: 
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
+def results_record(model: str, table: pd.DataFrame, provenance: Mapping[str, object],
+                   config: Mapping[str, object]) -> dict:
+    """One model's results for machines, in the spirit of lm-evaluation-harness's results
+    file: the config the run used, the provenance (versions, commit, date, dtype, device,
+    the CPU flags that chose it, the model's sha256) and every headline number with its CI
+    and n (NaN as null: JSON has no NaN)."""
+    def clean(v: object) -> object:
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if hasattr(v, "item"):  # numpy scalars
+            return clean(v.item())
+        return v
+
+    numbers = [{k: clean(v) for k, v in r.items()} for r in table[table["section"] != "provenance"]
+               .to_dict("records")]
+    return {"format": "prunebias-results/1", "model": model, "provenance": dict(provenance), "config": dict(config),
+            "results": numbers}
+
+
 def headline_html(table: pd.DataFrame, title: str = "Headline") -> str:
     """The headline table as a standalone HTML page (the report shows it as a table, not
     as a download): estimates with their CIs in one column, grouped by section."""

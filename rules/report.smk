@@ -15,9 +15,11 @@ rule summarize_headline:
             caption="../report/headline.rst",
             category="1. Headline",
         ),
+        results="results/{model}/results.json",
     params:
         code=CODE_VERSIONS["summarize_headline"],
         effect=config["analysis"]["effect"],
+        config=config,
     log:
         "logs/{model}/summarize_headline.log",
     localrule: True

@@ -64,3 +64,26 @@ def test_bias_direction_reads_the_baseline_ci():
     base = pd.DataFrame({"context": ["a", "b", "c"], "log_smd_ci_low": [0.1, -0.5, -0.9],
                          "log_smd_ci_high": [0.6, 0.3, -0.2]})
     assert bias_direction(base, "log_smd") == {"a": 1, "b": 0, "c": -1}
+
+
+def test_results_json_holds_the_headline_numbers_config_and_provenance():
+    """results/{model}/results.json: every non-provenance headline row as written, NaN as
+    null (valid JSON), beside the config and the provenance record."""
+    import json
+    import math
+
+    from prunebias.headline import results_record
+
+    table = pd.DataFrame([
+        {"section": "baseline", "item": "c1", "measure": "log_smd", "estimate": -0.5, "ci_low": -0.9, "ci_high": -0.1,
+         "n": 64, "note": "names"},
+        {"section": "best mask", "item": "neurons/b15/c1", "measure": "no bias to remove", "estimate": math.nan,
+         "ci_low": math.nan, "ci_high": math.nan, "n": None, "note": ""},
+        {"section": "provenance", "item": "dtype", "measure": "", "estimate": math.nan, "ci_low": math.nan,
+         "ci_high": math.nan, "n": None, "note": "bfloat16"}])
+    rec = results_record("m", table, {"dtype": "bfloat16", "commit": "abc"}, {"seed": 1})
+    text = json.dumps(rec, allow_nan=False)  # raises on NaN
+    back = json.loads(text)
+    assert back["model"] == "m" and back["config"] == {"seed": 1} and back["provenance"]["commit"] == "abc"
+    assert [r["item"] for r in back["results"]] == ["c1", "neurons/b15/c1"]
+    assert back["results"][0]["estimate"] == -0.5 and back["results"][1]["estimate"] is None

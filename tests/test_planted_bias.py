@@ -265,6 +265,12 @@ def test_what_was_pruned_counts_every_masks_entries(planted_run):
     assert set(table["source"]) == {"purchase-bicycle", "purchase-car"}
     head = pd.read_csv(planted_run / "results/tables/tiny/headline.csv")
     assert {"baseline", "best mask"} <= set(head["section"])
+    import json
+
+    results = json.loads((planted_run / "results/tiny/results.json").read_text())
+    numbers = head[head["section"] != "provenance"]
+    assert len(results["results"]) == len(numbers) and results["config"]["seed"] == 20250211
+    assert results["provenance"]["dtype"] == "float32" and results["provenance"]["commit"]
     t = pd.read_csv(planted_run / "results/tables/tiny/transfer.csv")
     best = head[(head["section"] == "best mask") & head["item"].str.startswith("neurons/")]
     same = t[(t.kind == "neurons") & (t.level == "same_context")]

@@ -1,6 +1,8 @@
 """Rule summarize_headline: the numbers a reader looks for first, each with its CI ->
 ``results/tables/{model}/headline.csv`` (``prunebias.headline``: taken from the baseline,
-transfer and side-effect tables, a planted model's ground truth, and the provenance; no new inference)."""
+transfer and side-effect tables, a planted model's ground truth, and the provenance; no new inference),
+its HTML page, and ``results/{model}/results.json`` (the same numbers, the config and the
+provenance, for machines)."""
 
 import datetime
 import json
@@ -9,8 +11,8 @@ from pathlib import Path
 import pandas as pd
 
 from prunebias.code_version import git_commit
-from prunebias.files import atomic_path, write_csv
-from prunebias.headline import headline, headline_html
+from prunebias.files import atomic_path, write_csv, write_json
+from prunebias.headline import headline, headline_html, results_record
 from prunebias.logs import setup_logging
 from prunebias.plant_spec import read_planted_record
 
@@ -29,6 +31,7 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
     write_csv(table, smk.output.table)
     with atomic_path(smk.output.html) as tmp:
         tmp.write_text(headline_html(table))
+    write_json(results_record(smk.wildcards.model, table, record, smk.params.config), smk.output.results)
     log.info("headline: %d rows\n%s", len(table), table[["section", "item", "estimate", "ci_low", "ci_high"]]
              .to_string(index=False))
 
