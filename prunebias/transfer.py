@@ -171,6 +171,13 @@ def transfer_row(kind: str, setting: str, source: str, target: str, baseline: pd
     return row, ctrl_rows
 
 
+def without_unused_settings(table: pd.DataFrame) -> pd.DataFrame:
+    """The table without the setting-parameter columns no row uses (a config without head
+    masks has no ``score``, ``k``, ``k_white``): a column empty throughout explains nothing."""
+    unused = [c for c in SETTING_COLUMNS if c != "scoring" and c in table and table[c].isna().all()]
+    return table.drop(columns=unused)
+
+
 def build_tables(masks: Sequence[tuple[str, str, str, Mapping[str, Any]]], read_eval: Callable[..., pd.DataFrame],
                  read_info: Callable[..., dict[str, Any]], baselines: Mapping[str, pd.DataFrame],
                  targets: Sequence[str], level_of: Callable[[str, str], str], winsor: Any, effect: str, n_boot: int,

@@ -84,3 +84,19 @@ def test_a_control_that_breaks_the_model_is_flagged_and_left_out_of_real_minus_r
                                 {**infos, "control": [{"perplexity": 12.0}] * 2}, "same_context", None, "diff",
                                 300, 0, (5, 95))
     assert row["delta_vs_random"] == pytest.approx(only_good["delta_vs_random"])
+
+
+def test_setting_columns_no_row_uses_are_left_out():
+    """A neuron-only table has no head parameters to show: score, k, k_white go; a column
+    some row uses stays, and so does every estimate column, however empty."""
+    import numpy as np
+    import pandas as pd
+
+    from prunebias.transfer import COLUMNS, without_unused_settings
+
+    table = pd.DataFrame({c: [np.nan, np.nan] for c in COLUMNS})
+    table["scoring"], table["p_black"], table["kind"] = "wanda", [15, 40], "neurons"
+    out = without_unused_settings(table)
+    assert {"score", "k", "k_white", "direction"}.isdisjoint(out.columns)
+    assert {"scoring", "p_black", "delta_toward_zero", "bias_reduction"} <= set(out.columns)
+    assert list(out.columns) == [c for c in COLUMNS if c in out.columns]

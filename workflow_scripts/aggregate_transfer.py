@@ -36,7 +36,7 @@ from prunebias.files import read_parquet, write_csv
 from prunebias.logs import setup_logging
 from prunebias.plan import Method, Pool, Source, parse_setting, transfer_level
 from prunebias.plots import make_plots
-from prunebias.transfer import bias_direction, build_tables
+from prunebias.transfer import bias_direction, build_tables, without_unused_settings
 
 NEED = ["name", "race", "gender", "anomaly", "outcome", "draw", "ablation"]
 
@@ -70,7 +70,7 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
         masks, read_eval, read_info, baselines, list(p.contexts),
         lambda source, target: transfer_level(Source.parse(source), target, p.scenarios, pools),
         p.winsorize, p.effect, p.n_boot, p.seed, tuple(p.inlier_percentiles), directions)
-    write_csv(table, smk.output.table)
+    write_csv(without_unused_settings(table), smk.output.table)
     write_csv(controls, smk.output.controls)
     heatmaps = [(kind, setting, path) for (kind, setting), path in zip(p.heatmaps, smk.output.heatmaps)]
     make_plots(table, list(p.contexts), heatmaps, smk.output.levels, getattr(smk.output, "dose", None))
