@@ -21,13 +21,23 @@ same mechanism, calibrated on that seed's baseline.
 
 Only the jobs the Wanda rows need are run (``--config`` drops the head and attribution
 masks, the side effects and the report): each evaluation answers with its prompts' own
-seeds, so a Wanda row is the same number it is in a full default run of that seed.
+seeds, so a Wanda row is the same number it is in a full default run of that seed. The
+benchmark runs 2 control draws whatever the default says, and judges the checks on the
+default's number of draws (``design_transfer``: draw 0 is the draw of a 1-draw run).
 The prepared default model is hard-linked into each seed's folder (it does not depend on
 the seed). Each seed's folder is kept; a rerun resumes where it stopped.
 
     .venv/bin/python benchmarks/planted_seeds.py [--seeds 10] [--first 20250211] [--reaggregate]
 
 Writes benchmarks/out/planted_seeds/{rows.csv, rates.csv, rates.md}.
+
+**Power per CPU-second** (issue 23, item 3): with cross-fitting (the default) one run per
+seed also holds the smaller designs. Fold 0's answers alone are the design without
+cross-fitting (the same masks, seeds and answers: 32 held-out names), and the first k
+answers of every name are the design with k answers per name (each answer has its own
+seed). So the checks are recomputed here for every (folds, answers) design from the same
+run, and each design's cost is estimated from the run's job times (``design_seconds``).
+Writes ``designs.csv`` (per seed, design and check) and ``designs.md`` (rates).
 """
 
 from __future__ import annotations
@@ -44,6 +54,9 @@ import yaml
 
 from common import OUT, REPO
 from prunebias.export import _ci  # "value [low, high]" of a table row, as the model card writes it
+from prunebias.files import read_parquet
+from prunebias.masks import read_meta
+from prunebias.transfer import bias_direction, build_tables
 
 WANDA = "black_b15_w15_global"
 # the benchmark needs only the Wanda masks, their controls and the tables of both plants
@@ -75,6 +88,7 @@ def run_seed(seed: int, folder: Path, cfg: dict, cores: int, reaggregate: bool =
     folder.mkdir(parents=True, exist_ok=True)
     conf = merged(cfg, ONLY_WANDA)
     conf["seed"] = seed
+    conf["evaluation"] = {**conf["evaluation"], "random_draws": DRAWS}
     (folder / "config.yaml").write_text(yaml.safe_dump(conf, sort_keys=False))
     base = next(m["name"] for m in cfg["models"] if "plant" not in m)
     prepared = REPO / "results" / "model" / base
@@ -94,14 +108,85 @@ def run_seed(seed: int, folder: Path, cfg: dict, cores: int, reaggregate: bool =
     return time.perf_counter() - t0
 
 
-def verdicts(seed: int, folder: Path, cfg: dict) -> list[dict]:
-    """One row per (plant, check) of one seed's tables."""
+# designs (folds, answers per held-out name, control draws) recomputed from each run
+DESIGNS = [(f, k, d) for f in (1, 2) for k in (1, 2, 3, 4) for d in (1, 2)]
+DRAWS = 2  # control draws the benchmark runs (draw 0 of a 2-draw run is the draw of a 1-draw run)
+NEED = ["name", "race", "gender", "anomaly", "outcome", "draw", "ablation", "sample", "fold"]
+
+
+def design_transfer(folder: Path, cfg: dict, model: str, folds: int, answers: int, draws: int) -> pd.DataFrame:
+    """The Wanda rows of ``model``'s transfer.csv on a smaller design of the same run: the
+    answers of the first ``folds`` folds (their names only, in the reference too), each
+    name's first ``answers`` answers and the first ``draws`` control draws; the workflow's
+    own ``build_tables`` and settings.
+
+    A design with fewer draws is exactly a run with fewer draws (each draw is seeded and
+    answers on its own), and so is one with fold 0 alone (the reference answers fold by
+    fold: fold 0's rows with 4 answers equal the 1-fold benchmark's to the digit). One with
+    fewer answers is the same design statistically but not to the digit: in bfloat16 an
+    answer depends on which prompts share its batch."""
+    res = folder / "results"
+    contexts = cfg["contexts"]
+    meta = read_meta(res / "masks" / model / "neurons" / WANDA / f"{contexts[0]}.npz")
+    names = {n for f in meta.get("folds", [{"eval_names": None}])[:folds] for n in (f["eval_names"] or [])}
+
+    def keep(df: pd.DataFrame) -> pd.DataFrame:
+        df = df[(df["sample"] < answers) & (df["fold"] < folds) & (df["draw"] < draws)]
+        return df[df["name"].isin(names)] if names else df
+
+    def path(method, setting, source, target, ext):
+        part = res / "eval" / model / ("reference" if method == "reference" else f"{method}/{setting}/{source}")
+        return part / f"{target}.{ext}"
+
+    def read_eval(method, setting, source, target):
+        p = path(method, setting, source, target, "parquet")
+        return keep(read_parquet(p, NEED))
+
+    def read_info(method, setting, source, target):
+        import json
+        return json.loads(path(method, setting, source, target, "json").read_text())
+
+    baselines = {c: read_parquet(res / "baseline" / model / f"{c}.parquet", ["race", "anomaly", "outcome"])
+                 for c in contexts}
+    effect = cfg["analysis"]["effect"]
+    directions = bias_direction(pd.read_csv(res / "tables" / model / "baseline_bias.csv"), effect)
+    masks = [("neurons", WANDA, c, {}) for c in contexts]
+    table, _ = build_tables(masks, read_eval, read_info, baselines, contexts,
+                            lambda s, t: "same_context" if s == t else "other_scenario",
+                            cfg["analysis"]["winsorize"], effect, cfg["analysis"]["n_boot"],
+                            yaml.safe_load((folder / "config.yaml").read_text())["seed"],
+                            tuple(cfg["evaluation"]["inlier_percentiles"]), directions)
+    return table
+
+
+def design_seconds(folder: Path, folds: int, answers: int, draws: int, full: tuple[int, int, int]) -> float:
+    """A design's job seconds, estimated from the run's benchmark files: the pruned
+    evaluation scales with folds x answers x (1 + draws) masks, the reference with folds x
+    answers, mask scoring and control draws with folds, the rest is shared."""
+    total = {"eval": 0.0, "fold": 0.0, "rest": 0.0}
+    root = folder / "results" / "benchmarks"
+    for tsv in root.rglob("*.tsv"):  # {model}/{rule}/....tsv or {model}/{rule}.tsv
+        parts = tsv.relative_to(root).parts
+        rule = parts[1] if len(parts) > 2 else Path(parts[1]).stem
+        sec = float(pd.read_csv(tsv, sep="\t")["s"].iloc[-1])
+        key = ("pruned" if rule == "evaluate_pruned" else "eval" if rule.startswith("evaluate_")
+               else "fold" if rule.startswith(("score_", "draw_")) else "rest")
+        total[key] = total.get(key, 0.0) + sec
+    scale = folds * answers / (full[0] * full[1])
+    return (total["rest"] + total["fold"] * folds / full[0] + total["eval"] * scale
+            + total.get("pruned", 0.0) * scale * (1 + draws) / (1 + full[2]))
+
+
+def verdicts(seed: int, folder: Path, cfg: dict, transfer: dict[str, pd.DataFrame] | None = None) -> list[dict]:
+    """One row per (plant, check) of one seed's tables (``transfer``: per plant, Wanda rows
+    to judge instead of the run's transfer.csv, e.g. a ``design_transfer``)."""
     rows = []
     contexts = cfg["contexts"]
     for name, plant in plants(cfg).items():
         homes = contexts if plant["scope"] == "general" else plant["contexts"]
         bias = pd.read_csv(folder / "results" / "tables" / name / "baseline_bias.csv").set_index("context")
-        tr = pd.read_csv(folder / "results" / "tables" / name / "transfer.csv")
+        tr = (transfer[name] if transfer is not None
+              else pd.read_csv(folder / "results" / "tables" / name / "transfer.csv"))
         tr = tr[(tr["kind"] == "neurons") & (tr["setting"] == WANDA)].set_index(["source", "target"])
 
         def add(check: str, where: str, ok: bool, value: str) -> None:
@@ -149,14 +234,27 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=OUT / "planted_seeds")
     ap.add_argument("--reaggregate", action="store_true",
                     help="seeds already run: recompute only their tables with the current statistics code")
+    ap.add_argument("--no-run", action="store_true",
+                    help="judge the seeds' folders as they are (no Snakemake: nothing reruns after a code edit)")
     args = ap.parse_args()
     cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    rows = []
+    full = (2 if cfg["localization"]["cross_fit"] else 1, cfg["evaluation"]["samples_per_name"], DRAWS)
+    default = (*full[:2], cfg["evaluation"]["random_draws"])
+    rows, design_rows = [], []
     for seed in range(args.first, args.first + args.seeds):
         folder = args.out / f"seed{seed}"
-        took = run_seed(seed, folder, cfg, args.cores, args.reaggregate)
-        rows += verdicts(seed, folder, cfg)
+        if args.no_run and not all((folder / "results" / "tables" / m / "transfer.csv").exists() for m in plants(cfg)):
+            break  # not run (or still running)
+        took = 0.0 if args.no_run else run_seed(seed, folder, cfg, args.cores, args.reaggregate)
+        # the default design's rows (its draws: exactly what a run with them prints)
+        rows += verdicts(seed, folder, cfg, {m: design_transfer(folder, cfg, m, *default) for m in plants(cfg)})
         print(f"seed {seed}: {took:.0f} s", flush=True)
+        for folds, answers, draws in [d for d in DESIGNS if all(x <= y for x, y in zip(d, full))]:
+            tables = {m: design_transfer(folder, cfg, m, folds, answers, draws) for m in plants(cfg)}
+            cost = design_seconds(folder, folds, answers, draws, full)
+            design_rows += [{**r, "folds": folds, "answers": answers, "draws": draws, "seconds": cost}
+                            for r in verdicts(seed, folder, cfg, tables)]
+        write_designs(pd.DataFrame(design_rows), args.out)
         table = pd.DataFrame(rows)
         table.to_csv(args.out / "rows.csv", index=False)
         rates = (table.groupby(["plant", "check", "where"], sort=False)["ok"]
@@ -166,6 +264,23 @@ def main() -> None:
             "| plant | check | where | seeds passed |\n|---|---|---|---|\n"
             + "".join(f"| {r.plant} | {r.check} | {r.where} | {r.passed} of {r.seeds} |\n" for r in rates.itertuples()))
     print((args.out / "rates.md").read_text())
+
+
+def write_designs(table: pd.DataFrame, out: Path) -> None:
+    """designs.csv (every row) and designs.md: per check, the seeds passed under each design
+    (folds x answers per name x control draws), with its median estimated job seconds per seed."""
+    table.to_csv(out / "designs.csv", index=False)
+    table["design"] = [f"{f}x{k}x{d}" for f, k, d in zip(table["folds"], table["answers"], table["draws"])]
+    order = list(dict.fromkeys(table.sort_values(["folds", "answers", "draws"])["design"]))
+    rates = table.pivot_table(index=["plant", "check", "where"], columns="design", values="ok", aggfunc="sum",
+                              sort=False)[order]
+    seeds = table["seed"].nunique()
+    cost = table.groupby("design")["seconds"].median()[order]
+    lines = ["| plant | check | where | " + " | ".join(order) + " |", "|---|---|---|" + "---|" * len(order)]
+    lines += [f"| {p} | {c} | {w} | " + " | ".join(f"{int(v)} of {seeds}" for v in r) + " |"
+              for (p, c, w), r in rates.iterrows()]
+    lines.append("| job seconds per seed (median, estimated) | | | " + " | ".join(f"{v:.0f}" for v in cost) + " |")
+    (out / "designs.md").write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
