@@ -229,6 +229,13 @@ def model_resources(role="infer", masks=0):
     return resources.model_resources(RES, mem_mb)
 
 
+def model_config(wildcards):
+    """The config as one model's run sees it: every key, with ``models`` reduced to this
+    model's own entry (its results.json does not change when another model is added)."""
+    own = [m for m in (config["models"] or [config["model"]]) if m["name"] == wildcards.model]
+    return {**{k: v for k, v in config.items() if k not in ("model", "models")}, "models": own}
+
+
 def model_setting(key):
     """A setting of the job's model (params): dtype, device, source, ..."""
     return lambda wc: MODELS[wc.model][key]

@@ -19,7 +19,7 @@ rule summarize_headline:
     params:
         code=CODE_VERSIONS["summarize_headline"],
         effect=config["analysis"]["effect"],
-        config=config,
+        config=model_config,
     log:
         "logs/{model}/summarize_headline.log",
     localrule: True

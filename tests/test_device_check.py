@@ -5,7 +5,7 @@ import json
 import subprocess
 import sys
 
-from conftest import REPO
+from conftest import REPO, default_config
 
 
 def test_device_check_measures_every_stage_and_prices_the_design(tmp_path, tiny_model_dir):
@@ -21,9 +21,11 @@ def test_device_check_measures_every_stage_and_prices_the_design(tmp_path, tiny_
         assert res[key] > 0, key
     design = res["design"]  # the default config: 2 contexts x 64 names x 4 samples; 2 sources x 2 targets
     assert (design["contexts"], design["names"], design["baseline_answers"]) == (2, 64, 512)
-    assert design["evaluate_jobs"] == 12 and design["draws"] == 2 and design["model_jobs"] > design["evaluate_jobs"]
-    # a neuron and a head mask per source, each answered by the 32 held-out names once per target
-    assert (design["real_masks_per_eval_job"], design["answers_per_mask_and_target"]) == (2, 32 * 4)  # 4 answers per held-out name
+    draws = default_config()["evaluation"]["random_draws"]
+    assert design["evaluate_jobs"] == 12 and design["draws"] == draws and design["model_jobs"] > design["evaluate_jobs"]
+    # a neuron mask per source (no head masks in the default), cross-fitted: every one of the
+    # 64 names is answered once per target, under the fold's mask that did not learn on it
+    assert (design["real_masks_per_eval_job"], design["answers_per_mask_and_target"]) == (1, 64 * 4)
     assert design["device_hours_total"] > 0 and "device hours" in proc.stdout
 
 
