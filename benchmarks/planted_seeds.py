@@ -43,6 +43,7 @@ Writes ``designs.csv`` (per seed, design and check) and ``designs.md`` (rates).
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import subprocess
 import sys
@@ -143,7 +144,6 @@ def design_transfer(folder: Path, cfg: dict, model: str, folds: int, answers: in
         return keep(read_parquet(p, NEED))
 
     def read_info(method, setting, source, target):
-        import json
         return json.loads(path(method, setting, source, target, "json").read_text())
 
     baselines = {c: read_parquet(res / "baseline" / model / f"{c}.parquet", ["race", "anomaly", "outcome"])

@@ -68,6 +68,22 @@ def mutate(cfg, where, kind, value):
 
 
 BASE: dict = {}
+# derandomized (the same examples on every run) and without shrinking (a finding fails at once)
+FUZZ = dict(deadline=None, derandomize=True, database=None, phases=[Phase.generate],
+            suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+
+
+def assert_planned_or_refused(work, cfg, shown: str, names: str | None = None) -> None:
+    """The dry-run plans a DAG, or refuses with a message (naming ``names`` if given), never
+    a traceback or a Snakemake-internal error."""
+    proc = run_snakemake(work, cfg, "-n", check=False, timeout=300)
+    out = proc.stdout + proc.stderr
+    shown = f"{shown}:\n{out[-1500:]}"
+    if proc.returncode == 0:
+        assert "This was a dry-run" in out or "Nothing to be done" in out, shown
+        return
+    assert any(r in out for r in REFUSED) and (names is None or names in out), shown
+    assert not any(bad in out for bad in INTERNAL), shown
 
 
 @pytest.fixture(scope="module")
@@ -78,21 +94,12 @@ def base(tiny_model_dir):
 
 @pytest.mark.slow
 def test_mutated_configs_plan_or_are_refused_with_a_key(base, tmp_path_factory):
-    @settings(max_examples=30, deadline=None, derandomize=True, database=None, phases=[Phase.generate],
-              suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+    @settings(max_examples=30, **FUZZ)
     @given(st.data())
     def check(data):
         where, kind, value = data.draw(mutation(base))
         cfg = mutate(copy.deepcopy(base), where, kind, value)
-        work = tmp_path_factory.mktemp("fuzz")
-        proc = run_snakemake(work, cfg, "-n", check=False, timeout=300)
-        out = proc.stdout + proc.stderr
-        shown = f"{'.'.join(map(str, where))} {kind} {value!r}:\n{out[-1500:]}"
-        if proc.returncode == 0:
-            assert "This was a dry-run" in out or "Nothing to be done" in out, shown
-            return
-        assert any(r in out for r in REFUSED), shown
-        assert not any(bad in out for bad in INTERNAL), shown
+        assert_planned_or_refused(tmp_path_factory.mktemp("fuzz"), cfg, f"{'.'.join(map(str, where))} {kind} {value!r}")
 
     check()
 
@@ -143,8 +150,7 @@ def test_mutated_names_files_and_prompt_tables_plan_or_are_refused_with_the_file
     names = load_names(REPO / base["names_file"], use_surnames=False)
     valid = (REPO / base["names_file"]).read_text() if which == "names" else audit_table(names).to_csv(index=False)
 
-    @settings(max_examples=12, deadline=None, derandomize=True, database=None, phases=[Phase.generate],
-              suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+    @settings(max_examples=12, **FUZZ)
     @given(FILE_EDITS, st.integers(0, 200), st.integers(0, 10))
     def check(edit, row, col):
         work = tmp_path_factory.mktemp("fuzzfile")
@@ -155,13 +161,6 @@ def test_mutated_names_files_and_prompt_tables_plan_or_are_refused_with_the_file
             cfg["names_file"] = str(data)
         else:
             cfg.update(prompt_table=str(data), contexts=[], context_overrides={})
-        proc = run_snakemake(work, cfg, "-n", check=False, timeout=300)
-        out = proc.stdout + proc.stderr
-        shown = f"{which} {edit} row {row} col {col}:\n{out[-1500:]}"
-        if proc.returncode == 0:
-            assert "This was a dry-run" in out or "Nothing to be done" in out, shown
-            return
-        assert any(r in out for r in REFUSED) and data.name in out, shown
-        assert not any(bad in out for bad in INTERNAL), shown
+        assert_planned_or_refused(work, cfg, f"{which} {edit} row {row} col {col}", names=data.name)
 
     check()
