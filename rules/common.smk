@@ -19,7 +19,7 @@ from prunebias.masks import combine_mem_mb
 from prunebias import resources, side_effects
 from prunebias.model_size import check_plant_layer, source_layers, source_size
 from prunebias.code_version import code_versions
-from prunebias.design import small_design_warning
+from prunebias.design import power_warnings, small_design_warning
 from prunebias.modeling import check_hub_cached, check_prepared, resolve_source
 from prunebias.names import check_cross_fit, check_name_split, load_names, name_folds, split_names
 from prunebias.plan import Method, Plan, Source
@@ -51,8 +51,9 @@ def _preflight():
         else:
             contexts = resolve_all(config, scenarios_file, sets_file)
             names = load_names(data_path(config["names_file"]), config["use_surnames"])
+        names_where = table_file if config["prompt_table"] else data_path(config["names_file"])
         if config["localization"]["name_split"]:
-            check_name_split(names, table_file if config["prompt_table"] else data_path(config["names_file"]))
+            check_name_split(names, names_where)
         check_cross_fit(config["localization"])
         check_text_file(data_path(config["evaluation"]["perplexity_text"]), "evaluation.perplexity_text",
                         "the perplexity text")
@@ -83,9 +84,9 @@ def _preflight():
             check_prepared(MODEL_DIR.format(model=name), name)  # relative to the working directory, like every output
     except ConfigError as exc:
         raise WorkflowError(f"Invalid input: {exc}") from None
-    small = small_design_warning(config, models)
-    if small:
-        logger.warning(f"Warning: {small}")
+    for warning in [*power_warnings(config, names, names_where), small_design_warning(config, models)]:
+        if warning:
+            logger.warning(f"Warning: {warning}")
     for name, src in sources.items():
         try:  # dry-runs and lint go on without the weights; prepare_model stops a real run
             check_hub_cached(src, models[name]["allow_download"])
