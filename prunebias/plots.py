@@ -78,20 +78,23 @@ def heatmap(table: pd.DataFrame, kind: str, setting: str, contexts: Sequence[str
     effect = str(sub["effect"].iloc[0]) if len(sub) else "smd"
     n_cells, n_none = int(grid.size), int(no_bias.to_numpy(bool).sum())
     n_down, n_up = int(below.to_numpy(bool).sum()), int(above.to_numpy(bool).sum())
-    fig, ax = plt.subplots(figsize=(2.4 + 1.3 * max(1, grid.shape[1]), 1.6 + 0.45 * max(1, grid.shape[0])))
+    # wide and tall enough that the three-line title and the colour bar's label stay inside
+    fig, ax = plt.subplots(figsize=(max(6.0, 2.4 + 1.3 * grid.shape[1]), max(3.4, 2.0 + 0.45 * grid.shape[0])))
     sns.heatmap(grid, ax=ax, cmap="RdBu_r", vmin=-vmax, vmax=vmax, center=0,
                 annot=labels.to_numpy() if grid.shape[1] <= 12 else False, fmt="",
-                cbar_kws={"label": f"{EFFECT_LABEL.get(effect, effect)} toward 0\npruned - reference"})
+                cbar_kws={"label": f"change toward 0\n(pruned - reference)\n{EFFECT_LABEL.get(effect, effect)}"})
     ax.set_facecolor("#eeeeee")  # blank cells: no value (seaborn does not annotate them; "no bias" is written here)
     for i, r in enumerate(grid.index):
         for j, c in enumerate(grid.columns):
             if bool(no_bias.loc[r, c]) is True:
                 ax.text(j + 0.5, i + 0.5, "no bias", ha="center", va="center", fontsize=8, color="#555555")
-    ax.set_title(f"{kind} {setting}: change of the bias toward 0 (blue: smaller)\n"
-                 f"{n_down} of {n_cells - n_none} cells with a bias smaller, {n_up} larger (*: paired 95% CI)\n"
-                 f"{n_none} of {n_cells} with no bias to remove; (u) underpowered", fontsize=8)
+    counted = (f"{n_down} of {n_cells - n_none} cells with a bias smaller, {n_up} larger (*: paired 95% CI)\n"
+               f"{n_none} of {n_cells} with no bias to remove; (u) underpowered") if n_cells > n_none else (
+        "no target has an established baseline bias (its CI covers 0):\nno cell has a bias to remove")
+    ax.set_title(f"{kind} {setting}: change of the bias toward 0 (blue: smaller)\n{counted}", fontsize=8)
     ax.set_xlabel("target context (evaluated on)")
     ax.set_ylabel("mask source (learned on)")
+    ax.tick_params(axis="y", labelrotation=0)  # context names read across, not up the side
     fig.tight_layout()
     _save(fig, path)
 
@@ -128,18 +131,23 @@ def reduction_by_level(table: pd.DataFrame, path: str | Path) -> None:
                 ax.errorbar(x, y, yerr=[np.clip(y - lo, 0, None), np.clip(hi - y, 0, None)], fmt="o", ms=4,
                             capsize=2, color=f"C{i}", label=mask if lv_i == min(
                                 order.index(v) for v in part["level"].unique()) else None)
+                if len(g) <= 4:  # few points: say which (source -> target) row each is
+                    for xi, yi, (src, tgt) in zip(x, y, zip(g["source"], g["target"])):
+                        ax.annotate(f"{src}\n-> {tgt}", (xi, yi), xytext=(4, 0), textcoords="offset points",
+                                    fontsize=6, va="center", color="#444444")
         ax.axhline(0, color="grey", lw=0.8)
         below = int((shown.get(f"{value}_ci_high", pd.Series(dtype=float)) < 0).sum())
         ax.set_title(f"{label}:\n{below} of {len(shown)} rows' CIs below 0", fontsize=9)
         ax.set_xticks(range(len(order)), [f"{LEVELS[lv]}: {lv}" for lv in order])  # the paper's numbers
         ax.set_xlim(-0.6, len(order) - 0.4)
         ax.set_xlabel("generalization level (1 near -> 3 far)")
-        ax.set_ylabel(value.replace("_", " "))
+        ax.set_ylabel(label)
         ax.tick_params(axis="x", rotation=20)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
     fig.suptitle(f"points: transfer rows, bars: their 95% name CIs; {int((~keep).sum())} rows with no bias to "
                  "remove left out", fontsize=8)
+    fig.tight_layout()  # the suptitle above the panels' titles, not across them
     _save(fig, path)
 
 
@@ -177,7 +185,14 @@ def baseline_forest(by_context: pd.DataFrame, by_gender: pd.DataFrame, effect: s
         rows.append((r["context"], r["gender"], r[effect], r[f"{effect}_ci_low"], r[f"{effect}_ci_high"], r["p_perm"]))
     df = pd.DataFrame(rows, columns=["context", "group", "est", "lo", "hi", "p"])
     forest(df, f"{EFFECT_LABEL.get(effect, effect)}, White - Black (95% name-bootstrap CI)",
-           "Baseline bias per context; p: name-permutation test", path)
+           f"Baseline bias per context: {_excluding_zero(df[df['group'] == 'all'])}; p: name-permutation test", path)
+
+
+def _excluding_zero(df: pd.DataFrame) -> str:
+    """How many rows' CIs exclude 0, and on which side, in words (a title computed from the data)."""
+    low, high = df["hi"] < 0, df["lo"] > 0
+    return (f"{int((low | high).sum())} of {len(df)} CIs exclude 0: "
+            f"{int(low.sum())} with Black names' answers higher, {int(high.sum())} White names'")
 
 
 def forest(df: pd.DataFrame, xlabel: str, title: str, path: str | Path) -> None:
@@ -216,7 +231,7 @@ def models_forest(baselines: Mapping[str, pd.DataFrame], effect: str, path: str 
                        for model, table in baselines.items() for _, r in table.iterrows()],
                       columns=["context", "group", "est", "lo", "hi", "p"])
     forest(df, f"{EFFECT_LABEL.get(effect, effect)}, White - Black (95% name-bootstrap CI)",
-           "Baseline bias per context and model; p: name-permutation test", path)
+           f"Baseline bias per context and model: {_excluding_zero(df)}; p: name-permutation test", path)
 
 
 FAITH_TITLES = {"head": "heads removed one at a time", "neuron": "MLP neurons removed one at a time",
@@ -267,18 +282,19 @@ def side_effects_plot(table: pd.DataFrame, transfer: pd.DataFrame, path: str | P
     and log-likelihoods in nats (bottom) on their own axes. Right: per mask, the change of
     each higher-is-better metric against the audit's bias reduction in the mask's own
     context(s) (transfer rows at the lowest transfer level, name-bootstrap CIs), where
-    that context has a bias to reduce; otherwise the panel says so.
+    that context has a bias to reduce. Without such a point there is no right panel and
+    the figure's title says why.
     """
     real = [m for m in dict.fromkeys(table["mask"]) if not (table.loc[table["mask"] == m, "control_of"] != "").any()]
     metrics = list(dict.fromkeys(zip(table["task"], table["metric"])))
     colors = dict(zip(real, sns.color_palette("tab10", max(1, len(real)))))
+    points = _cost_points(table, transfer, real, metrics)
     groups = [("rates and accuracies", [m for m in metrics if "loglik" not in m[1]]),
               ("log-likelihoods (nats)", [m for m in metrics if "loglik" in m[1]])]
     groups = [(name, ms) for name, ms in groups if ms] or [("", [])]
     heights = [max(1, len(ms)) for _, ms in groups]
-    fig = plt.figure(figsize=(12, 1.8 + 0.9 * len(metrics) * max(1, len(real)) ** 0.5))
-    grid = fig.add_gridspec(len(groups), 2, height_ratios=heights)
-    right = fig.add_subplot(grid[:, 1])
+    fig = plt.figure(figsize=(12 if points else 7, 1.8 + 0.9 * len(metrics) * max(1, len(real)) ** 0.5))
+    grid = fig.add_gridspec(len(groups), 2 if points else 1, height_ratios=heights)
     step = 0.8 / max(1, 2 * len(real))
     for g, (group, group_metrics) in enumerate(groups):
         left = fig.add_subplot(grid[g, 0])
@@ -303,7 +319,31 @@ def side_effects_plot(table: pd.DataFrame, transfer: pd.DataFrame, path: str | P
             left.set_xlabel("pruned - unpruned (95% CI, items resampled by cluster)")
         if g == 0 and left.get_legend_handles_labels()[0]:
             left.legend(fontsize=7, loc="best")
-    plotted = False
+    if points:
+        right = fig.add_subplot(grid[:, 1])
+        for p in points:
+            # a ratio's estimate may lie outside its percentile CI: the bar then starts at the point
+            right.errorbar(p["x"], p["y"], xerr=[[max(p["x"] - p["x_low"], 0)], [max(p["x_high"] - p["x"], 0)]],
+                           yerr=[[max(p["y"] - p["y_low"], 0)], [max(p["y_high"] - p["y"], 0)]],
+                           fmt=p["marker"], color=colors[p["mask"]], ms=6, capsize=2, label=p["label"])
+        right.axhline(0, color="grey", lw=0.8)
+        right.axvline(0, color="grey", lw=0.8)
+        right.set_xlabel("bias reduction in the mask's own context (95% name-bootstrap CI)")
+        right.set_ylabel("change of the task metric (higher is better)")
+        right.set_title("Bias removed against capability kept", fontsize=9)
+        right.legend(fontsize=6, loc="best")
+    else:
+        fig.suptitle("No mask's own context has an established bias (baseline CI covers 0):\n"
+                     "no reduction to set against what the masks cost", fontsize=9)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def _cost_points(table: pd.DataFrame, transfer: pd.DataFrame, real: Sequence[str],
+                 metrics: Sequence[tuple[str, str]]) -> list[dict]:
+    """(bias reduction at home, change of a higher-is-better task metric) per real mask,
+    where the mask's own context has a bias to reduce (a finite ``bias_reduction``)."""
+    out = []
     for mask in real:
         kind, setting, source = mask.split("/")
         rows = transfer[(transfer["kind"] == kind) & (transfer["setting"] == setting) & (transfer["source"] == source)
@@ -316,41 +356,21 @@ def side_effects_plot(table: pd.DataFrame, transfer: pd.DataFrame, path: str | P
             if se.empty or not bool(se["higher_is_better"].iloc[0]):
                 continue
             s = se.iloc[0]
-            for _, t in rows.iterrows():
-                if not np.isfinite(float(t["bias_reduction"])):  # no bias to reduce there: no point
-                    continue
-                # a ratio's estimate may lie outside its percentile CI: the bar then starts at the point
-                right.errorbar(t["bias_reduction"], s["difference"],
-                               xerr=[[max(t["bias_reduction"] - t["bias_reduction_ci_low"], 0)],
-                                     [max(t["bias_reduction_ci_high"] - t["bias_reduction"], 0)]],
-                               yerr=[[max(s["difference"] - s["difference_ci_low"], 0)],
-                                     [max(s["difference_ci_high"] - s["difference"], 0)]],
-                               fmt=marker, color=colors[mask], ms=6, capsize=2, label=f"{mask}\n{task} {metric}")
-                plotted = True
-    right.axhline(0, color="grey", lw=0.8)
-    right.axvline(0, color="grey", lw=0.8)
-    right.set_xlabel("bias reduction in the mask's own context (95% name-bootstrap CI)")
-    right.set_ylabel("change of the task metric (higher is better)")
-    right.set_title("Bias removed against capability kept", fontsize=9)
-    if plotted:
-        right.legend(fontsize=6, loc="best")
-    else:
-        right.text(0.5, 0.5, "no mask's own context has an established bias\n(baseline CI covers 0): "
-                   "no reduction to set\nagainst what the mask costs", ha="center", va="center",
-                   transform=right.transAxes, fontsize=9)
-        right.set_xticks([])
-        right.set_yticks([])
-    fig.tight_layout()
-    _save(fig, path)
+            out += [{"mask": mask, "marker": marker, "label": f"{mask}\n{task} {metric}",
+                     "x": t["bias_reduction"], "x_low": t["bias_reduction_ci_low"], "x_high": t["bias_reduction_ci_high"],
+                     "y": s["difference"], "y_low": s["difference_ci_low"], "y_high": s["difference_ci_high"]}
+                    for _, t in rows.iterrows() if np.isfinite(float(t["bias_reduction"]))]
+    return out
 
 
 def pruned_neurons_plot(table: pd.DataFrame, path: str | Path) -> None:
     """Where each neuron setting prunes: per setting, the pruned share of each layer's
     linear weights (left) and of each module type (right), one row per mask source."""
     settings = list(dict.fromkeys(table["setting"])) if len(table) else []
-    fig, axes = plt.subplots(max(1, len(settings)), 2, figsize=(13, 1.5 + 0.35 * max(2, table["source"].nunique() if
-                                                                                     len(table) else 2)
-                                                                * max(1, len(settings))), squeeze=False)
+    n_sources = max(2, table["source"].nunique() if len(table) else 2)
+    # each row of panels tall enough for its sources and the module names below it
+    fig, axes = plt.subplots(max(1, len(settings)), 2, figsize=(13, (1.6 + 0.4 * n_sources) * max(1, len(settings))),
+                             squeeze=False)
     if not settings:
         axes[0, 0].text(0.5, 0.5, "no neuron masks", ha="center", transform=axes[0, 0].transAxes)
     for row, setting in enumerate(settings):
@@ -361,9 +381,10 @@ def pruned_neurons_plot(table: pd.DataFrame, path: str | Path) -> None:
             grid = (100 * agg["pruned"] / agg["total"]).unstack(by).reindex(index=sources)
             if by == "module":
                 grid = grid[[m for m in MODULE_ORDER if m in grid.columns]]
-            sns.heatmap(grid, ax=axes[row, col], cmap="Reds", vmin=0, cbar_kws={"label": "% of weights pruned"},
+            sns.heatmap(grid, ax=axes[row, col], cmap="Reds", vmin=0, cbar_kws={"label": "% pruned"},
                         annot=grid.shape[1] <= 8, fmt=".2f")
-            axes[row, col].set_title(f"neurons {setting}: pruned share by {by}", fontsize=9)
+            axes[row, col].tick_params(axis="x", labelrotation=0 if by == "layer" else 30)
+            axes[row, col].set_title(f"neurons {setting}: % of the linear weights pruned, by {by}", fontsize=9)
             axes[row, col].set_ylabel("mask source" if col == 0 else "")
             if col == 1:  # the same sources as the left panel: their labels would run into its colour bar
                 axes[row, col].set_yticklabels([])

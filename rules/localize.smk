@@ -293,6 +293,9 @@ rule measure_mask_stability:
         "../workflow_scripts/measure_mask_stability.py"
 
 
+PRUNED_KINDS = [kind for kind in ("neurons", "heads") if PLAN.settings(kind)]  # a figure per kind learned
+
+
 rule plot_pruned:
     input:
         masks=[path for _, path in mask_index()],
@@ -303,20 +306,15 @@ rule plot_pruned:
             caption="../report/pruned.rst",
             category="What was pruned",
         ),
-        neurons=report(
-            "results/plots/{model}/pruned_neurons.png",
-            caption="../report/pruned.rst",
-            category="What was pruned",
-        ),
-        heads=report(
-            "results/plots/{model}/pruned_heads.png",
-            caption="../report/pruned.rst",
-            category="What was pruned",
-        ),
-        vector=["results/plots/{model}/pruned_neurons.svg", "results/plots/{model}/pruned_heads.svg"],
+        plots=[
+            report(f"results/plots/{{model}}/pruned_{kind}.png", caption="../report/pruned.rst", category="What was pruned")
+            for kind in PRUNED_KINDS
+        ],
+        vector=[f"results/plots/{{model}}/pruned_{kind}.svg" for kind in PRUNED_KINDS],
     params:
         code=CODE_VERSIONS["plot_pruned"],
         masks=[ids for ids, _ in mask_index()],
+        kinds=PRUNED_KINDS,
     log:
         "logs/{model}/plot_pruned.log",
     localrule: True

@@ -8,7 +8,7 @@ from prunebias.plots import reduction_by_level
 
 def test_level_plot_is_byte_identical_on_a_rerun(tmp_path):
     rng = np.random.default_rng(0)
-    rows = [{"kind": k, "scoring": "wanda" if k == "neurons" else "attention", "level": lv, "target": f"t{i}",
+    rows = [{"kind": k, "scoring": "wanda" if k == "neurons" else "attention", "level": lv, "source": "s", "target": f"t{i}",
              "delta_toward_zero": rng.normal(), "delta_vs_random": rng.normal()}
             for k in ("neurons", "heads") for lv in ("same_context", "other_scenario") for i in range(4)]
     table = pd.DataFrame(rows)
@@ -27,7 +27,7 @@ def test_level_plot_names_the_papers_level_numbers(tmp_path, monkeypatch):
 
     seen = []
     monkeypatch.setattr(plots, "_save", lambda fig, path: seen.append(fig))
-    rows = [{"kind": "neurons", "scoring": "wanda", "level": lv, "target": f"t{i}", "delta_toward_zero": 0.1 * i,
+    rows = [{"kind": "neurons", "scoring": "wanda", "level": lv, "source": "s", "target": f"t{i}", "delta_toward_zero": 0.1 * i,
              "delta_vs_random": 0.0} for lv in ("same_context", "same_scenario", "other_scenario") for i in range(3)]
     plots.reduction_by_level(pd.DataFrame(rows), tmp_path / "x.png")
     labels = [t.get_text() for t in seen[0].axes[0].get_xticklabels()]
@@ -44,15 +44,15 @@ def test_level_plot_draws_each_row_with_its_own_ci_and_counts_from_the_data(tmp_
 
     seen = []
     monkeypatch.setattr(plots, "_save", lambda fig, path: seen.append(fig))
-    rows = [{"kind": "neurons", "scoring": "wanda", "level": "same_context", "target": "a", "bias_to_remove": True,
+    rows = [{"kind": "neurons", "scoring": "wanda", "level": "same_context", "source": "a", "target": "a", "bias_to_remove": True,
              "delta_toward_zero": -0.6, "delta_toward_zero_ci_low": -1.0, "delta_toward_zero_ci_high": -0.2,
              "delta_vs_random": -0.3,
              "delta_vs_random_ci_low": -0.7, "delta_vs_random_ci_high": 0.1},
-            {"kind": "neurons", "scoring": "wanda", "level": "other_scenario", "target": "b", "bias_to_remove": True,
+            {"kind": "neurons", "scoring": "wanda", "level": "other_scenario", "source": "a", "target": "b", "bias_to_remove": True,
              "delta_toward_zero": -0.1, "delta_toward_zero_ci_low": -0.5, "delta_toward_zero_ci_high": 0.3,
              "delta_vs_random": -0.4,
              "delta_vs_random_ci_low": -0.8, "delta_vs_random_ci_high": -0.1},
-            {"kind": "neurons", "scoring": "wanda", "level": "other_scenario", "target": "c", "bias_to_remove": False,
+            {"kind": "neurons", "scoring": "wanda", "level": "other_scenario", "source": "a", "target": "c", "bias_to_remove": False,
              "delta_toward_zero": -9.0, "delta_toward_zero_ci_low": -9.5, "delta_toward_zero_ci_high": -8.5,
              "delta_vs_random": -9.0,
              "delta_vs_random_ci_low": -9.5, "delta_vs_random_ci_high": -8.5}]
@@ -116,7 +116,7 @@ def test_side_effects_plot_splits_rates_from_loglik_and_says_when_there_is_no_bi
     for mask, control_of in [("neurons/s/a", ""), ("random_neurons/s/a/draw0", "neurons/s/a")]:
         for metric in ("acc", "loglik_right"):
             rows.append({"mask": mask, "control_of": control_of, "task": "t", "metric": metric, "difference": -0.1,
-                         "difference_ci_low": -0.2, "difference_ci_high": 0.0, "higher_is_better": True})
+                         "difference_ci_low": -0.2, "difference_ci_high": 0.0, "higher_is_better": metric == "acc"})
     transfer = pd.DataFrame([{"kind": "neurons", "setting": "s", "source": "a", "method": "neurons", "level_number": 1,
                               "bias_reduction": np.nan, "bias_reduction_ci_low": np.nan,
                               "bias_reduction_ci_high": np.nan}])
@@ -124,7 +124,24 @@ def test_side_effects_plot_splits_rates_from_loglik_and_says_when_there_is_no_bi
     titles = [ax.get_title() for ax in seen[0].axes]
     assert "Side effects on lm-eval tasks: rates and accuracies" in titles
     assert "Side effects on lm-eval tasks: log-likelihoods (nats)" in titles
-    right = seen[0].axes[0]  # the right panel is made first
-    assert "no mask's own context has an established bias" in right.texts[0].get_text()
-    assert right.get_legend() is None
+    assert len(seen[0].axes) == 2  # no empty right panel: the title says why there is none
+    assert "No mask's own context has an established bias" in seen[0]._suptitle.get_text()
+    biased = transfer.assign(bias_reduction=0.4, bias_reduction_ci_low=0.1, bias_reduction_ci_high=0.7)
+    plots.side_effects_plot(pd.DataFrame(rows), biased, tmp_path / "s.png")
+    right = seen[1].axes[-1]
+    assert right.get_title() == "Bias removed against capability kept" and seen[1]._suptitle is None
+    assert [t.get_text() for t in right.get_legend().get_texts()] == ["neurons/s/a\nt acc"]  # higher-is-better only
     plt.close("all")
+
+
+def test_forest_titles_count_what_the_cis_show(tmp_path, monkeypatch):
+    from prunebias import plots
+
+    seen = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: seen.append(fig))
+    by_context = pd.DataFrame([{"context": c, "smd": e, "smd_ci_low": lo, "smd_ci_high": hi, "p_perm": 0.01}
+                               for c, e, lo, hi in [("a", -0.5, -0.9, -0.1), ("b", 0.1, -0.2, 0.4), ("c", 0.6, 0.2, 1.0)]])
+    by_gender = by_context.assign(gender="man", smd_ci_low=-1.0, smd_ci_high=1.0)  # not counted: the title is per context
+    plots.baseline_forest(by_context, by_gender, "smd", tmp_path / "f.png")
+    assert ("2 of 3 CIs exclude 0: 1 with Black names' answers higher, 1 White names'"
+            in seen[0].axes[0].get_title())

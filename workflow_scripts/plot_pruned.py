@@ -1,6 +1,7 @@
 """Rule plot_pruned: what every learned mask removes -> ``results/tables/{model}/pruned_by_layer.csv``
 (neurons: pruned and total entries per mask, layer and module, read from the masks' meta)
-and ``results/plots/{model}/pruned_neurons.png`` / ``pruned_heads.png`` (``prunebias.plots``)."""
+and ``results/plots/{model}/pruned_neurons.png`` / ``pruned_heads.png``, one per mask kind the config
+learns (``prunebias.plots``)."""
 
 import pandas as pd
 
@@ -27,8 +28,11 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
     table = pd.DataFrame(rows, columns=COLUMNS[:-1])
     table["percent"] = 100 * table["pruned"] / table["total"]
     write_csv(table[COLUMNS], smk.output.table)
-    pruned_neurons_plot(table, smk.output.neurons)
-    pruned_heads_plot(heads, smk.output.heads)
+    for kind, path in zip(smk.params.kinds, smk.output.plots):
+        if kind == "neurons":
+            pruned_neurons_plot(table, path)
+        else:
+            pruned_heads_plot(heads, path)
     log.info("%d neuron mask rows, head settings %s", len(table), sorted(heads))
 
 
