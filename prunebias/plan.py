@@ -378,6 +378,13 @@ def transfer_level(source: Source, target: str, scenarios: Mapping[str, str], po
     return "mixed_pool_heldout"
 
 
+def resolve_mask_items(items: Sequence[str], contexts: Sequence[str]) -> list[str]:
+    """Config items that name a mask (``export``, ``side_effects.masks``) as KIND/SETTING/SOURCE;
+    a KIND/SETTING item (no source) is that setting's mask of the last selected context, so
+    a shipped default follows ``contexts`` instead of naming one."""
+    return [item if item.count("/") == 2 else f"{item}/{contexts[-1]}" for item in items]
+
+
 def unique(items: Sequence[Any]) -> list[Any]:
     """Items in order without repeats (15 and 15.0 are one setting, one folder)."""
     return list(dict.fromkeys(items))

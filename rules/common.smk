@@ -22,8 +22,8 @@ from prunebias.code_version import code_versions
 from prunebias.design import power_warnings, small_design_warning
 from prunebias.modeling import check_hub_cached, check_prepared, resolve_source
 from prunebias.names import check_cross_fit, check_name_split, load_names, name_folds, split_names
-from prunebias.plan import Method, Plan, Source
-from prunebias.plant_spec import resolve_plant
+from prunebias.plan import Method, Plan, Source, resolve_mask_items
+from prunebias.plant_spec import containment_warning, resolve_plant
 
 
 def data_path(p):
@@ -65,6 +65,8 @@ def _preflight():
         # keys that name masks and contexts: every stale one in one message (dropping a
         # context from contexts leaves it named in several places)
         found = []
+        config["export"] = resolve_mask_items(config["export"], list(contexts))  # KIND/SETTING follows contexts
+        config["side_effects"]["masks"] = resolve_mask_items(config["side_effects"]["masks"], list(contexts))
         _gather(found, _check_mask_items, plan, config["export"], "config: export")
         _gather(found, _check_mask_items, plan, config["side_effects"]["masks"], "config: side_effects.masks")
         models = _gather(found, _models, config, list(contexts))
@@ -84,7 +86,9 @@ def _preflight():
             check_prepared(MODEL_DIR.format(model=name), name)  # relative to the working directory, like every output
     except ConfigError as exc:
         raise WorkflowError(f"Invalid input: {exc}") from None
-    for warning in [*power_warnings(config, names, names_where), small_design_warning(config, models)]:
+    contained = [containment_warning(m["plant"], list(contexts), f"config: models ({name}).plant")
+                 for name, m in models.items() if "plant" in m]
+    for warning in [*contained, *power_warnings(config, names, names_where), small_design_warning(config, models)]:
         if warning:
             logger.warning(f"Warning: {warning}")
     for name, src in sources.items():

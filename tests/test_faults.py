@@ -115,11 +115,25 @@ def test_refused_before_any_job(case, tiny_model_dir, tmp_path):
     assert not (tmp_path / "results").exists()  # nothing ran
 
 
-def test_dropping_a_context_names_every_key_that_still_names_it(tmp_path):
-    """The default config without hiring-lawyer: side_effects.masks and the context plant
-    both still name it; one dry-run says both (not one error per attempt)."""
+def test_dropping_hiring_lawyer_from_the_default_contexts_dry_runs(tmp_path):
+    """issue 24: the shipped defaults that name a context (side_effects.masks, the context
+    plant) follow `contexts`, so dropping one is one edit; the plant then covers every
+    selected context and the dry-run says what that costs."""
     cfg = default_config()
     cfg["contexts"] = ["purchase-house"]
+    proc = run_snakemake(tmp_path, cfg, "-n")
+    out = proc.stdout + proc.stderr
+    assert "hiring-lawyer" not in out.replace("planted-hiring", "")
+    assert "measure_side_effects" in out and "the context plant acts in every selected context" in out
+
+
+def test_stale_keys_that_name_a_dropped_context_are_named_together(tmp_path):
+    """Keys that name a context explicitly and no longer match `contexts`: one dry-run
+    names them all (not one error per attempt)."""
+    cfg = default_config()
+    cfg["contexts"] = ["purchase-house"]
+    cfg["side_effects"]["masks"] = ["neurons/black_b15_w15_global/hiring-lawyer"]
+    cfg["models"][2]["plant"]["contexts"] = ["hiring-lawyer"]
     proc = run_snakemake(tmp_path, cfg, "-n", check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0 and "Traceback" not in out, out[-2000:]

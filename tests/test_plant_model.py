@@ -104,7 +104,6 @@ def test_every_neuron_mask_is_scored_and_judged_against_the_truth(planted_run):
 
 @pytest.mark.parametrize("plant, words", [
     ({"from": "nosuch"}, ["(p).plant.from", "'nosuch' is not a model", "['tiny']"]),
-    ({"from": "tiny", "scope": "context", "contexts": CONTEXTS}, ["(p).plant.contexts", "every selected context"]),
     ({"from": "tiny", "scope": "context", "contexts": ["hiring-lawyer"]}, ["(p).plant.contexts", "selected"]),
     ({"from": "tiny", "contexts": ["purchase-car"]}, ["(p).plant.contexts", "every context"]),
     ({"from": "tiny", "scope": "context", "contexts": ["purchase-car"], "threshold": 1.2}, ["threshold", "below 1"]),
@@ -119,6 +118,21 @@ def test_a_bad_plant_stops_the_dry_run_with_key_and_fix(tiny_model_dir, tmp_path
     assert proc.returncode != 0 and "Invalid input" in out, out[-2000:]
     for w in words:
         assert w in out, (w, out[-2000:])
+
+
+def test_a_context_plant_follows_the_contexts_and_warns_when_it_covers_them(tiny_model_dir, tmp_path):
+    """issue 24: a context plant without contexts acts in the last selected context, so the
+    shipped default follows `contexts`; one that covers every selected context runs (its
+    detection and removal are measured) with a warning that containment cannot be."""
+    from prunebias.plant_spec import containment_warning, resolve_plant
+
+    plant = resolve_plant({"from": "tiny", "scope": "context"}, {"tiny": True}, CONTEXTS, "p")
+    assert plant["contexts"] == ["purchase-car"] and containment_warning(plant, CONTEXTS, "p") == ""
+    assert "acts in every selected context" in containment_warning(plant, ["purchase-car"], "p")
+    cfg = plant_config(tiny_model_dir)
+    cfg["models"] = [cfg["models"][0], {"name": "p", "plant": {"from": "tiny", "scope": "context", "contexts": CONTEXTS, "layer": 1}}]
+    out = run_snakemake(tmp_path, cfg, "-n").stdout
+    assert "Warning: config: models (p).plant.contexts: the context plant acts in every selected context" in out
 
 
 def test_the_removed_controls_key_names_its_replacement(tiny_model_dir, tmp_path):
