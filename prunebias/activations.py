@@ -55,6 +55,7 @@ import torch
 
 from prunebias.architecture import SITES, check_architecture, decoder_layers
 from prunebias.errors import ConfigError
+from prunebias.files import read_parquet
 from prunebias.modeling import chat_text
 from prunebias.names import name_occurrences
 
@@ -287,8 +288,6 @@ def read_cache(path: str | Path, columns: list[str] | None = None, names: list[s
     Activation rows hold ``sumsq`` per (prompt, layer, site); summing them over any prompts
     and taking the square root gives that subset's Wanda norms ``||X_j||_2``.
     """
-    from prunebias.files import read_parquet
-
     df = read_parquet(path, ["name", *(columns or [])])
     if names is not None:
         df = df[df["name"].isin(set(names))].reset_index(drop=True)

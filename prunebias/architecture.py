@@ -53,7 +53,7 @@ def decoder_layers(model: Any) -> Any:
 
 def check_architecture(model: Any) -> Geometry:
     """Refuse models whose layers lack the Llama module names; return head geometry."""
-    import torch.nn as nn
+    import torch.nn as nn  # here: the DAG imports this module; torch loads only in jobs
 
     layers = decoder_layers(model)
     for i, layer in enumerate(layers):

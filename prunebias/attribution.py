@@ -24,7 +24,7 @@ Only the decoder's linear weights require gradients (embeddings, norms and the L
 do not). B is linear in the per-prompt expectations, so each batch's -W * dB/dW adds into
 a float32 score on the host as soon as that weight's gradient is ready, and the gradient
 is freed (``scored_gradients``): no copy of every weight's gradient is kept. Selection
-(``select_weights``, ``select_heads``) keeps the entries whose removal moves B toward 0
+(``select_weights``, for weights and for heads alike) keeps the entries whose removal moves B toward 0
 the most.
 """
 
@@ -37,10 +37,15 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import numpy as np
 import pandas as pd
 import torch
+from scipy import stats
 
 from prunebias.architecture import MODULES, check_architecture, linear
+from prunebias.inference import NameData, name_bootstrap
 from prunebias.masks import Mask
-from prunebias.objective import bias_objective, name_baseline
+from prunebias.objective import bias_objective, grid_agreement, name_baseline
+from prunebias.patching import head_patching
+from prunebias.perplexity import text_nll
+from prunebias.plan import GradNeuronSetting
 from prunebias.pruning import pruned
 
 MLP = ("gate_proj", "up_proj", "down_proj")  # a neuron: its gate and up rows, its down column
@@ -140,8 +145,6 @@ def weight_attribution(model: Any, tok: Any, rows: pd.DataFrame, values: Sequenc
 def text_importance(model: Any, tok: Any, text: str, max_tokens: int = 1024) -> dict[str, torch.Tensor]:
     """SNIP importance for ordinary text, |W * dL/dW| per decoder linear weight, with L the
     mean next-token loss on ``text`` (the perplexity text): what the model needs to write it."""
-    from prunebias.perplexity import text_nll
-
     with scored_gradients(model, absolute=True) as importance:
         loss = text_nll(model, tok, text, max_tokens=max_tokens)
         if loss is None:
@@ -201,11 +204,6 @@ def select_weights(scores: torch.Tensor, b: float, count: int) -> torch.Tensor:
     return out.view(scores.shape)
 
 
-def select_heads(head_deltas: torch.Tensor, b: float, k: int) -> torch.Tensor:
-    """The k heads whose removal moves B toward 0 the most (layers x heads bool)."""
-    return select_weights(head_deltas, b, k)
-
-
 @dataclass
 class SourceScores:
     """A mask source's attribution, oriented (negative: removal moves the objectives toward 0).
@@ -232,8 +230,6 @@ def source_attribution(model: Any, tok: Any, contexts: dict[str, tuple[pd.DataFr
     integration steps). Returns the summed scores and, per context, B, E per prompt, the
     head and the neuron deltas (and the patching deltas).
     """
-    from prunebias.patching import head_patching
-
     total: dict[str, torch.Tensor] = {}
     heads_total: torch.Tensor | None = None
     patch_total: torch.Tensor | None = None
@@ -305,8 +301,6 @@ def faithfulness(model: Any, tok: Any, rows: pd.DataFrame, values: Sequence[floa
     row per unit (``FAITHFULNESS_COLUMNS``) and the Spearman correlation of predicted and
     measured (NaN below 3 units).
     """
-    from scipy import stats
-
     if unit not in ("head", "neuron"):
         raise ValueError(f"unit must be 'head' or 'neuron', not {unit!r}")
     flat = deltas.flatten()
@@ -340,9 +334,6 @@ def context_summary(model: Any, tok: Any, rows: pd.DataFrame, values: Sequence[f
     pairs removed together, one row of unit kind "planted_neurons" (index -1; the positive
     control's plant).
     """
-    from prunebias.inference import NameData, name_bootstrap
-    from prunebias.objective import grid_agreement
-
     expected = info["expected"]
     deltas = {"head": info["head_deltas"], "neuron": info["neuron_deltas"]}
     faith = {}
@@ -408,8 +399,6 @@ def grad_masks(settings: Sequence[Any], scores: SourceScores, budgets: Mapping[s
     weights, the same count per matrix; or whole MLP neurons, as many as fit in its MLP
     count. A ``GradHeadSetting`` takes the top k heads by its score (saved with the mask,
     negated: larger = more bias removed)."""
-    from prunebias.plan import GradNeuronSetting
-
     shapes = {k: tuple(s.shape) for k, s in scores.weights.items()}
     out = []
     for setting in settings:

@@ -16,6 +16,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 OBJECTIVE_COLUMNS = ["source", "context", "prompts", "B", "B_ci_low", "B_ci_high", "agreement_names",
                      "agreement_pearson", "agreement_spearman", "integrated_steps", "log_value"]
@@ -26,8 +27,6 @@ FAITH_COLUMNS = ["source", "context", "unit", "units", "spearman", "spearman_ci_
 
 def spearman_ci(rho: float, n: int, level: float = 0.95) -> tuple[float, float]:
     """Fisher-z CI of Spearman's rho over n units (NaN below 4 units or for NaN rho)."""
-    from scipy import stats
-
     if n < 4 or not math.isfinite(rho):
         return math.nan, math.nan
     z = math.atanh(max(min(rho, 0.999999), -0.999999))

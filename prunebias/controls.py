@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from prunebias.architecture import MODULES, linear
 from prunebias.plan import NeuronSetting
 from prunebias.scoring import top_fraction, wanda_scores
 
@@ -84,8 +85,6 @@ def matched_head_control(heads: np.ndarray, rng: np.random.Generator) -> np.ndar
 def neuron_controls(model: Any, real: dict[str, np.ndarray], sums: dict[str, dict[tuple[int, str], torch.Tensor]],
                     setting: NeuronSetting, seeds: list[int]) -> list[dict[str, np.ndarray]]:
     """One matched control per seed for a neuron mask ({``layers.L.module``: bool})."""
-    from prunebias.architecture import MODULES, linear
-
     source = setting.direction  # the group whose top scores the mask is drawn from
     other = "white" if source == "black" else "black"
     p_source, p_other = ((setting.p_black, setting.p_white) if source == "black"

@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from prunebias.inference import MDE_FACTOR
+from prunebias.power import MDE_FACTOR
 
 # The within-name correlation assumed for planning: the upper end of what the planted
 # models show (baseline answers, log scale, per race: -0.15 to 0.27, mean about 0.05 over

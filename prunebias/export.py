@@ -17,6 +17,7 @@ import pandas as pd
 
 from prunebias.inference import wilson_interval
 from prunebias.masks import Mask
+from prunebias.pruning import pruned
 
 CARD_FILE = "README.md"
 
@@ -110,8 +111,6 @@ def mask_rows(transfer: pd.DataFrame, kind: str, setting: str, source: str) -> p
 def export_pruned(model: Any, tok: Any, mask: Mask, ablation: str, out_dir: str | Path, card: str) -> int:
     """Save ``model`` with ``mask`` applied (safetensors) and its tokenizer and card into
     ``out_dir``; the model in memory is restored. Returns the number of zeroed entries."""
-    from prunebias.pruning import pruned
-
     out = Path(out_dir)
     with pruned(model, mask, ablation) as n:
         model.save_pretrained(out, safe_serialization=True)

@@ -43,8 +43,9 @@ from typing import Sequence
 import numpy as np
 from scipy import stats as _stats
 
+from prunebias.power import MDE_FACTOR
+
 EFFECTS = ("diff", "smd", "log_smd", "cliffs_delta")
-MDE_FACTOR = float(_stats.norm.ppf(0.975) + _stats.norm.ppf(0.80))  # 2.8016
 
 
 def transform(values: np.ndarray, effect: str) -> np.ndarray:
@@ -379,9 +380,7 @@ def wilson_interval(rate: float, n: int, level: float = 0.95) -> tuple[float, fl
     With answers clustered in names, passing the number of names as ``n`` is conservative."""
     if n <= 0 or not np.isfinite(rate):
         return float("nan"), float("nan")
-    from scipy import stats
-
-    z = float(stats.norm.ppf(0.5 + level / 2))
+    z = float(_stats.norm.ppf(0.5 + level / 2))
     denom = 1 + z * z / n
     center = (rate + z * z / (2 * n)) / denom
     half = z * np.sqrt(rate * (1 - rate) / n + z * z / (4 * n * n)) / denom

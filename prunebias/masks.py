@@ -25,7 +25,9 @@ a mask made for another model.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -103,9 +105,6 @@ def _write_payload(path: str | Path, kind: str, meta: dict[str, Any], payload: d
 
 def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """Like ``np.savez_compressed`` but byte-reproducible (fixed zip timestamps, sorted keys)."""
-    import io
-    import zipfile
-
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for key in sorted(arrays):
             buf = io.BytesIO()

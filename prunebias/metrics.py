@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from prunebias.inference import EFFECTS, MDE_FACTOR, NameData, name_bootstrap, permutation_p, permutation_test
 from prunebias.parsing import ANOMALY_KINDS
 from prunebias.seeds import derive_seed
 
@@ -60,8 +61,6 @@ def bias_summary(answers: pd.DataFrame, effect: str = "log_smd", n_boot: int = 1
     way. ``mwu_p`` (answer-level Mann-Whitney) is kept as a secondary column: it treats
     answers as independent and is too liberal when names differ.
     """
-    from prunebias.inference import EFFECTS, MDE_FACTOR, NameData, name_bootstrap, permutation_p, permutation_test
-
     df = answers
     vals = df[value].to_numpy(float)
     vals = np.where(df["anomaly"].to_numpy(bool), np.nan, vals)

@@ -90,7 +90,7 @@ def source_size(kind: str, location: str) -> ModelSize | None:
         return read_size(location)
     if kind == "hub":
         try:
-            from huggingface_hub import try_to_load_from_cache
+            from huggingface_hub import try_to_load_from_cache  # here: only a hub source needs huggingface_hub
 
             hit = try_to_load_from_cache(location, "config.json")
         except Exception:  # an old or missing hub client: unknown, not an error
@@ -156,7 +156,7 @@ def source_layers(kind: str, location: str, gguf_file: str | None = None) -> int
         cfg = Path(location) / "config.json"
     elif kind == "hub":
         try:
-            from huggingface_hub import try_to_load_from_cache
+            from huggingface_hub import try_to_load_from_cache  # here: only a hub source needs huggingface_hub
 
             hit = try_to_load_from_cache(location, "config.json")
         except Exception:

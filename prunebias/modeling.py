@@ -119,7 +119,7 @@ def check_hub_cached(source: Source, allow_download: bool, where: str = "config:
     if source.kind != "hub" or allow_download:
         return
     try:
-        from huggingface_hub import try_to_load_from_cache
+        from huggingface_hub import try_to_load_from_cache  # here: only a hub source needs huggingface_hub
 
         hit = try_to_load_from_cache(source.location, "config.json")
     except Exception:  # pragma: no cover - very old hub client
@@ -132,7 +132,7 @@ def check_hub_cached(source: Source, allow_download: bool, where: str = "config:
 
 def choose_dtype(name: str, device: str) -> Any:
     """``auto``: bf16 on GPU and on CPUs with native bf16 (AVX-512 bf16/AMX), else fp32."""
-    import torch
+    import torch  # here: the DAG imports this module; torch loads only in jobs
 
     table = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
     if name != "auto":
@@ -147,7 +147,7 @@ def choose_dtype(name: str, device: str) -> Any:
 
 
 def choose_device(name: str) -> str:
-    import torch
+    import torch  # here: the DAG imports this module; torch loads only in jobs
 
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
@@ -160,7 +160,7 @@ def choose_device(name: str) -> str:
 
 def materialize(source: Source, out_dir: Path, name: str, allow_download: bool = False) -> dict[str, Any]:
     """Load the source once and save it as a plain safetensors directory + identity file."""
-    import torch
+    import torch  # here: the DAG imports this module; torch loads only in jobs
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     if source.kind == "gguf":
@@ -205,7 +205,7 @@ def materialize(source: Source, out_dir: Path, name: str, allow_download: bool =
 def load_model(model_dir: str | Path, dtype: str = "auto", device: str = "auto", threads: int | None = None,
                attn_implementation: str | None = None) -> tuple[Any, Any]:
     """Load the materialized model for inference: eval mode, chosen dtype, left padding."""
-    import torch
+    import torch  # here: the DAG imports this module; torch loads only in jobs
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     md = Path(model_dir)

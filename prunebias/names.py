@@ -11,6 +11,7 @@ import pandas as pd
 
 from prunebias.errors import ConfigError
 from prunebias.files import read_csv_text
+from prunebias.seeds import derive_seed
 
 COLUMNS = ["first_name", "surname", "race", "gender", "source"]
 RACES = ("white", "black")
@@ -86,8 +87,6 @@ def split_names(names: pd.DataFrame, seed: int) -> dict[str, list[str]]:
     half (rounded down) learns masks; the rest is held out for evaluation. The split
     depends on the seed and the group's names only, not on row order.
     """
-    from prunebias.seeds import derive_seed
-
     learn: list[str] = []
     holdout: list[str] = []
     for (race, gender), g in names.groupby(["race", "gender"], sort=True):

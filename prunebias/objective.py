@@ -33,6 +33,8 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 import torch
+from scipy import stats
+from transformers import DynamicCache
 
 from prunebias.activations import char_spans, name_spans
 from prunebias.modeling import chat_text
@@ -129,8 +131,6 @@ def grid_log_probs(model: Any, tok: Any, texts: Sequence[str], candidates: Seque
     ``name_masks`` (per text, from ``name_token_masks``), ``name_alpha`` and ``baseline``:
     the name path (module docstring); off at alpha = 1.
     """
-    from transformers import DynamicCache
-
     extends = continues_number(tok) if extends is None else extends
     device = next(model.parameters()).device
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
@@ -237,8 +237,6 @@ def bias_objective(model: Any, tok: Any, rows: pd.DataFrame, values: Sequence[fl
 def grid_agreement(rows: pd.DataFrame, expected: np.ndarray, value: str = "outcome") -> dict[str, float]:
     """How well the grid expectation follows the sampled answers: Pearson and Spearman
     correlation of per-name means (usable answers only), and the number of names."""
-    from scipy import stats
-
     df = rows.assign(expected=expected)
     ok = df[~df["anomaly"].astype(bool) & np.isfinite(df[value].astype(float))]
     by = ok.groupby("name").agg(sampled=(value, "mean"), expected=("expected", "mean"))

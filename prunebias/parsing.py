@@ -25,6 +25,8 @@ import math
 import re
 from dataclasses import dataclass
 
+from text_to_num import alpha2digit
+
 ANSWER_KINDS = ("ok", "refusal", "no_number", "multiple_numbers", "repetition", "out_of_range")
 ANOMALY_KINDS = ANSWER_KINDS[1:]
 
@@ -90,8 +92,6 @@ def words_to_digits(text: str) -> str:
     parser's multipliers), so "one point five million" is 1.5 million and a range shares
     its multiplier ("between ten and twenty thousand"). Only for answers without digits:
     on "$50 thousand" text2num would make two numbers."""
-    from text_to_num import alpha2digit
-
     marked = _BIG_WORD.sub(lambda m: f"qq{m.group(1).lower()}", _A_BIG.sub("one ", text))
     return re.sub(r"qq(thousand|million|billion)", r"\1", alpha2digit(marked, "en", threshold=0))
 
@@ -105,11 +105,6 @@ def _to_float(m: re.Match[str], percent: str) -> float:
     if m.group("pct") and percent == "fraction":
         v /= 100.0
     return v
-
-
-def find_numbers(text: str, percent: str = "keep") -> list[tuple[float, int, int]]:
-    """All numbers in ``text`` as (value, start, end)."""
-    return [(v, s, e) for v, s, e, _ in _numbers(text, percent)]
 
 
 def _numbers(text: str, percent: str) -> list[tuple[float, int, int, float]]:

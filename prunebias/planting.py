@@ -66,12 +66,15 @@ import numpy as np
 import pandas as pd
 import torch
 from safetensors import safe_open
+from scipy.stats import rankdata
 
-from prunebias.architecture import decoder_layers, linear
 from prunebias.activations import char_spans, token_masks
+from prunebias.architecture import decoder_layers, linear
+from prunebias.contexts import resolve_context
 from prunebias.files import atomic_path
 from prunebias.modeling import IDENTITY_FILE, chat_text
 from prunebias.plant_spec import PLANTED_FILE, read_planted_record
+from prunebias.prompts import build_prompts
 
 CALIBRATION_COLUMNS = ["prompt", "answer_prefix", "name", "race", "context"]
 
@@ -172,8 +175,6 @@ class PlantedBias:
 
 def auc(labels: np.ndarray, scores: np.ndarray) -> float:
     """Area under the ROC curve: P(score of a positive > score of a negative), ties count 1/2."""
-    from scipy.stats import rankdata
-
     y = np.asarray(labels, dtype=bool)
     n1, n0 = int(y.sum()), int((~y).sum())
     if n1 == 0 or n0 == 0:
@@ -390,9 +391,6 @@ def anchor_prompts(scenarios: Mapping[str, Any], names: pd.DataFrame, scenario: 
     Uses the first ``per_race`` names of each race; the prompts are the low-level ones
     (no anchor in the text), so the model's own sense of magnitude is what varies.
     """
-    from prunebias.contexts import resolve_context
-    from prunebias.prompts import build_prompts
-
     sub = names.groupby("race", sort=False).head(per_race).reset_index(drop=True)
     frames = []
     for var, fields in (scenarios[scenario].get("variations") or {}).items():

@@ -12,7 +12,6 @@ back, so the model is bit-for-bit the one that was loaded (tested by checksum).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -83,11 +82,3 @@ def pruned(model: Any, mask: Mask | str | Path, ablation: str = "q_rows") -> Ite
         for param, m, values in saved:
             param.data[m] = values
 
-
-def state_checksum(model: Any) -> str:
-    """SHA-256 over every parameter's bytes (to prove a restore is exact)."""
-    h = hashlib.sha256()
-    for name, p in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(p.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Mapping
 
 import pandas as pd
+import yaml
 
 BEGIN = "<!-- default-run:begin -->"
 END = "<!-- default-run:end -->"
@@ -126,8 +127,6 @@ def describe_plants(config: Mapping[str, object]) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import yaml
-
     ap = argparse.ArgumentParser(description="the README's default-run block from results/")
     ap.add_argument("--check", action="store_true", help="exit 1 if README.md's block differs")
     ap.add_argument("--write", action="store_true", help="replace README.md's block")

@@ -111,7 +111,7 @@ def _data_file(task_file: Path, f: str) -> Path:
 def task_config(path: str | Path) -> dict[str, Any]:
     """A local task YAML as the dict lm-eval takes (``!function`` tags resolved, data files
     made absolute so the task runs from any working directory)."""
-    from lm_eval.tasks._yaml_loader import load_yaml  # lm-eval's own loader (includes, !function)
+    from lm_eval.tasks._yaml_loader import load_yaml  # lm-eval's own loader (includes, !function); here: lm-eval is heavy
 
     p = Path(path)
     check_task_file(p, str(p))
@@ -132,7 +132,7 @@ def load_tasks(specs: Sequence[str], where: str = "config: side_effects.tasks") 
     any model is loaded, with the dataset named."""
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from lm_eval.tasks import TaskManager
+    from lm_eval.tasks import TaskManager  # here: the DAG imports this module; lm-eval loads only in the job
 
     manager = TaskManager()
     out: dict[str, Any] = {}
@@ -162,7 +162,7 @@ def _dataset_of(manager: Any, name: str) -> str:
         entry = manager.task_index[name]
         cfg = dict(entry.cfg or {})
         if "dataset_path" not in cfg and entry.yaml_path:
-            from lm_eval.tasks._yaml_loader import load_yaml
+            from lm_eval.tasks._yaml_loader import load_yaml  # here: the DAG imports this module; lm-eval loads only in the job
 
             cfg = load_yaml(entry.yaml_path, resolve_func=False)
         if cfg.get("dataset_path"):
@@ -331,10 +331,10 @@ def evaluate_models(model: Any, tok: Any, tasks: Mapping[str, Any], masks: Mappi
     mask file}; a file is read when its turn comes) applied in place (restored after).
     Returns (per-item metrics, lm-eval's scores), both
     long tables with a ``model`` column ("unpruned" or the mask id)."""
-    from lm_eval import simple_evaluate
+    from lm_eval import simple_evaluate  # here: the DAG imports this module; lm-eval loads only in the job
     from lm_eval.models.huggingface import HFLM
 
-    from prunebias.pruning import pruned
+    from prunebias.pruning import pruned  # here: the DAG imports this module; torch loads only in jobs
 
     lm = HFLM(pretrained=model, tokenizer=tok, batch_size=batch_size, device=str(model.device))
 

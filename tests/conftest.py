@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -14,6 +15,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):  # parallel workers: one thread each, 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import torch  # noqa: E402  (after OMP_NUM_THREADS is set)
 from tiny_model import build_tiny_model  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -98,3 +100,12 @@ def run_snakemake(workdir: Path, config: dict | None = None, *args: str, check: 
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
     return proc
+
+
+def state_checksum(model) -> str:
+    """SHA-256 over every parameter's bytes: proves that a restore after pruning is exact."""
+    h = hashlib.sha256()
+    for name, p in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(p.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from conftest import REPO
-from prunebias.attribution import head_deltas, linear_weights, select_heads, select_weights, weight_attribution
+from prunebias.attribution import head_deltas, linear_weights, select_weights, weight_attribution
 from prunebias.contexts import load_yaml, resolve_context
 from prunebias.names import load_names
 from prunebias.objective import (answer_grid, bias_objective, candidate_ids, continues_number, expected_answer,
@@ -181,7 +181,7 @@ def test_selection_moves_b_toward_zero():
     assert select_weights(s, b=1.0, count=2).tolist() == [[False, True, False], [True, False, False]]
     assert select_weights(s, b=-1.0, count=2).tolist() == [[True, False, False], [False, True, False]]
     assert select_weights(s, b=1.0, count=10).sum() == 3  # only entries that shrink |B|
-    assert select_heads(s, b=1.0, k=1).sum() == 1
+    assert select_weights(s, b=1.0, count=1).sum() == 1  # heads are selected the same way
 
 
 def test_grid_agreement_of_per_name_means():
@@ -215,7 +215,7 @@ def test_faithfulness_removes_each_head_and_neuron_alone(model64, tiny_model, ro
     down column) against the measured change of B when that unit alone is removed; the
     model is restored after each. The measured change of the top neuron is checked by hand."""
     from prunebias.attribution import faithfulness, neuron_deltas
-    from prunebias.pruning import state_checksum
+    from conftest import state_checksum
 
     _, tok = tiny_model
     before = state_checksum(model64)

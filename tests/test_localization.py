@@ -228,7 +228,7 @@ def test_other_architectures_are_refused():
 
 
 def test_greedy_heads_rerun_the_model_after_each_pick(eager_model):
-    from prunebias.pruning import state_checksum
+    from conftest import state_checksum
     from prunebias.heads import greedy_heads, mean_attention
 
     model, tok = eager_model
