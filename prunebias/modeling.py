@@ -33,13 +33,15 @@ def read_identity(model_dir: str | Path) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class Source:
+class ModelSource:
+    """Where a model's weights come from (config ``source``); a mask's source is ``plan.Source``."""
+
     kind: str  # "gguf" | "dir" | "hub"
     location: str  # directory (gguf/dir) or hub id
     gguf_file: str | None = None
 
 
-def resolve_source(source: str, where: str = "config: model.source") -> Source:
+def resolve_source(source: str, where: str = "config: model.source") -> ModelSource:
     """Turn the config string into a concrete source, or explain what is wrong."""
     if not isinstance(source, str) or not source.strip():
         raise ConfigError(where, "empty model source", "set model.source to a path, a hub id or package:<module>/<file>")
@@ -59,7 +61,7 @@ def resolve_source(source: str, where: str = "config: model.source") -> Source:
         path = Path(locs[0]) / fname
         if not path.exists():
             raise ConfigError(where, f"'{fname}' not found in package '{module}' ({locs[0]})", "check the file name")
-        return Source("gguf", str(path.parent), path.name)
+        return ModelSource("gguf", str(path.parent), path.name)
     p = Path(source).expanduser()
     looks_like_path = source.startswith((".", "/", "~")) or p.exists() or source.endswith(".gguf")
     if looks_like_path:
@@ -68,7 +70,7 @@ def resolve_source(source: str, where: str = "config: model.source") -> Source:
         if p.is_file():
             if p.suffix != ".gguf":
                 raise ConfigError(where, f"'{source}' is a file but not a .gguf", "give a model directory or a .gguf file")
-            return Source("gguf", str(p.parent.resolve()), p.name)
+            return ModelSource("gguf", str(p.parent.resolve()), p.name)
         if not (p / "config.json").exists():
             raise ConfigError(where, f"'{source}' has no config.json", "give a Hugging Face model directory (save_pretrained output)")
         check_model_config(p, where)
@@ -76,11 +78,11 @@ def resolve_source(source: str, where: str = "config: model.source") -> Source:
         if missing:
             raise ConfigError(where, f"'{source}' {missing}",
                               "restore the weights, or point model.source at a complete model directory")
-        return Source("dir", str(p.resolve()))
+        return ModelSource("dir", str(p.resolve()))
     if source.count("/") != 1:
         raise ConfigError(where, f"'{source}' is neither an existing path nor a hub id 'org/name'",
                           "fix the path or the id")
-    return Source("hub", source)
+    return ModelSource("hub", source)
 
 
 def missing_weights(model_dir: str | Path) -> str:
@@ -114,7 +116,7 @@ def check_prepared(model_dir: str | Path, name: str) -> None:
                           f"delete the folder {d} and rerun: its rule (prepare_model or plant_model) writes it again")
 
 
-def check_hub_cached(source: Source, allow_download: bool, where: str = "config: model.source") -> None:
+def check_hub_cached(source: ModelSource, allow_download: bool, where: str = "config: model.source") -> None:
     """Fail early when a hub model is neither cached nor allowed to download."""
     if source.kind != "hub" or allow_download:
         return
@@ -158,7 +160,7 @@ def choose_device(name: str) -> str:
     return name
 
 
-def materialize(source: Source, out_dir: Path, name: str, allow_download: bool = False) -> dict[str, Any]:
+def materialize(source: ModelSource, out_dir: Path, name: str, allow_download: bool = False) -> dict[str, Any]:
     """Load the source once and save it as a plain safetensors directory + identity file."""
     import torch  # here: the DAG imports this module; torch loads only in jobs
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
