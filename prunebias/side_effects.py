@@ -27,6 +27,7 @@ import pandas as pd
 import yaml
 
 from prunebias.errors import ConfigError
+from prunebias.paths import control_path, mask_path
 
 TASK_FILE_SUFFIXES = (".yaml", ".yml")
 COLUMNS = ["task", "metric", "mask", "control_of", "n_items", "unpruned", "unpruned_stderr", "pruned", "pruned_stderr",
@@ -321,7 +322,11 @@ def mask_ids(items: Iterable[str], controls: bool) -> dict[str, str | None]:
 
 def mask_file(mask_id: str, model: str = "{model}") -> str:
     """The mask file of a ``mask_ids`` entry for ``model`` (default: the ``{model}`` wildcard)."""
-    return f"results/masks/{model}/{mask_id}.npz"
+    if mask_id.startswith("random_"):
+        kind, setting, source, draw = mask_id.removeprefix("random_").split("/")
+        return control_path(model, kind, setting, source, draw.removeprefix("draw"))
+    kind, setting, source = mask_id.split("/")
+    return mask_path(model, kind, setting, source)
 
 
 def evaluate_models(model: Any, tok: Any, tasks: Mapping[str, Any], masks: Mapping[str, Any], ablation: str,

@@ -21,6 +21,7 @@ from prunebias.model_size import check_plant_layer, source_layers, source_size
 from prunebias.code_version import code_versions
 from prunebias.design import power_warnings, small_design_warning
 from prunebias.modeling import check_hub_cached, check_prepared, resolve_source
+from prunebias.paths import control_path, mask_path
 from prunebias.names import check_cross_fit, check_name_split, load_names, name_folds, split_names
 from prunebias.plan import Method, Plan, Source, resolve_mask_items
 from prunebias.plant_spec import containment_warning, resolve_plant
@@ -268,8 +269,8 @@ def eval_masks(model, method, setting, source):
     """The mask files one evaluation applies: the real mask, or its control draws."""
     method = Method.parse(method)
     if method.control:
-        return [f"results/masks/{model}/random_{method.kind}/{setting}/{source}/draw{d}.npz" for d in DRAWS]
-    return [f"results/masks/{model}/{method.kind}/{setting}/{source}.npz"]
+        return [control_path(model, method.kind, setting, source, d) for d in DRAWS]
+    return [mask_path(model, method.kind, setting, source)]
 
 
 def source_masks(wc):
@@ -284,7 +285,7 @@ def all_masks():
 def mask_index():
     """((kind, setting, source), path pattern with {model}) of every real mask this config learns."""
     return [
-        ((kind, setting.name, source.name), f"results/masks/{{model}}/{kind}/{setting.name}/{source.name}.npz")
+        ((kind, setting.name, source.name), mask_path(kind=kind, setting=setting.name, source=source.name))
         for kind in ("neurons", "heads")
         for setting in PLAN.settings(kind)
         for source in PLAN.sources()

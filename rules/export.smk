@@ -1,7 +1,7 @@
 rule export_pruned_model:
     input:
         model=MODEL_DIR,
-        mask="results/masks/{model}/{kind}/{setting}/{source}.npz",
+        mask=mask_path(),
         transfer="results/tables/{model}/transfer.csv",
     output:
         directory("results/export/{model}/{kind}/{setting}/{source}"),

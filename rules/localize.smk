@@ -32,7 +32,7 @@ rule score_neurons:
         activations=lambda wc: expand("results/activations/{model}/{c}.parquet", model=wc.model, c=source_contexts(wc.source)),
         model=MODEL_DIR,
     output:
-        expand("results/masks/{{model}}/neurons/{setting}/{{source}}.npz", setting=setting_names(PLAN.neuron_settings)),
+        [mask_path(kind="neurons", setting=s) for s in setting_names(PLAN.neuron_settings)],
     params:
         code=CODE_VERSIONS["score_neurons"],
         settings=PLAN.neuron_settings,
@@ -62,7 +62,7 @@ if PLAN.one_shot_head_settings():
             attention=lambda wc: expand("results/head_attention/{model}/{c}.parquet", model=wc.model, c=source_contexts(wc.source)),
             model=MODEL_DIR,
         output:
-            expand("results/masks/{{model}}/heads/{setting}/{{source}}.npz", setting=setting_names(PLAN.one_shot_head_settings())),
+            [mask_path(kind="heads", setting=s) for s in setting_names(PLAN.one_shot_head_settings())],
         params:
             code=CODE_VERSIONS["score_heads"],
             settings=tuple(PLAN.one_shot_head_settings()),
@@ -87,7 +87,7 @@ if PLAN.greedy_head_settings():
             answers=lambda wc: expand("results/baseline/{model}/{c}.parquet", model=wc.model, c=source_contexts(wc.source)),
             model=MODEL_DIR,
         output:
-            expand("results/masks/{{model}}/heads/{setting}/{{source}}.npz", setting=setting_names(PLAN.greedy_head_settings())),
+            [mask_path(kind="heads", setting=s) for s in setting_names(PLAN.greedy_head_settings())],
         params:
             code=CODE_VERSIONS["score_heads_greedy"],
             settings=tuple(PLAN.greedy_head_settings()),
@@ -121,14 +121,14 @@ if PLAN.grad_settings():
         input:
             answers=lambda wc: expand("results/baseline/{model}/{c}.parquet", model=wc.model, c=source_contexts(wc.source)),
             budgets=lambda wc: [
-                f"results/masks/{wc.model}/neurons/{s.budget.name}/{wc.source}.npz"
+                mask_path(wc.model, "neurons", s.budget.name, wc.source)
                 for s in PLAN.grad_settings()
                 if s.kind == "neurons"
             ],
             model=MODEL_DIR,
             text=data_path(EVAL["perplexity_text"]),
         output:
-            masks=[f"results/masks/{{model}}/{s.kind}/{s.name}/{{source}}.npz" for s in PLAN.grad_settings()],
+            masks=[mask_path(kind=s.kind, setting=s.name) for s in PLAN.grad_settings()],
             summary="results/attribution/{model}/{source}.json",
         params:
             code=CODE_VERSIONS["score_attribution"],
@@ -195,15 +195,9 @@ if attribution_summaries():
 
 rule combine_masks:
     input:
-        masks=lambda wc: expand(
-            "results/masks/{model}/{kind}/{setting}/{c}.npz",
-            model=wc.model,
-            kind=wc.kind,
-            setting=wc.setting,
-            c=PLAN.pools[wc.pool].members,
-        ),
+        masks=lambda wc: [mask_path(wc.model, wc.kind, wc.setting, c) for c in PLAN.pools[wc.pool].members],
     output:
-        "results/masks/{model}/{kind}/{setting}/common@{pool}.npz",
+        mask_path(source="common@{pool}"),
     params:
         code=CODE_VERSIONS["combine_masks"],
         source=lambda wc: Source("common", wc.pool),
@@ -225,7 +219,7 @@ rule combine_masks:
 
 rule draw_controls:
     input:
-        mask="results/masks/{model}/{kind}/{setting}/{source}.npz",
+        mask=mask_path(),
         # the Wanda scores of neuron controls' band; whole-neuron (gradmlp_) and head controls need none
         activations=lambda wc: (
             expand("results/activations/{model}/{c}.parquet", model=wc.model, c=source_contexts(wc.source))
@@ -234,7 +228,7 @@ rule draw_controls:
         ),
         model=MODEL_DIR,
     output:
-        [f"results/masks/{{model}}/random_{{kind}}/{{setting}}/{{source}}/draw{d}.npz" for d in DRAWS],
+        [control_path(draw=d) for d in DRAWS],
     params:
         code=CODE_VERSIONS["draw_controls"],
         kind=lambda wc: wc.kind,
