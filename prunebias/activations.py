@@ -56,6 +56,7 @@ import torch
 from prunebias.architecture import SITES, check_architecture, decoder_layers
 from prunebias.errors import ConfigError
 from prunebias.files import read_parquet
+from prunebias.hooks import HookPoint, hooked
 from prunebias.modeling import chat_text
 from prunebias.names import name_occurrences
 
@@ -130,7 +131,7 @@ class _Recorder:
     """Forward hooks that reduce each batch to per-channel sums and name-attention mass."""
 
     def __init__(self, model: Any, with_attention: bool, with_sites: bool = True) -> None:
-        self.handles = []
+        self.points: list[HookPoint] = []  # registered by the caller (``hooked``)
         self.sums: dict[tuple[int, str], torch.Tensor] = {}
         self.attn: dict[int, torch.Tensor] = {}
         self.token_mask: torch.Tensor | None = None
@@ -140,9 +141,9 @@ class _Recorder:
         for i, layer in enumerate(decoder_layers(model)):
             for site, (block, mod) in SITES.items() if with_sites else ():
                 lin = getattr(getattr(layer, block), mod)
-                self.handles.append(lin.register_forward_pre_hook(self._site_hook(i, site)))
+                self.points.append((lin, "input", self._site_hook(i, site)))
             if with_attention:
-                self.handles.append(layer.self_attn.register_forward_hook(self._attn_hook(i)))
+                self.points.append((layer.self_attn, "output", self._attn_hook(i)))
 
     def _site_hook(self, layer: int, site: str):
         def hook(_mod, args):
@@ -164,10 +165,6 @@ class _Recorder:
             self.attn[layer] = (mass.masked_fill(~q, 0.0).sum(-1) / n_q).cpu()
         return hook
 
-    def close(self) -> None:
-        for h in self.handles:
-            h.remove()
-
 
 @torch.inference_mode()
 def cache_batches(model: Any, tok: Any, rows: pd.DataFrame, batch_size: int, with_attention: bool = True,
@@ -184,7 +181,7 @@ def cache_batches(model: Any, tok: Any, rows: pd.DataFrame, batch_size: int, wit
     geo = check_architecture(model)
     device = next(model.parameters()).device
     rec = _Recorder(model, with_attention, with_sites)
-    try:
+    with hooked(rec.points):  # removed when the caller stops iterating, or on an error
         for start in range(0, len(rows), batch_size):
             b = rows.iloc[start:start + batch_size]
             responses = [r if isinstance(r, str) else "" for r in b["response"]]
@@ -200,8 +197,6 @@ def cache_batches(model: Any, tok: Any, rows: pd.DataFrame, batch_size: int, wit
                   use_cache=False, logits_to_keep=1)
             yield (_act_table(b, rec, geo.n_layers) if with_sites else None,
                    _head_table(b, rec, geo.n_layers) if with_attention else None)
-    finally:
-        rec.close()
 
 
 def _meta(b: pd.DataFrame) -> dict[str, list]:

@@ -40,6 +40,7 @@ import torch
 from scipy import stats
 
 from prunebias.architecture import MODULES, check_architecture, linear
+from prunebias.hooks import hooked
 from prunebias.inference import NameData, name_bootstrap
 from prunebias.masks import Mask
 from prunebias.objective import bias_objective, grid_agreement, name_baseline
@@ -108,18 +109,14 @@ def scored_gradients(model: Any, sign: float = -1.0, absolute: bool = False
     for p in model.parameters():
         p.requires_grad_(False)
         p.grad = None
-    handles = []
-    for k, w in weights.items():
+    for w in weights.values():
         w.requires_grad_(True)
-        handles.append(w.register_post_accumulate_grad_hook(add(k)))
     try:
-        with torch.enable_grad():
+        with hooked((w, "grad", add(k)) for k, w in weights.items()), torch.enable_grad():
             yield out
         for k in out:
             out[k] = out[k].float()
     finally:
-        for h in handles:
-            h.remove()
         for p, req in saved.items():
             p.requires_grad_(req)
             p.grad = None

@@ -37,6 +37,7 @@ import pandas as pd
 import torch
 
 from prunebias.architecture import check_architecture, linear
+from prunebias.hooks import hooked
 from prunebias.objective import (continues_number, expected_answer, format_answer, grid_log_probs,
                                  name_token_masks, prompt_texts)
 
@@ -97,12 +98,8 @@ class _HookZ:
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[_HookZ]:
-        handles = [m.register_forward_pre_hook(self._hook(layer)) for layer, m in enumerate(self.modules)]
-        try:
+        with hooked((m, "input", self._hook(layer)) for layer, m in enumerate(self.modules)):
             yield self
-        finally:
-            for h in handles:
-                h.remove()
 
     def start(self, mode: str) -> None:
         self.mode = mode

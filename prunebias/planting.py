@@ -72,6 +72,7 @@ from prunebias.activations import char_spans, token_masks
 from prunebias.architecture import decoder_layers, linear
 from prunebias.contexts import resolve_context
 from prunebias.files import atomic_path
+from prunebias.hooks import hooked
 from prunebias.modeling import IDENTITY_FILE, chat_text
 from prunebias.plant_spec import PLANTED_FILE, read_planted_record
 from prunebias.prompts import build_prompts
@@ -347,11 +348,9 @@ def collect_inputs(model: Any, tok: Any, rows: pd.DataFrame, layer: int, max_ans
         cap["h"] = (output[0] if isinstance(output, tuple) else output).detach().float()
         raise _Stop
 
-    handles = [linear(model, layer, "gate_proj").register_forward_pre_hook(pre),
-               decoder_layers(model)[layer].register_forward_hook(post)]
     xs, hs, ridx, pidx = [], [], [], []
     responses = list(rows["response"]) if "response" in rows.columns else [""] * len(rows)
-    try:
+    with hooked([(linear(model, layer, "gate_proj"), "input", pre), (decoder_layers(model)[layer], "output", post)]):
         for start in range(0, len(rows), batch_size):
             b = rows.iloc[start:start + batch_size]
             resp = [r if isinstance(r, str) else "" for r in responses[start:start + batch_size]]
@@ -377,9 +376,6 @@ def collect_inputs(model: Any, tok: Any, rows: pd.DataFrame, layer: int, max_ans
                 hs.append(cap["h"][i, pos].cpu().numpy())
                 ridx.extend([start + i] * len(pos))
                 pidx.extend(kind)
-    finally:
-        for hd in handles:
-            hd.remove()
     return Inputs(np.concatenate(xs), np.concatenate(hs), np.asarray(ridx), np.asarray(pidx))
 
 
