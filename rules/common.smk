@@ -1,5 +1,5 @@
-# Shared setup: the validated config resolved once into a plan (prunebias.plan), and the
-# path helpers. Everything here runs when the DAG is built, so bad input fails before
+# Shared setup: the validated config resolved once (prunebias.preflight), and the path
+# helpers. Everything here runs when the DAG is built, so bad input fails before
 # any job starts. Jobs receive parsed settings and sources as params; no script parses
 # a path.
 
@@ -11,161 +11,43 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 
-from prunebias.contexts import expand_context_names, load_yaml, resolve_all
-from prunebias.prompt_table import check_every_name, read_prompt_table, table_contexts, table_names
+from prunebias.code_version import code_versions
+from prunebias.contexts import load_yaml
 from prunebias.errors import ConfigError
-from prunebias.files import check_text_file
 from prunebias.masks import combine_mem_mb
 from prunebias import resources, side_effects
-from prunebias.model_size import check_plant_layer, source_layers, source_size
-from prunebias.code_version import code_versions
-from prunebias.design import power_warnings, small_design_warning
-from prunebias.modeling import check_hub_cached, check_prepared, resolve_source
+from prunebias.model_size import source_size
+from prunebias.names import name_folds, split_names
 from prunebias.paths import control_path, mask_path
-from prunebias.names import check_cross_fit, check_name_split, load_names, name_folds, split_names
-from prunebias.plan import Method, Plan, Source, resolve_mask_items
-from prunebias.plant_spec import containment_warning, resolve_plant
-
+from prunebias.plan import Method, Source
+from prunebias.preflight import MODEL_DIR, data_file, preflight
 
 def data_path(p):
-    """A data file named in config: relative to the working directory if it is there,
-    else relative to the workflow (so the shipped data works from any directory).
-    Each file is resolved on its own."""
-    path = Path(p)
-    if path.is_absolute() or path.exists():
-        return str(path)
-    return str(Path(workflow.basedir) / path)
+    """A data file named in config, resolved like the preflight does (``prunebias.preflight.data_file``)."""
+    return data_file(p, workflow.basedir)
 
 
 def _preflight():
+    """The checked and resolved config (``prunebias.preflight``): an input problem stops
+    here, before any job, with the file or key and the fix; warnings are logged."""
     try:
-        scenarios_file, sets_file = data_path(config["scenarios_file"]), data_path(config["context_sets_file"])
-        if config["prompt_table"]:  # prompts verbatim: contexts and names from the table
-            table_file = data_path(config["prompt_table"])
-            rows = read_prompt_table(table_file)
-            selected = expand_context_names(list(config["contexts"]), list(config["context_sets"]),
-                                            load_yaml(sets_file) or {}, sets_file, allow_empty=True)
-            contexts = table_contexts(rows, selected, config["prompt_level"], config["context_overrides"],
-                                      load_yaml(scenarios_file) or {}, table_file)
-            names = table_names(rows[rows["context"].isin(list(contexts))], f"config: prompt_table ({table_file})")
-            check_every_name(contexts, names, table_file)
-        else:
-            contexts = resolve_all(config, scenarios_file, sets_file)
-            names = load_names(data_path(config["names_file"]), config["use_surnames"])
-        names_where = table_file if config["prompt_table"] else data_path(config["names_file"])
-        if config["localization"]["name_split"]:
-            check_name_split(names, names_where)
-        check_cross_fit(config["localization"])
-        check_text_file(data_path(config["evaluation"]["perplexity_text"]), "evaluation.perplexity_text",
-                        "the perplexity text")
-        win = config["analysis"]["winsorize"]
-        if win is not None and not win[0] < win[1]:
-            raise ConfigError("config: analysis.winsorize", f"{win} is not [lower, upper] with lower < upper",
-                              "write e.g. [1, 99], or null to switch winsorizing off")
-        plan = Plan.from_config(config, {n: c.scenario for n, c in contexts.items()}, load_yaml(sets_file) or {})
-        # keys that name masks and contexts: every stale one in one message (dropping a
-        # context from contexts leaves it named in several places)
-        found = []
-        config["export"] = resolve_mask_items(config["export"], list(contexts))  # KIND/SETTING follows contexts
-        config["side_effects"]["masks"] = resolve_mask_items(config["side_effects"]["masks"], list(contexts))
-        _gather(found, _check_mask_items, plan, config["export"], "config: export")
-        _gather(found, _check_mask_items, plan, config["side_effects"]["masks"], "config: side_effects.masks")
-        models = _gather(found, _models, config, list(contexts))
-        if found:
-            raise found[0] if len(found) == 1 else ConfigError(
-                "config", f"{len(found)} keys name what this config does not have: "
-                + "; ".join(f"({i}) {e.where}: {e.problem}" for i, e in enumerate(found, 1)),
-                "; ".join(f"({i}) {e.fix}" for i, e in enumerate(found, 1)))
-        task_files = _side_effect_tasks(config["side_effects"]["tasks"])
-        sources = {name: resolve_source(m["source"]) for name, m in models.items() if m.get("source")}
-        for name, m in models.items():  # a plant's layer, from its source's config or GGUF header
-            if "plant" in m:
-                src = sources[m["plant"]["from"]]
-                check_plant_layer(m["plant"]["layer"], source_layers(src.kind, src.location, src.gguf_file),
-                                  m["plant"]["from"], f"config: models ({name}).plant.layer")
-        for name in models:
-            check_prepared(MODEL_DIR.format(model=name), name)  # relative to the working directory, like every output
+        pre = preflight(config, workflow.basedir)
     except ConfigError as exc:
         raise WorkflowError(f"Invalid input: {exc}") from None
-    contained = [containment_warning(m["plant"], list(contexts), f"config: models ({name}).plant")
-                 for name, m in models.items() if "plant" in m]
-    for warning in [*contained, *power_warnings(config, names, names_where), small_design_warning(config, models)]:
-        if warning:
-            logger.warning(f"Warning: {warning}")
-    for name, src in sources.items():
-        try:  # dry-runs and lint go on without the weights; prepare_model stops a real run
-            check_hub_cached(src, models[name]["allow_download"])
-        except ConfigError as exc:
-            logger.warning(f"Warning: {exc} (a dry-run or --lint goes on; prepare_model will stop a real run here)")
-    return contexts, plan, names, scenarios_file, models, sources, task_files
-
-
-def _models(cfg, contexts):
-    """{name: model entry}: the entries of ``models`` (several side by side), else ``model``;
-    a planted entry's plant resolved (``prunebias.planting.resolve_plant``)."""
-    entries = cfg["models"] or [cfg["model"]]
-    where = "config: models" if cfg["models"] else "config: model"
-    out = {}
-    for m in entries:
-        if m["name"] in out:
-            raise ConfigError(where, f"the name '{m['name']}' is given twice",
-                              "give each model its own name (it names its output folders)")
-        out[m["name"]] = dict(m)
-    for name, m in out.items():
-        if ("source" in m) == ("plant" in m):
-            raise ConfigError(f"{where} ({name})", "gives both source and plant" if "source" in m else
-                              "gives neither source nor plant", "give a source (the model to load) or a plant "
-                              "(a bias planted into another model of models), not both")
-        if "plant" in m:
-            m["plant"] = resolve_plant(m["plant"], {n: "source" in e for n, e in out.items()}, contexts,
-                                       f"{where} ({name}).plant")
-    return out
-
-
-def _gather(found, check, *args):
-    """``check(*args)``, its ConfigError appended to ``found`` instead of raised."""
-    try:
-        return check(*args)
-    except ConfigError as exc:
-        found.append(exc)
-        return None
-
-
-def _check_mask_items(plan, items, where):
-    """Each KIND/SETTING/SOURCE (the schema checked the form) is a mask this config learns."""
-    sources = [s.name for s in plan.sources()]
-    for item in items:
-        kind, setting, source = item.split("/")
-        settings = [s.name for s in plan.settings(kind)]
-        if setting not in settings or source not in sources:
-            raise ConfigError(where, f"'{item}' is not a mask this config learns",
-                              f"write {kind}/SETTING/SOURCE with a setting of {settings} and a source of {sources}")
-
-
-def _side_effect_tasks(specs):
-    """The lm-eval tasks of side_effects: local task files (checked here, resolved like any
-    data file) and registered task names (checked by the job, offline). Returns
-    {spec as the job gets it: the files it reads}."""
-    out, names = {}, []
-    for spec in specs:
-        if not side_effects.is_task_file(spec):
-            out[spec] = []
-            names.append((spec, spec))
-            continue
-        path = data_path(spec)
-        cfg = side_effects.check_task_file(path, "config: side_effects.tasks")
-        out[path] = [path] + side_effects.data_files(path, cfg)
-        names.append((path, str(cfg["task"])))
-    side_effects.check_task_names(names, "config: side_effects.tasks")
-    return out
+    for warning in pre.warnings:
+        logger.warning(f"Warning: {warning}")
+    config["export"] = pre.export  # KIND/SETTING items resolved: the rules read them from config
+    config["side_effects"]["masks"] = pre.side_effect_masks
+    return pre
 
 
 # Every model-dependent output lies in a folder named after its model (the {model}
 # wildcard): results/<stage>/<model>/..., so several models run side by side.
-MODEL_DIR = "results/model/{model}"
-CONTEXTS, PLAN, NAMES, SCENARIOS_FILE, MODELS, _SOURCES, SIDE_TASK_SPECS = _preflight()
-SIDE_TASKS = list(SIDE_TASK_SPECS)
-SIDE_TASK_FILES = [f for files in SIDE_TASK_SPECS.values() for f in files]
+PRE = _preflight()
+CONTEXTS, PLAN, NAMES, SCENARIOS_FILE, MODELS, _SOURCES = (PRE.contexts, PRE.plan, PRE.names, PRE.scenarios_file,
+                                                           PRE.models, PRE.sources)
+SIDE_TASKS = list(PRE.task_files)
+SIDE_TASK_FILES = [f for files in PRE.task_files.values() for f in files]
 # planted models (ground truth: a known bias planted into another model, rule plant_model)
 # and the models loaded from a source (rule prepare_model)
 PLANTED = {name: m["plant"] for name, m in MODELS.items() if "plant" in m}
