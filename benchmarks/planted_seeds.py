@@ -57,6 +57,7 @@ from common import OUT, REPO
 from prunebias.export import _ci  # "value [low, high]" of a table row, as the model card writes it
 from prunebias.files import read_parquet
 from prunebias.masks import read_meta
+from prunebias.plant_spec import plant_contexts
 from prunebias.transfer import bias_direction, build_tables
 
 WANDA = "black_b15_w15_global"
@@ -183,7 +184,7 @@ def verdicts(seed: int, folder: Path, cfg: dict, transfer: dict[str, pd.DataFram
     rows = []
     contexts = cfg["contexts"]
     for name, plant in plants(cfg).items():
-        homes = contexts if plant["scope"] == "general" else plant["contexts"]
+        homes = contexts if plant["scope"] == "general" else plant_contexts(plant, contexts)
         bias = pd.read_csv(folder / "results" / "tables" / name / "baseline_bias.csv").set_index("context")
         tr = (transfer[name] if transfer is not None
               else pd.read_csv(folder / "results" / "tables" / name / "transfer.csv"))

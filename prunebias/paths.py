@@ -1,5 +1,5 @@
 """Where the workflow keeps masks and their controls: the one place their path templates
-are written (rules, scripts and benchmarks build paths here, never by hand).
+are written (the rules and the jobs build them here; tests spell them out, as a check).
 
 Each argument left out stays a Snakemake wildcard (``{model}``, ``{kind}``, ...), so the
 same call gives a rule's output pattern or a concrete file.

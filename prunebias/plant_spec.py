@@ -41,22 +41,31 @@ def resolve_plant(plant: Mapping[str, Any], loaded: Mapping[str, bool], contexts
         raise ConfigError(f"{where}.contexts", "a general plant acts in every context",
                           "leave contexts empty, or set scope: context")
     if scope == "context":
-        listed = listed or contexts[-1:]  # none listed: the last selected context (it follows `contexts`)
         unknown = [c for c in listed if c not in contexts]
-        if not listed or unknown:
+        if unknown or not contexts:
             raise ConfigError(f"{where}.contexts", f"{unknown or 'nothing'} is not a list of selected contexts",
                               f"list the contexts the plant acts in, from {contexts}, or leave contexts empty "
                               "(the last selected context)")
+        if listed and set(listed) >= set(contexts):
+            raise ConfigError(f"{where}.contexts", "covers every selected context: nothing is left to show that "
+                              "the plant stays in its contexts (and nothing to calibrate its context cue against)",
+                              "select another context, or use scope: general")
+        listed = plant_contexts(out, contexts)
     if not out.get("threshold", 0.0) < 1.0:
         raise ConfigError(f"{where}.threshold", f"{out['threshold']} is not below 1",
                           "the gate must open for a Black name (race signal 1): use a threshold below 1")
     return {"calibration_samples": CALIBRATION_SAMPLES, **out, "scope": scope, "contexts": listed}
 
 
-def containment_warning(plant: Mapping[str, Any], contexts: list[str], where: str) -> str:
-    """A context plant that acts in every selected context runs (detection and removal are
-    measured) but cannot show that it stays in its contexts: a warning, "" otherwise."""
-    if plant["scope"] != "context" or not set(plant["contexts"]) >= set(contexts):
-        return ""
-    return (f"{where}.contexts: the context plant acts in every selected context ({', '.join(contexts)}), so "
-            "nothing shows that it stays in its contexts; select another context to measure its containment")
+def plant_contexts(plant: Mapping[str, Any], contexts: list[str]) -> list[str]:
+    """The contexts a context plant acts in: those listed, else the last selected context
+    (so the shipped plant follows `contexts`); [] for a general plant."""
+    if plant.get("scope", "general") != "context":
+        return []
+    return list(plant.get("contexts") or contexts[-1:])
+
+
+def covers_every_context(plant: Mapping[str, Any], contexts: list[str]) -> bool:
+    """A resolved context plant with no selected context outside its own: it cannot be
+    calibrated (its cue needs an outside context) nor shown to stay in its contexts."""
+    return plant["scope"] == "context" and set(plant["contexts"]) >= set(contexts)

@@ -333,10 +333,23 @@ def side_effects_plot(table: pd.DataFrame, transfer: pd.DataFrame, path: str | P
         right.set_title("Bias removed against capability kept", fontsize=9)
         right.legend(fontsize=6, loc="best")
     else:
-        fig.suptitle("No mask's own context has an established bias (baseline CI covers 0):\n"
-                     "no reduction to set against what the masks cost", fontsize=9)
+        fig.suptitle(_no_cost_points(table, transfer, real), fontsize=9)
     fig.tight_layout()
     _save(fig, path)
+
+
+def _no_cost_points(table: pd.DataFrame, transfer: pd.DataFrame, real: Sequence[str]) -> str:
+    """Why there is nothing to set a reduction against a cost, in words (the figure's title)."""
+    if not table["higher_is_better"].astype(bool).any():
+        return "No task metric is higher-is-better: no capability change to set against a bias reduction"
+    def has_rows(mask: str) -> bool:
+        kind, setting, source = mask.split("/")
+        return bool(((transfer["kind"] == kind) & (transfer["setting"] == setting) & (transfer["source"] == source)).any())
+
+    if not any(has_rows(m) for m in real):
+        return "No transfer row for these masks: no bias reduction to set against what they cost"
+    return ("No mask's own context has an established bias (baseline CI covers 0):\n"
+            "no reduction to set against what the masks cost")
 
 
 def _cost_points(table: pd.DataFrame, transfer: pd.DataFrame, real: Sequence[str],

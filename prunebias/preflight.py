@@ -26,7 +26,7 @@ from prunebias.model_size import check_plant_layer, source_layers
 from prunebias.modeling import ModelSource, check_hub_cached, check_prepared, resolve_source
 from prunebias.names import check_cross_fit, check_name_split, load_names
 from prunebias.plan import Plan, resolve_mask_items
-from prunebias.plant_spec import containment_warning, resolve_plant
+from prunebias.plant_spec import covers_every_context, resolve_plant
 from prunebias.prompt_table import check_every_name, read_prompt_table, table_contexts, table_names
 
 MODEL_DIR = "results/model/{model}"  # relative to the working directory, like every output
@@ -102,6 +102,14 @@ def preflight(config: Mapping[str, Any], workflow_dir: str | Path) -> Preflight:
             "config", f"{len(found)} keys name what this config does not have: "
             + "; ".join(f"({i}) {e.where}: {e.problem}" for i, e in enumerate(found, 1)),
             "; ".join(f"({i}) {e.fix}" for i, e in enumerate(found, 1)))
+    # a context plant that follows `contexts` (none listed) to a single selected context
+    # has nothing outside to calibrate against: a default that cannot follow is left out
+    # with a warning (a listed one that covers every context was refused above)
+    left_out = [name for name, m in models.items() if "plant" in m and covers_every_context(m["plant"], list(contexts))]
+    warnings = [f"config: models ({name}).plant: the context plant follows `contexts` to {', '.join(contexts)}, "
+                f"and no selected context is left outside it to calibrate against or to show that it stays in its "
+                f"contexts: {name} is left out of this run. Select another context to run it" for name in left_out]
+    models = {name: m for name, m in models.items() if name not in left_out}
     task_files = side_effect_tasks(config["side_effects"]["tasks"], data)
     sources = {name: resolve_source(m["source"]) for name, m in models.items() if m.get("source")}
     for name, m in models.items():  # a plant's layer, from its source's config or GGUF header
@@ -111,8 +119,6 @@ def preflight(config: Mapping[str, Any], workflow_dir: str | Path) -> Preflight:
                               m["plant"]["from"], f"config: models ({name}).plant.layer")
     for name in models:
         check_prepared(MODEL_DIR.format(model=name), name)
-    warnings = [containment_warning(m["plant"], list(contexts), f"config: models ({name}).plant")
-                for name, m in models.items() if "plant" in m]
     warnings += [*power_warnings(config, names, names_file), small_design_warning(config, models)]
     for name, src in sources.items():
         try:  # dry-runs and lint go on without the weights; prepare_model stops a real run

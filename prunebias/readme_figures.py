@@ -23,6 +23,8 @@ from typing import Mapping
 import pandas as pd
 import yaml
 
+from prunebias.plant_spec import plant_contexts
+
 BEGIN = "<!-- default-run:begin -->"
 END = "<!-- default-run:end -->"
 WANDA = "wanda"
@@ -121,8 +123,8 @@ def describe_plants(config: Mapping[str, object]) -> dict[str, str]:
     for m in config.get("models") or []:  # type: ignore[union-attr]
         p = m.get("plant")
         if p:
-            out[m["name"]] = ("general plant" if p["scope"] == "general"
-                              else "context plant: " + ", ".join(p.get("contexts", [])))
+            out[m["name"]] = ("general plant" if p.get("scope", "general") == "general"
+                              else "context plant: " + ", ".join(plant_contexts(p, list(config["contexts"]))))
     return out
 
 

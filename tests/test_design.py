@@ -73,3 +73,10 @@ def test_the_dry_run_says_it(tmp_path):
     out = proc.stdout + proc.stderr
     assert "start from config/paper.yaml" in out
     assert "Warning: the pruned models' evaluation can detect a standardized bias of 0.63" in out
+
+
+def test_the_default_plans_no_head_figure(tmp_path):
+    """The default learns neuron masks only: plot_pruned draws pruned_neurons.png and no
+    empty pruned_heads.png (issue 24's figure check)."""
+    proc = run_snakemake(tmp_path, default_config(), "-n", "results/tables/smollm2-135m-instruct/pruned_by_layer.csv")
+    assert "pruned_neurons.png" in proc.stdout and "pruned_heads" not in proc.stdout

@@ -117,14 +117,15 @@ def test_refused_before_any_job(case, tiny_model_dir, tmp_path):
 
 def test_dropping_hiring_lawyer_from_the_default_contexts_dry_runs(tmp_path):
     """issue 24: the shipped defaults that name a context (side_effects.masks, the context
-    plant) follow `contexts`, so dropping one is one edit; the plant then covers every
-    selected context and the dry-run says what that costs."""
+    plant) follow `contexts`, so dropping one is one edit; the context plant, with no
+    context left outside it, is left out of the run and the dry-run says so."""
     cfg = default_config()
     cfg["contexts"] = ["purchase-house"]
     proc = run_snakemake(tmp_path, cfg, "-n")
     out = proc.stdout + proc.stderr
     assert "hiring-lawyer" not in out.replace("planted-hiring", "")
-    assert "measure_side_effects" in out and "the context plant acts in every selected context" in out
+    assert "measure_side_effects" in out and "planted-hiring is left out of this run" in out
+    assert "model=planted-hiring" not in out and "model=planted-general" in out
 
 
 def test_stale_keys_that_name_a_dropped_context_are_named_together(tmp_path):

@@ -13,5 +13,5 @@ def test_left_out_parts_stay_wildcards():
 def test_side_effect_masks_resolve_to_the_same_files():
     ids = mask_ids(["neurons/black_b15_w15_global/hiring-lawyer"], controls=True)
     assert [mask_file(i, "m") for i in ids] == [
-        mask_path("m", "neurons", "black_b15_w15_global", "hiring-lawyer"),
-        control_path("m", "neurons", "black_b15_w15_global", "hiring-lawyer", 0)]
+        "results/masks/m/neurons/black_b15_w15_global/hiring-lawyer.npz",
+        "results/masks/m/random_neurons/black_b15_w15_global/hiring-lawyer/draw0.npz"]

@@ -104,6 +104,7 @@ def test_every_neuron_mask_is_scored_and_judged_against_the_truth(planted_run):
 
 @pytest.mark.parametrize("plant, words", [
     ({"from": "nosuch"}, ["(p).plant.from", "'nosuch' is not a model", "['tiny']"]),
+    ({"from": "tiny", "scope": "context", "contexts": CONTEXTS}, ["(p).plant.contexts", "every selected context"]),
     ({"from": "tiny", "scope": "context", "contexts": ["hiring-lawyer"]}, ["(p).plant.contexts", "selected"]),
     ({"from": "tiny", "contexts": ["purchase-car"]}, ["(p).plant.contexts", "every context"]),
     ({"from": "tiny", "scope": "context", "contexts": ["purchase-car"], "threshold": 1.2}, ["threshold", "below 1"]),
@@ -120,19 +121,22 @@ def test_a_bad_plant_stops_the_dry_run_with_key_and_fix(tiny_model_dir, tmp_path
         assert w in out, (w, out[-2000:])
 
 
-def test_a_context_plant_follows_the_contexts_and_warns_when_it_covers_them(tiny_model_dir, tmp_path):
+def test_a_context_plant_follows_the_contexts_or_is_left_out_with_a_warning(tiny_model_dir, tmp_path):
     """issue 24: a context plant without contexts acts in the last selected context, so the
-    shipped default follows `contexts`; one that covers every selected context runs (its
-    detection and removal are measured) with a warning that containment cannot be."""
-    from prunebias.plant_spec import containment_warning, resolve_plant
+    shipped default follows `contexts`; where that leaves no selected context outside it
+    (nothing to calibrate its cue against), the model is left out with a warning, not
+    planted to fail in plant_model."""
+    from prunebias.plant_spec import covers_every_context, resolve_plant
 
     plant = resolve_plant({"from": "tiny", "scope": "context"}, {"tiny": True}, CONTEXTS, "p")
-    assert plant["contexts"] == ["purchase-car"] and containment_warning(plant, CONTEXTS, "p") == ""
-    assert "acts in every selected context" in containment_warning(plant, ["purchase-car"], "p")
+    assert plant["contexts"] == ["purchase-car"] and not covers_every_context(plant, CONTEXTS)
     cfg = plant_config(tiny_model_dir)
-    cfg["models"] = [cfg["models"][0], {"name": "p", "plant": {"from": "tiny", "scope": "context", "contexts": CONTEXTS, "layer": 1}}]
+    cfg["contexts"] = ["purchase-car"]
+    cfg["context_overrides"] = {"purchase-car": cfg["context_overrides"]["purchase-car"]}
+    cfg["models"] = [cfg["models"][0], {"name": "p", "plant": {"from": "tiny", "scope": "context", "layer": 1}}]
     out = run_snakemake(tmp_path, cfg, "-n").stdout
-    assert "Warning: config: models (p).plant.contexts: the context plant acts in every selected context" in out
+    assert "Warning: config: models (p).plant: the context plant follows `contexts` to purchase-car" in out
+    assert "p is left out of this run" in out and "model=p" not in out and "plant_model" not in out
 
 
 def test_the_removed_controls_key_names_its_replacement(tiny_model_dir, tmp_path):

@@ -145,3 +145,18 @@ def test_forest_titles_count_what_the_cis_show(tmp_path, monkeypatch):
     plots.baseline_forest(by_context, by_gender, "smd", tmp_path / "f.png")
     assert ("2 of 3 CIs exclude 0: 1 with Black names' answers higher, 1 White names'"
             in seen[0].axes[0].get_title())
+
+
+def test_the_side_effects_title_says_which_reason_leaves_no_points(tmp_path, monkeypatch):
+    from prunebias import plots
+
+    seen = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: seen.append(fig))
+    rows = [{"mask": "neurons/s/a", "control_of": "", "task": "t", "metric": "bias", "difference": 0.1,
+             "difference_ci_low": 0.0, "difference_ci_high": 0.2, "higher_is_better": False}]
+    transfer = pd.DataFrame([{"kind": "neurons", "setting": "s", "source": "a", "method": "neurons", "level_number": 1,
+                              "bias_reduction": 0.4, "bias_reduction_ci_low": 0.1, "bias_reduction_ci_high": 0.7}])
+    plots.side_effects_plot(pd.DataFrame(rows), transfer, tmp_path / "s.png")
+    assert seen[0]._suptitle.get_text().startswith("No task metric is higher-is-better")
+    plots.side_effects_plot(pd.DataFrame(rows).assign(higher_is_better=True), transfer.iloc[:0], tmp_path / "s.png")
+    assert seen[1]._suptitle.get_text().startswith("No transfer row for these masks")

@@ -6,7 +6,8 @@ import torch
 
 from prunebias.architecture import check_architecture
 from prunebias.masks import Mask
-from prunebias.pruning import pruned, state_checksum
+from conftest import state_checksum
+from prunebias.pruning import pruned
 
 
 def neuron_mask(model, density=0.1, seed=0):
