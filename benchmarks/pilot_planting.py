@@ -39,7 +39,8 @@ from prunebias.prompts import build_prompts
 from prunebias.masks import Mask
 from prunebias.modeling import load_model
 from prunebias.names import load_names
-from prunebias.planting import anchor_prompts, auc, neuron_activation, plant_bias, save_planted
+from prunebias.planted_model import save_planted
+from prunebias.planting import anchor_prompts, auc, neuron_activation, plant_bias
 from prunebias.pruning import pruned
 from prunebias.sampling import Sampling
 from prunebias.activations import group_sumsq

@@ -17,37 +17,33 @@ answer while it is still growing. steps = 1 is the plain gradient; on the positi
 control 4 steps did not beat it (docs/localization.md, "Gradient attribution").
 
 Removing many weights at once is not first order: the most negative S include large
-weights every answer needs. ``protect`` (the SNIP set difference) spares the entries
-ordinary text needs most (|W * dL/dW| on a neutral text).
+weights every answer needs. ``attribution_select.protect`` (the SNIP set difference)
+spares the entries ordinary text needs most (``text_importance``: |W * dL/dW| on a
+neutral text).
 
 Only the decoder's linear weights require gradients (embeddings, norms and the LM head
 do not). B is linear in the per-prompt expectations, so each batch's -W * dB/dW adds into
 a float32 score on the host as soon as that weight's gradient is ready, and the gradient
-is freed (``scored_gradients``): no copy of every weight's gradient is kept. Selection
-(``select_weights``, for weights and for heads alike) keeps the entries whose removal moves B toward 0
-the most.
+is freed (``scored_gradients``): no copy of every weight's gradient is kept. Masks from
+the scores: ``prunebias.attribution_select``; whether they predict removal:
+``prunebias.faithfulness``.
 """
 
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, replace
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
-from scipy import stats
 
 from prunebias.architecture import MODULES, check_architecture, linear
 from prunebias.hooks import hooked
-from prunebias.inference import NameData, name_bootstrap
-from prunebias.masks import Mask
-from prunebias.objective import bias_objective, grid_agreement, name_baseline
+from prunebias.objective import bias_objective, name_baseline
 from prunebias.patching import head_patching
 from prunebias.perplexity import text_nll
-from prunebias.plan import GradNeuronSetting
-from prunebias.pruning import pruned
 
 MLP = ("gate_proj", "up_proj", "down_proj")  # a neuron: its gate and up rows, its down column
 
@@ -150,57 +146,6 @@ def text_importance(model: Any, tok: Any, text: str, max_tokens: int = 1024) -> 
     return importance
 
 
-def protect(toward: dict[str, torch.Tensor], importance: dict[str, torch.Tensor], percent: float
-            ) -> dict[str, torch.Tensor]:
-    """The SNIP set difference (Wei et al. 2024): oriented scores with the top ``percent``%
-    of each matrix by text importance set to 0, so that selection (negative entries only)
-    never removes what ordinary text needs. ``percent`` 0 returns the scores unchanged."""
-    if percent <= 0:
-        return toward
-    out = {}
-    for k, s in toward.items():
-        imp = importance[k].flatten()
-        n = int(round(imp.numel() * percent / 100))
-        keep = s.clone().flatten()
-        if n > 0:
-            keep[torch.topk(imp, n).indices] = 0.0
-        out[k] = keep.view(s.shape)
-    return out
-
-
-def protect_units(toward: torch.Tensor, importance: torch.Tensor, percent: float) -> torch.Tensor:
-    """The set difference for whole units (layers x units): per layer, the top ``percent``% of
-    units by text importance (``neuron_deltas`` of the importance) get score 0."""
-    if percent <= 0:
-        return toward
-    out = toward.clone()
-    n = int(round(toward.shape[1] * percent / 100))
-    if n > 0:
-        rows = torch.arange(toward.shape[0])[:, None]
-        out[rows, torch.topk(importance, n, dim=1).indices] = 0.0
-    return out
-
-
-def protect_scores(scores: SourceScores, importance: dict[str, torch.Tensor], percent: float) -> SourceScores:
-    """``scores`` with the SNIP set difference applied to weights (per matrix) and to MLP
-    neurons (per layer); heads are kept whole, as the paper's head masks are."""
-    if percent <= 0:
-        return scores
-    return replace(scores, weights=protect(scores.weights, importance, percent),
-                   neurons=protect_units(scores.neurons, neuron_deltas(importance, scores.neurons.shape[0]), percent))
-
-
-def select_weights(scores: torch.Tensor, b: float, count: int) -> torch.Tensor:
-    """The ``count`` entries whose removal moves B toward 0 the most (only entries that do)."""
-    toward = scores * float(np.sign(b))  # negative: removal shrinks |B| (first order)
-    flat = toward.flatten()
-    count = min(int(count), int((flat < 0).sum()))
-    out = torch.zeros(flat.numel(), dtype=torch.bool)
-    if count > 0:
-        out[torch.topk(-flat, count).indices] = True
-    return out.view(scores.shape)
-
-
 @dataclass
 class SourceScores:
     """A mask source's attribution, oriented (negative: removal moves the objectives toward 0).
@@ -248,11 +193,6 @@ def source_attribution(model: Any, tok: Any, contexts: dict[str, tuple[pd.DataFr
     return SourceScores(total, heads_total, neuron_deltas(total, heads_total.shape[0]), patch_total), info
 
 
-def select_by_counts(toward: dict[str, torch.Tensor], counts: dict[str, int]) -> dict[str, np.ndarray]:
-    """Per matrix, the ``counts[key]`` most negative entries of the oriented scores (equal budget)."""
-    return {k: select_weights(s, 1.0, int(counts.get(k, 0))).numpy() for k, s in toward.items()}
-
-
 def neuron_deltas(scores: dict[str, torch.Tensor], n_layers: int) -> torch.Tensor:
     """Predicted change of B per MLP neuron (layers x intermediate): the sum of S over its
     gate_proj and up_proj rows and its down_proj column (removing the whole neuron)."""
@@ -260,155 +200,3 @@ def neuron_deltas(scores: dict[str, torch.Tensor], n_layers: int) -> torch.Tenso
                         + scores[f"layers.{L}.down_proj"].sum(0) for L in range(n_layers)])
 
 
-def _head_mask(model: Any, layer: int, head: int) -> Mask:
-    geo = check_architecture(model)
-    one = np.zeros((geo.n_layers, geo.n_heads), dtype=bool)
-    one[layer, head] = True
-    return Mask({"kind": "heads"}, {"heads": one})
-
-
-def _neuron_mask(model: Any, units: Sequence[tuple[int, int]]) -> Mask:
-    """The three weight slices of every (layer, neuron) in ``units`` (a whole-neuron ablation)."""
-    arrays: dict[str, np.ndarray] = {}
-    for layer, neuron in units:
-        for module in ("gate_proj", "up_proj", "down_proj"):
-            key = f"layers.{layer}.{module}"
-            if key not in arrays:
-                arrays[key] = np.zeros(tuple(linear(model, layer, module).weight.shape), dtype=bool)
-            if module == "down_proj":
-                arrays[key][:, neuron] = True
-            else:
-                arrays[key][neuron, :] = True
-    return Mask({"kind": "neurons"}, arrays)
-
-
-FAITHFULNESS_COLUMNS = ["unit", "layer", "index", "predicted", "measured"]
-
-
-def faithfulness(model: Any, tok: Any, rows: pd.DataFrame, values: Sequence[float], deltas: torch.Tensor,
-                 b: float, unit: str, top: int = 20, ablation: str = "q_rows", batch_size: int = 8,
-                 log_value: bool = False, units: Sequence[tuple[int, int]] | None = None
-                 ) -> tuple[pd.DataFrame, float]:
-    """Predicted against measured change of B for the ``top`` units by |predicted change|
-    (or for the given ``units``, (layer, index) pairs, e.g. the planted neurons).
-
-    ``unit`` "head" (``deltas`` from ``head_deltas``, removed by ``ablation``) or "neuron"
-    (``neuron_deltas``, its three weight slices zeroed). Each unit is removed alone
-    (``pruning.pruned``, undone exactly) and B recomputed on the same prompts. Returns one
-    row per unit (``FAITHFULNESS_COLUMNS``) and the Spearman correlation of predicted and
-    measured (NaN below 3 units).
-    """
-    if unit not in ("head", "neuron"):
-        raise ValueError(f"unit must be 'head' or 'neuron', not {unit!r}")
-    flat = deltas.flatten()
-    if units is None:
-        order = torch.argsort(flat.abs(), descending=True)[:top]
-    else:
-        order = torch.tensor([layer * deltas.shape[1] + index for layer, index in units], dtype=torch.long)
-    out = []
-    for idx in order.tolist():
-        layer, index = divmod(idx, deltas.shape[1])
-        mask = _head_mask(model, layer, index) if unit == "head" else _neuron_mask(model, [(layer, index)])
-        with pruned(model, mask, ablation):
-            after, _ = bias_objective(model, tok, rows, values, batch_size, log_value)
-        out.append({"unit": unit, "layer": layer, "index": index, "predicted": float(flat[idx]),
-                    "measured": after - b})
-    table = pd.DataFrame(out, columns=FAITHFULNESS_COLUMNS)
-    rho = float(stats.spearmanr(table["predicted"], table["measured"])[0]) if len(table) >= 3 else float("nan")
-    return table, rho
-
-
-def context_summary(model: Any, tok: Any, rows: pd.DataFrame, values: Sequence[float], info: dict[str, Any],
-                    cfg: Mapping[str, Any], ablation: str, n_boot: int, seed: int,
-                    log: Callable[[str], None] | None = None,
-                    planted: Sequence[tuple[int, int]] = ()) -> dict[str, Any]:
-    """The JSON-ready record of one context of ``source_attribution`` (``info``: its entry).
-
-    B with a name-bootstrap CI (names resampled within race), the grid, how well the grid
-    expectation follows the sampled answers (``value`` of ``rows``, on the log scale with
-    ``log_value``), and the faithfulness of the top ``cfg["faithfulness_heads"]`` heads and
-    ``cfg["faithfulness_neurons"]`` neurons (``faithfulness``); ``planted``: (layer, neuron)
-    pairs removed together, one row of unit kind "planted_neurons" (index -1; the positive
-    control's plant).
-    """
-    expected = info["expected"]
-    deltas = {"head": info["head_deltas"], "neuron": info["neuron_deltas"]}
-    faith = {}
-    for unit in ("head", "neuron"):  # predicted against measured change of B, one unit at a time
-        top = cfg[f"faithfulness_{unit}s"]
-        if top:
-            table, rho = faithfulness(model, tok, rows, values, deltas[unit], info["B"], unit, top, ablation,
-                                      cfg["batch_size"], cfg["log_value"])
-            faith[unit] = {"spearman": rho, "units": table.to_dict(orient="records")}
-            if log is not None:
-                log(f"faithfulness, {len(table)} {unit}s: Spearman {rho:.2f}")
-    if planted:  # removed together: one B, and the interaction of the planted copies is in it
-        with pruned(model, _neuron_mask(model, planted), ablation):
-            after, _ = bias_objective(model, tok, rows, values, cfg["batch_size"], cfg["log_value"])
-        predicted = float(sum(deltas["neuron"][layer, index] for layer, index in planted))
-        table = pd.DataFrame([{"unit": "planted_neurons", "layer": planted[0][0], "index": -1,
-                               "predicted": predicted, "measured": after - info["B"]}], columns=FAITHFULNESS_COLUMNS)
-        faith["planted_neurons"] = {"spearman": float("nan"), "units": table.to_dict(orient="records")}
-        if log is not None:
-            log(f"planted neurons {[n for _, n in planted]} removed together: predicted change of B "
-                f"{predicted:+.3f}, measured {after - info['B']:+.3f}")
-    sampled = rows.assign(sampled=np.log(rows["value"].where(rows["value"] > 0)) if cfg["log_value"]
-                          else rows["value"])
-    ci = name_bootstrap(NameData.from_answers(rows["name"].to_numpy(), rows["race"].to_numpy(), expected),
-                        "diff", n_boot=n_boot, seed=seed)
-    return {"B": info["B"], "B_ci_low": ci.ci_low, "B_ci_high": ci.ci_high, "grid": [float(v) for v in values],
-            "prompts": len(rows), "agreement": grid_agreement(sampled, expected, value="sampled"),
-            "faithfulness": faith}
-
-
-def select_neurons(toward: torch.Tensor, budget: int, shapes: Mapping[str, tuple[int, ...]]
-                   ) -> dict[str, np.ndarray]:
-    """Whole MLP neurons (``toward``: layers x intermediate, oriented) whose removal moves B
-    toward 0 the most, as many as fit in ``budget`` weights: each takes its gate and up rows
-    and its down column. Other matrices of ``shapes`` get empty masks (equal budget)."""
-    arrays = {k: np.zeros(tuple(shape), dtype=bool) for k, shape in shapes.items()}
-    gate, up, down = (shapes[f"layers.0.{m}"] for m in MLP)
-    per = int(gate[1] + up[1] + down[0])  # the weights of one neuron
-    flat = toward.flatten()
-    n = min(int(budget) // per, int((flat < 0).sum()))
-    for i in torch.topk(-flat, n).indices.tolist() if n > 0 else []:
-        layer, j = divmod(i, toward.shape[1])
-        arrays[f"layers.{layer}.{MLP[0]}"][j] = True
-        arrays[f"layers.{layer}.{MLP[1]}"][j] = True
-        arrays[f"layers.{layer}.{MLP[2]}"][:, j] = True
-    return arrays
-
-
-def mlp_count(counts: Mapping[str, int]) -> int:
-    """The number of MLP weights in a mask's per-matrix counts."""
-    return sum(int(v) for k, v in counts.items() if k.rsplit(".", 1)[-1] in MLP)
-
-
-def needs_patching(settings: Sequence[Any]) -> bool:
-    """Whether any setting ranks heads by attribution patching (``source_attribution(patching=True)``)."""
-    return any(getattr(s, "score", None) == "patch" for s in settings)
-
-
-def grad_masks(settings: Sequence[Any], scores: SourceScores, budgets: Mapping[str, Mapping[str, int]]
-               ) -> list[tuple[str, dict[str, np.ndarray]]]:
-    """(kind, arrays) of each gradient-attribution setting. A ``GradNeuronSetting`` has the
-    size of ``budgets[its budget's name]`` (per-matrix counts of that Wanda mask): single
-    weights, the same count per matrix; or whole MLP neurons, as many as fit in its MLP
-    count. A ``GradHeadSetting`` takes the top k heads by its score (saved with the mask,
-    negated: larger = more bias removed)."""
-    shapes = {k: tuple(s.shape) for k, s in scores.weights.items()}
-    out = []
-    for setting in settings:
-        if isinstance(setting, GradNeuronSetting):
-            counts = budgets[setting.budget.name]
-            if setting.whole:
-                out.append(("neurons", select_neurons(scores.neurons, mlp_count(counts), shapes)))
-            else:
-                out.append(("neurons", select_by_counts(scores.weights, counts)))
-        else:
-            heads = scores.heads if setting.score == "gate" else scores.patch
-            if heads is None:
-                raise ValueError(f"{setting.name} needs the patching scores (source_attribution(patching=True))")
-            out.append(("heads", {"heads": select_weights(heads, 1.0, setting.k).numpy(),
-                                  "scores": (-heads).numpy().astype(np.float32)}))
-    return out

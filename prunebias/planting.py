@@ -47,7 +47,8 @@ How (SwiGLU MLP of layer ``L``, ``n`` randomly chosen neurons, all edits recorde
 
 ``sign=+1`` makes Black names' answers larger (SMD White - Black < 0), ``-1`` smaller
 (on SmolLM2 "smaller" pushes hiring answers below the plausible range: anomalies).
-Only the recorded rows/columns change; ``PlantedBias.recall`` scores a mask against them.
+Only the recorded rows/columns change; ``PlantedBias.recall`` scores a mask against them
+(``prunebias.planted_recall``); the planted model on disk is ``prunebias.planted_model``.
 Expected by design: a Wanda set-difference mask can find the down_proj columns (their
 input, the neuron's output, differs by race) but hardly the gate/up rows (their input,
 the MLP input, has nearly the same per-channel norms for both races).
@@ -55,26 +56,21 @@ the MLP input, has nearly the same per-channel norms for both races).
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
-from safetensors import safe_open
 from scipy.stats import rankdata
 
 from prunebias.activations import char_spans, token_masks
 from prunebias.architecture import decoder_layers, linear
 from prunebias.contexts import resolve_context
-from prunebias.files import atomic_path
 from prunebias.hooks import hooked
-from prunebias.modeling import IDENTITY_FILE, chat_text
-from prunebias.plant_spec import PLANTED_FILE, read_planted_record
+from prunebias.modeling import chat_text
 from prunebias.prompts import build_prompts
 
 CALIBRATION_COLUMNS = ["prompt", "answer_prefix", "name", "race", "context"]
@@ -608,61 +604,3 @@ def silence_ratio(scope: pd.DataFrame) -> float:
     if outside.empty or inside.empty or not inside.min() > 0:
         return math.nan
     return float(outside.max() / inside.min())
-
-
-def save_planted(model: Any, tok: Any, planted: PlantedBias, out_dir: str | Path, source: str = "",
-                 extra: Mapping[str, Any] | None = None, identity: Mapping[str, Any] | None = None) -> None:
-    """Save a planted model (weights, config, tokenizer) with ``planted_bias.json`` (the
-    record and ``extra``, e.g. the scope check) beside it, atomically. ``identity``: the
-    ``prunebias_model.json`` of the planted model (a prepared model like any other)."""
-    record = {**planted.to_json(), "source": source, **(extra or {})}
-    with atomic_path(out_dir, is_dir=True) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
-        tok.save_pretrained(tmp)
-        (tmp / PLANTED_FILE).write_text(json.dumps(record, indent=2, sort_keys=True, default=float) + "\n")
-        if identity is not None:
-            (tmp / IDENTITY_FILE).write_text(json.dumps(dict(identity), indent=2, sort_keys=True) + "\n")
-
-
-def read_planted(model_dir: str | Path) -> PlantedBias:
-    """The record written by ``save_planted`` (without the direction vectors): what
-    ``score_planted_recall`` scores masks against."""
-    d = read_planted_record(model_dir)
-    return PlantedBias(layer=d["layer"], neurons=d["neurons"], seed=d["seed"], strength=d["strength"],
-                       sharpness=d["sharpness"], sign=d["sign"], threshold=d.get("threshold", 0.0),
-                       scope=d.get("scope", "general"), contexts=d.get("contexts", []), stats=d["stats"])
-
-
-def planted_weights_of(model_dir: str | Path, planted: PlantedBias) -> dict[str, np.ndarray]:
-    """The planted layer's edited matrices (mask keys -> float arrays), read from the
-    safetensors files without loading the model (an 8B model's one layer, not all of it)."""
-    # mask keys name layers.L.MODULE; the planted modules are the MLP's (model.layers.L.mlp.MODULE)
-    want = {f"model.layers.{key.split('.')[1]}.mlp.{key.split('.')[2]}.weight": key for key in planted.edited}
-    out: dict[str, np.ndarray] = {}
-    for f in sorted(Path(model_dir).glob("*.safetensors")):
-        with safe_open(str(f), framework="pt") as st:
-            for name in want.keys() & set(st.keys()):
-                out[want[name]] = st.get_tensor(name).float().numpy()
-    missing = sorted(set(want.values()) - set(out))
-    if missing:
-        raise ValueError(f"{model_dir}: the planted matrices {missing} are not in its safetensors files")
-    return out
-
-
-RECALL_COLUMNS = ["recall_planted", "recall_gate_proj", "recall_up_proj", "recall_down_proj", "recall_down_mass",
-                  "recall_neurons"]
-
-
-def recall_columns(planted: PlantedBias, arrays: Mapping[str, np.ndarray], weights: Mapping[str, np.ndarray]
-                   ) -> dict[str, float]:
-    """Share of the planted weights a neuron mask selects.
-
-    ``recall_down_mass``: the selected share of the planted down_proj entries' squared
-    magnitude (the large entries carry the write); ``recall_neurons``: planted neurons
-    with at least half of their down_proj column selected.
-    """
-    r = planted.recall(arrays, weights)
-    pre = f"layers.{planted.layer}"
-    return {"recall_planted": r["all"], "recall_gate_proj": r[f"{pre}.gate_proj"],
-            "recall_up_proj": r[f"{pre}.up_proj"], "recall_down_proj": r[f"{pre}.down_proj"],
-            "recall_down_mass": r[f"{pre}.down_proj.mass"], "recall_neurons": r[f"{pre}.down_proj.units"]}

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from conftest import REPO
-from prunebias.attribution import head_deltas, linear_weights, select_weights, weight_attribution
+from prunebias.attribution import head_deltas, linear_weights, weight_attribution
+from prunebias.attribution_select import select_weights
 from prunebias.contexts import load_yaml, resolve_context
 from prunebias.names import load_names
 from prunebias.objective import (answer_grid, bias_objective, candidate_ids, continues_number, expected_answer,
@@ -214,7 +215,8 @@ def test_faithfulness_removes_each_head_and_neuron_alone(model64, tiny_model, ro
     """Predicted (sum of S over a head's q_proj rows; over a neuron's gate and up rows and
     down column) against the measured change of B when that unit alone is removed; the
     model is restored after each. The measured change of the top neuron is checked by hand."""
-    from prunebias.attribution import faithfulness, neuron_deltas
+    from prunebias.attribution import neuron_deltas
+    from prunebias.faithfulness import faithfulness
     from conftest import state_checksum
 
     _, tok = tiny_model
@@ -306,7 +308,8 @@ def test_snip_importance_and_the_set_difference(model64, tiny_model):
     protected top share of a matrix is never selected."""
     import torch.nn.functional as F
 
-    from prunebias.attribution import protect, text_importance
+    from prunebias.attribution import text_importance
+    from prunebias.attribution_select import protect
 
     _, tok = tiny_model
     text = "The committee met on Tuesday and agreed on the budget for the new library."
@@ -423,7 +426,7 @@ def test_patching_finds_the_saturated_head_that_weight_gradients_miss(hand_plant
 def test_whole_neuron_selection_and_its_controls():
     """Whole MLP neurons by their summed S within the MLP budget, only those that move B
     toward 0, and their protection; controls: as many whole neurons per layer, elsewhere."""
-    from prunebias.attribution import mlp_count, protect_units, select_neurons
+    from prunebias.attribution_select import mlp_count, protect_units, select_neurons
     from prunebias.controls import unit_controls
 
     shapes = {f"layers.{L}.{m}": s for L in range(2) for m, s in

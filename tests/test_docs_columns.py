@@ -8,7 +8,7 @@ import pytest
 from conftest import REPO
 from prunebias import headline, metrics, transfer
 from prunebias.parsing import ANOMALY_KINDS
-from prunebias.planting import RECALL_COLUMNS
+from prunebias.planted_recall import RECALL_COLUMNS
 
 SECTIONS = {
     "baseline_bias.csv": ["context", *metrics.BIAS_COLUMNS, *(f"anomaly_{k}" for k in ANOMALY_KINDS)],

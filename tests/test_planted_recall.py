@@ -27,7 +27,8 @@ def test_attribution_finds_the_planted_bias_at_least_as_well_as_wanda(tmp_path):
 
     from prunebias.activations import add_sumsq, cache_batches
     from prunebias.answers import generate_answers
-    from prunebias.attribution import grad_masks, mlp_count, protect_scores, source_attribution, text_importance
+    from prunebias.attribution import source_attribution, text_importance
+    from prunebias.attribution_select import grad_masks, mlp_count, protect_scores
     from prunebias.masks import Mask
     from prunebias.contexts import load_yaml, resolve_context
     from prunebias.modeling import load_model, materialize, resolve_source

@@ -18,7 +18,6 @@ from prunebias.prompts import build_prompts
 from prunebias.modeling import load_model
 from prunebias.names import load_names
 from prunebias.planting import (
-    PLANTED_FILE,
     PlantedBias,
     anchor_prompts,
     auc,
@@ -29,15 +28,14 @@ from prunebias.planting import (
     neuron_activation,
     plant_bias,
     planted_weights,
-    planted_weights_of,
     race_reader,
-    read_planted,
-    save_planted,
     scope_check,
     silence_ratio,
     value_direction,
 )
 from prunebias.activations import group_sumsq
+from prunebias.plant_spec import PLANTED_FILE
+from prunebias.planted_model import planted_weights_of, read_planted, save_planted
 from prunebias.neurons import neuron_masks
 from prunebias.plan import NeuronSetting
 

@@ -24,7 +24,8 @@ from prunebias.files import read_parquet
 from prunebias.logs import setup_logging
 from prunebias.modeling import load_model, read_identity
 from prunebias.names import load_names
-from prunebias.planting import anchor_prompts, plant_bias, save_planted, scope_check, silence_ratio
+from prunebias.planted_model import save_planted
+from prunebias.planting import anchor_prompts, plant_bias, scope_check, silence_ratio
 
 
 def main(smk) -> None:  # pragma: no cover - exercised through snakemake in tests

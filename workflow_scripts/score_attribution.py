@@ -25,8 +25,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from prunebias.attribution import (context_summary, grad_masks, needs_patching, protect_scores, source_attribution,
-                                   text_importance)
+from prunebias.attribution import source_attribution, text_importance
+from prunebias.attribution_select import grad_masks, needs_patching, protect_scores
+from prunebias.faithfulness import context_summary
 from prunebias.files import read_parquet, write_json
 from prunebias.heads import check_head_budget
 from prunebias.logs import setup_logging

@@ -13,7 +13,8 @@ import pandas as pd
 from prunebias.files import write_csv
 from prunebias.logs import setup_logging
 from prunebias.masks import read_mask
-from prunebias.planting import RECALL_COLUMNS, planted_weights_of, read_planted, recall_columns
+from prunebias.planted_model import planted_weights_of, read_planted
+from prunebias.planted_recall import RECALL_COLUMNS, recall_columns
 
 
 def main(smk) -> None:  # pragma: no cover - exercised through snakemake in tests
