@@ -1,0 +1,81 @@
+"""Race-direction editing, the rival of pruning (issue 25, item 3; Karvonen & Marks 2025,
+arXiv 2506.10922): the mean difference of residual-stream activations between Black- and
+White-name prompts, and its removal by weight orthogonalization.
+
+Every matrix that writes into the residual stream (the token embeddings, each layer's
+o_proj and down_proj; Llama-style models have no biases there) is projected off the unit
+direction v: W' = W - v (v^T W) for a writer whose output is its rows, E' = E - (E v) v^T
+for the embeddings. The residual stream is the sum of these writes, so after the edit it
+has no component along v at any layer, and the edited weights save and export like a
+pruned model's. A tied output head shares the embedding matrix: it is untied first so
+that the readout stays the model's own.
+
+The library core only: the workflow does not learn or apply directions yet (the method
+registry of issue 25 will route them through the transfer DAG).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+
+from prunebias.architecture import decoder_layers
+
+
+def race_direction(acts: np.ndarray, names: np.ndarray, races: np.ndarray) -> np.ndarray:
+    """Black minus White mean of ``acts`` (rows: prompts), each name weighing once: the
+    rows are averaged within a name first (names are the unit, as in every estimate here)."""
+    acts, names, races = np.asarray(acts, float), np.asarray(names), np.asarray(races)
+    means = {}
+    for race in ("black", "white"):
+        keep = races == race
+        if not keep.any():
+            raise ValueError(f"no rows with race {race!r}: a direction needs both races")
+        per_name = [acts[keep & (names == n)].mean(0) for n in np.unique(names[keep])]
+        means[race] = np.mean(per_name, axis=0)
+    return means["black"] - means["white"]
+
+
+def random_direction(dim: int, norm: float, seed: int) -> np.ndarray:
+    """A direction of norm ``norm`` drawn uniformly on the sphere: the matched control."""
+    v = np.random.default_rng(seed).standard_normal(dim)
+    return v / np.linalg.norm(v) * norm
+
+
+def residual_writers(model: Any) -> list[tuple[str, torch.nn.Parameter]]:
+    """(key, weight) of every matrix that writes into the residual stream, embeddings first."""
+    out = [("embed_tokens", model.get_input_embeddings().weight)]
+    for i, layer in enumerate(decoder_layers(model)):
+        out += [(f"layers.{i}.o_proj", layer.self_attn.o_proj.weight), (f"layers.{i}.down_proj", layer.mlp.down_proj.weight)]
+    return out
+
+
+@contextlib.contextmanager
+def orthogonalized(model: Any, direction: np.ndarray) -> Iterator[int]:
+    """The residual writers of ``model`` projected off ``direction`` inside the block,
+    restored exactly after (as ``pruning.pruned`` restores a mask). Yields the number of
+    matrices edited."""
+    if model.get_output_embeddings() is not None and (
+            model.get_output_embeddings().weight is model.get_input_embeddings().weight):
+        head = model.get_output_embeddings()
+        head.weight = torch.nn.Parameter(head.weight.detach().clone())  # untie (and left untied): the readout keeps its weights
+    writers = residual_writers(model)
+    saved = [(w, w.data.clone()) for _, w in writers]
+    try:
+        with torch.no_grad():
+            for key, w in writers:
+                v = torch.as_tensor(direction, dtype=torch.float32, device=w.device)
+                v = v / v.norm()
+                x = w.data.float()
+                if key == "embed_tokens":  # (vocab, d): each row is a write
+                    x -= torch.outer(x @ v, v)
+                else:  # (d, k): each column is a write
+                    x -= torch.outer(v, v @ x)
+                w.data.copy_(x.to(w.dtype))
+        yield len(writers)
+    finally:
+        for w, data in saved:
+            w.data.copy_(data)
