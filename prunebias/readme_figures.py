@@ -124,7 +124,7 @@ def describe_plants(config: Mapping[str, object]) -> dict[str, str]:
         p = m.get("plant")
         if p:
             out[m["name"]] = ("general plant" if p.get("scope", "general") == "general"
-                              else "context plant: " + ", ".join(plant_contexts(p, list(config["contexts"]))))
+                              else "context plant: " + ", ".join(plant_contexts(p, list(config.get("contexts") or []))))
     return out
 
 
