@@ -110,7 +110,7 @@ def test_lint_is_clean():
     (lambda c: c.update(names_file="data/names/missing.csv"), "names file not found"),
     (lambda c: c["analysis"].update(winsorize=[99, 1]), "winsorize"),
     (lambda c: c.update(export=["neurons/black_b99_w1_global/purchase-house"]), "is not a mask this config learns"),
-    (lambda c: c.update(export=["neurons/black_b15_w15_global"]), "export"),
+    (lambda c: c.update(export=["neurons/black_b15_w15_global/purchase-house/x"]), "export"),
     (lambda c: c["side_effects"].update(masks=["heads/sum_k10/purchase-car"]), "side_effects.masks"),
     (lambda c: c["side_effects"].update(tasks=["data/side_effects/missing.yaml"]), "task file"),
 ])
