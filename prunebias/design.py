@@ -16,14 +16,15 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from prunebias.power import MDE_FACTOR
+from prunebias.names import name_folds
+from prunebias.power import MDE_FACTOR, MEDIUM_EFFECT
 
 # The within-name correlation assumed for planning: the upper end of what the planted
 # models show (baseline answers, log scale, per race: -0.15 to 0.27, mean about 0.05 over
 # 3 seeds; the between-name share of paired changes 0.16-0.23 over 10 seeds). An upper
 # end because a higher rho makes more answers per name worth less.
 ASSUMED_ICC = 0.2
-MEDIUM_SMD = 0.5  # Cohen's medium effect, the bar the tables' ``underpowered`` uses too
+MEDIUM_SMD = MEDIUM_EFFECT["smd"]  # the bar the tables' ``underpowered`` uses
 
 # The 2-core CPU default's answers per held-out name: a GPU study can afford far more.
 CPU_DEFAULT_ANSWERS = 4
@@ -36,15 +37,14 @@ def design_mde(names_per_race: int, answers: int, icc: float = ASSUMED_ICC) -> f
     return MDE_FACTOR * math.sqrt(2 / names_per_race * (1 + (answers - 1) * icc) / answers)
 
 
-def evaluated_per_race(names: pd.DataFrame, localization: Mapping[str, Any]) -> int:
-    """Names per race (the smaller race) that a pruned model is evaluated on: every name
-    without a split or with cross-fitting, the held-out half of each race x gender group
-    with a plain split (``names.split_names`` holds out the larger half)."""
-    if not localization["name_split"] or localization.get("cross_fit"):
+def evaluated_per_race(names: pd.DataFrame, localization: Mapping[str, Any], seed: int) -> int:
+    """Names per race (the smaller race) that a pruned model is evaluated on: the names the
+    design's folds (``names.name_folds``) evaluate, all of them without a split."""
+    folds = name_folds(names, seed, localization["name_split"], bool(localization.get("cross_fit")))
+    if any(f.evaluate is None for f in folds):
         return int(names.groupby("race")["name"].nunique().min())
-    sizes = names.groupby(["race", "gender"])["name"].nunique()
-    held = sizes - sizes // 2
-    return int(held.groupby(level="race").sum().min())
+    evaluated = {n for f in folds for n in f.evaluate}
+    return int(names[names["name"].isin(evaluated)].groupby("race")["name"].nunique().min())
 
 
 def power_warnings(config: Mapping[str, Any], names: pd.DataFrame, names_where: str) -> list[str]:
@@ -58,7 +58,7 @@ def power_warnings(config: Mapping[str, Any], names: pd.DataFrame, names_where: 
                    f"is {MEDIUM_SMD}): {per_race} names per race x {config['samples_per_name']} answers, assuming a "
                    f"within-name correlation of {ASSUMED_ICC}. Raise samples_per_name, or add names to {names_where}")
     loc, answers = config["localization"], int(config["evaluation"]["samples_per_name"])
-    held = evaluated_per_race(names, loc)
+    held = evaluated_per_race(names, loc, int(config["seed"]))
     ev = design_mde(held, answers)
     if ev > MEDIUM_SMD:
         keys = ["evaluation.samples_per_name"]

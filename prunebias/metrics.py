@@ -17,6 +17,7 @@ from scipy import stats
 
 from prunebias.inference import EFFECTS, MDE_FACTOR, NameData, name_bootstrap, permutation_p, permutation_test
 from prunebias.parsing import ANOMALY_KINDS
+from prunebias.power import MEDIUM_EFFECT
 from prunebias.seeds import derive_seed
 
 
@@ -95,9 +96,6 @@ def bias_summary(answers: pd.DataFrame, effect: str = "log_smd", n_boot: int = 1
     return row
 
 
-# A design is flagged underpowered when it cannot detect a "medium" effect at 80% power:
-# half a standard deviation (Cohen) for SMDs, 0.33 for Cliff's delta (Romano et al. 2006).
-MEDIUM_EFFECT = {"diff": math.inf, "smd": 0.5, "log_smd": 0.5, "cliffs_delta": 0.33}
 BIAS_COLUMNS = (["effect", "n_white", "n_black", "names_white", "names_black", "mean_white", "mean_black"]
                 + [c for e in ("diff", "smd", "log_smd", "cliffs_delta") for c in (e, f"{e}_ci_low", f"{e}_ci_high")]
                 + ["p_perm", "mde", "underpowered", "mwu_p", "anomaly_rate", "anomaly_rate_white",

@@ -48,9 +48,9 @@ def _names(per_group: int) -> pd.DataFrame:
 def test_evaluated_names_follow_the_split_and_cross_fitting():
     names = _names(7)  # 14 per race; the split holds out the larger half of each race x gender group
     held = [n for n in split_names(names, 1)["holdout"] if n.startswith("black")]
-    assert evaluated_per_race(names, {"name_split": True, "cross_fit": False}) == len(held) == 8
-    assert evaluated_per_race(names, {"name_split": True, "cross_fit": True}) == 14
-    assert evaluated_per_race(names, {"name_split": False}) == 14
+    assert evaluated_per_race(names, {"name_split": True, "cross_fit": False}, 1) == len(held) == 8
+    assert evaluated_per_race(names, {"name_split": True, "cross_fit": True}, 1) == 14
+    assert evaluated_per_race(names, {"name_split": False}, 1) == 14
 
 
 def test_the_default_is_powered_and_the_one_fold_design_is_not():
