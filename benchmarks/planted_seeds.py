@@ -27,7 +27,8 @@ default's number of draws (``design_transfer``: draw 0 is the draw of a 1-draw r
 The prepared default model is hard-linked into each seed's folder (it does not depend on
 the seed). Each seed's folder is kept; a rerun resumes where it stopped.
 
-    .venv/bin/python benchmarks/planted_seeds.py [--seeds 10] [--first 20250211] [--reaggregate]
+    .venv/bin/python benchmarks/planted_seeds.py [--seeds 10] [--first 20250211] [--plants planted-hiring]
+        [--reaggregate]
 
 Writes benchmarks/out/planted_seeds/{rows.csv, rates.csv, rates.md}.
 
@@ -235,10 +236,18 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=OUT / "planted_seeds")
     ap.add_argument("--reaggregate", action="store_true",
                     help="seeds already run: recompute only their tables with the current statistics code")
+    ap.add_argument("--plants", nargs="+", metavar="MODEL",
+                    help="only these planted models (the others are left out of each seed's config; a plant's "
+                         "rows do not depend on the other plants, so they equal a full run's)")
     ap.add_argument("--no-run", action="store_true",
                     help="judge the seeds' folders as they are (no Snakemake: nothing reruns after a code edit)")
     args = ap.parse_args()
     cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    if args.plants:
+        unknown = sorted(set(args.plants) - set(plants(cfg)))
+        if unknown:
+            ap.error(f"--plants {unknown}: config/config.yaml's planted models are {sorted(plants(cfg))}")
+        cfg["models"] = [m for m in cfg["models"] if "plant" not in m or m["name"] in args.plants]
     full = (2 if cfg["localization"]["cross_fit"] else 1, cfg["evaluation"]["samples_per_name"], DRAWS)
     default = (*full[:2], cfg["evaluation"]["random_draws"])
     rows, design_rows = [], []
