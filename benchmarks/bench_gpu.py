@@ -37,7 +37,7 @@ from prunebias.masks import Mask
 from prunebias.modeling import load_model
 from prunebias.neurons import neuron_masks
 from prunebias.objective import answer_grid
-from prunebias.plan import NeuronSetting
+from prunebias.settings import NeuronSetting
 from prunebias.pruning import pruned
 from prunebias.sampling import Sampling
 

@@ -19,7 +19,7 @@ from prunebias.architecture import MODULES, check_architecture, linear
 from prunebias.modeling import load_model
 from prunebias.activations import group_sumsq
 from prunebias.neurons import neuron_masks
-from prunebias.plan import NeuronSetting
+from prunebias.settings import NeuronSetting
 from prunebias.scoring import wanda_scores
 
 LLAMA3_8B_WEIGHTS = 32 * (4096 * 4096 * 2 + 4096 * 1024 * 2 + 3 * 4096 * 14336)

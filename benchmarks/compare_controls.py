@@ -45,7 +45,7 @@ from prunebias.evaluation import eval_prompts, evaluate
 from prunebias.files import read_parquet
 from prunebias.masks import Mask, read_mask
 from prunebias.modeling import load_model
-from prunebias.plan import NeuronSetting
+from prunebias.settings import NeuronSetting
 from prunebias.architecture import MODULES, linear
 from prunebias.sampling import Sampling
 from prunebias.transfer import transfer_row

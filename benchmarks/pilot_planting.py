@@ -45,7 +45,7 @@ from prunebias.pruning import pruned
 from prunebias.sampling import Sampling
 from prunebias.activations import group_sumsq
 from prunebias.neurons import neuron_masks
-from prunebias.plan import NeuronSetting
+from prunebias.settings import NeuronSetting
 from prunebias.scoring import top_fraction, wanda_scores
 from prunebias.metrics import summarize
 

@@ -13,7 +13,6 @@ import numpy as np
 import torch
 
 from prunebias.attribution import MLP, SourceScores, neuron_deltas
-from prunebias.plan import GradHeadSetting, GradNeuronSetting
 
 
 def protect(toward: dict[str, torch.Tensor], importance: dict[str, torch.Tensor], percent: float
@@ -95,31 +94,35 @@ def mlp_count(counts: Mapping[str, int]) -> int:
     return sum(int(v) for k, v in counts.items() if k.rsplit(".", 1)[-1] in MLP)
 
 
-def needs_patching(settings: Sequence[Any]) -> bool:
-    """Whether any setting ranks heads by attribution patching (``source_attribution(patching=True)``)."""
-    return any(isinstance(s, GradHeadSetting) and s.score == "patch" for s in settings)
+def weight_masks(scores: SourceScores, budgets: Mapping[str, Mapping[str, int]], settings: Sequence[Any]
+                 ) -> list[dict[str, np.ndarray]]:
+    """``grad_`` masks: single weights by S, the count per matrix of each setting's Wanda
+    budget (``budgets[its name]``: that mask's per-matrix counts)."""
+    return [select_by_counts(scores.weights, budgets[s.budget.name]) for s in settings]
 
 
-def grad_masks(settings: Sequence[Any], scores: SourceScores, budgets: Mapping[str, Mapping[str, int]]
-               ) -> list[tuple[str, dict[str, np.ndarray]]]:
-    """(kind, arrays) of each gradient-attribution setting. A ``GradNeuronSetting`` has the
-    size of ``budgets[its budget's name]`` (per-matrix counts of that Wanda mask): single
-    weights, the same count per matrix; or whole MLP neurons, as many as fit in its MLP
-    count. A ``GradHeadSetting`` takes the top k heads by its score (saved with the mask,
-    negated: larger = more bias removed)."""
+def mlp_neuron_masks(scores: SourceScores, budgets: Mapping[str, Mapping[str, int]], settings: Sequence[Any]
+                     ) -> list[dict[str, np.ndarray]]:
+    """``gradmlp_`` masks: whole MLP neurons by their summed S, as many as fit in the MLP
+    weight count of each setting's Wanda budget."""
     shapes = {k: tuple(s.shape) for k, s in scores.weights.items()}
-    out = []
-    for setting in settings:
-        if isinstance(setting, GradNeuronSetting):
-            counts = budgets[setting.budget.name]
-            if setting.whole:
-                out.append(("neurons", select_neurons(scores.neurons, mlp_count(counts), shapes)))
-            else:
-                out.append(("neurons", select_by_counts(scores.weights, counts)))
-        else:
-            heads = scores.heads if setting.score == "gate" else scores.patch
-            if heads is None:
-                raise ValueError(f"{setting.name} needs the patching scores (source_attribution(patching=True))")
-            out.append(("heads", {"heads": select_weights(heads, 1.0, setting.k).numpy(),
-                                  "scores": (-heads).numpy().astype(np.float32)}))
-    return out
+    return [select_neurons(scores.neurons, mlp_count(budgets[s.budget.name]), shapes) for s in settings]
+
+
+def _top_heads(heads: torch.Tensor | None, settings: Sequence[Any], what: str) -> list[dict[str, np.ndarray]]:
+    if heads is None:
+        raise ValueError(f"{what} head masks need scores that were not computed (source_attribution(patching=True))")
+    return [{"heads": select_weights(heads, 1.0, s.k).numpy(), "scores": (-heads).numpy().astype(np.float32)}
+            for s in settings]
+
+
+def gate_head_masks(scores: SourceScores, budgets: Mapping[str, Mapping[str, int]], settings: Sequence[Any]
+                    ) -> list[dict[str, np.ndarray]]:
+    """``grad_k`` masks: the top k heads by gate attribution (saved negated: larger = more bias removed)."""
+    return _top_heads(scores.heads, settings, "gate-attribution")
+
+
+def patch_head_masks(scores: SourceScores, budgets: Mapping[str, Mapping[str, int]], settings: Sequence[Any]
+                     ) -> list[dict[str, np.ndarray]]:
+    """``patch_k`` masks: the top k heads by attribution patching between White and Black prompts."""
+    return _top_heads(scores.patch, settings, "attribution-patching")

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from prunebias.architecture import MODULES, linear
-from prunebias.plan import NeuronSetting
+from prunebias.settings import NeuronSetting
 from prunebias.scoring import top_fraction, wanda_scores
 
 
@@ -123,3 +123,32 @@ def unit_controls(real: dict[str, np.ndarray], seeds: list[int]) -> list[dict[st
             arrays[up][pick] = True
             arrays[down][:, pick] = True
     return out
+
+
+# The registry's controls (``prunebias.methods``): one signature, (real mask's arrays, seeds,
+# setting, inputs) -> one array dict per seed; ``inputs`` loads the model and the fold's
+# summed activations on first use (``methods.ControlInputs``).
+
+def band_controls(real: dict[str, np.ndarray], seeds: list[int], setting: Any, inputs: Any) -> list[dict[str, np.ndarray]]:
+    """Neuron controls from the next score band down of the setting's Wanda band (``setting.band``)."""
+    return neuron_controls(inputs.load_model(), real, inputs.load_sums(), setting.band, seeds)
+
+
+def whole_neuron_controls(real: dict[str, np.ndarray], seeds: list[int], setting: Any, inputs: Any
+                          ) -> list[dict[str, np.ndarray]]:
+    """Whole MLP neurons, as many per layer as the real mask (``unit_controls``)."""
+    return unit_controls(real, seeds)
+
+
+def head_controls(real: dict[str, np.ndarray], seeds: list[int], setting: Any, inputs: Any) -> list[dict[str, np.ndarray]]:
+    """Heads, as many per layer as the real mask, from the layer's other heads."""
+    return [{"heads": matched_head_control(real["heads"], np.random.default_rng(s))} for s in seeds]
+
+
+def uniform_controls(real: dict[str, np.ndarray], seeds: list[int], setting: Any, inputs: Any
+                     ) -> list[dict[str, np.ndarray]]:
+    """The real mask's count per matrix, uniformly from the matrix's other weights: the null of
+    a family without a score band to draw from."""
+    rngs = [np.random.default_rng(s) for s in seeds]
+    keys = sorted(k for k in real if k != "scores")
+    return [{k: matched_neuron_control(real[k], ~real[k], False, rng) for k in keys} for rng in rngs]

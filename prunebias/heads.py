@@ -14,7 +14,7 @@ summed scores), as in the paper's common head set.
 """
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from prunebias.architecture import check_architecture
 from prunebias.errors import ConfigError
 from prunebias.files import read_parquet
 from prunebias.masks import Mask
-from prunebias.plan import HeadSetting
+from prunebias.settings import HeadSetting
 from prunebias.pruning import pruned
 from prunebias.scoring import common_heads, head_scores, top_k_heads
 
@@ -51,6 +51,17 @@ def select_heads(white: torch.Tensor, black: torch.Tensor, setting: HeadSetting)
         return chosen, black - white
     scores = head_scores(white, black, setting.score)
     return top_k_heads(scores, setting.k), scores
+
+
+def attention_masks(white: torch.Tensor, black: torch.Tensor, settings: Sequence[HeadSetting]
+                    ) -> list[dict[str, np.ndarray]]:
+    """The one-shot head masks of ``settings`` from the races' mean attention to the name
+    (the ``attention`` family's learn): chosen heads and their ranking scores."""
+    out = []
+    for s in settings:
+        heads, scores = select_heads(white, black, s)
+        out.append({"heads": heads.numpy(), "scores": scores.numpy()})
+    return out
 
 
 def race_means(df: pd.DataFrame, n_layers: int, n_heads: int, where: str) -> dict[str, torch.Tensor]:

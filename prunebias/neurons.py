@@ -13,7 +13,7 @@ import torch
 
 from prunebias.architecture import MODULES, check_architecture, linear
 from prunebias.errors import ConfigError
-from prunebias.plan import NeuronSetting
+from prunebias.settings import NeuronSetting
 from prunebias.scoring import set_difference_mask
 
 

@@ -129,10 +129,6 @@ def model_setting(key):
     return lambda wc: MODELS[wc.model][key]
 
 
-def setting_names(settings):
-    return [s.name for s in settings]
-
-
 def source_of(wildcards):
     """The parsed mask source of a job."""
     return Source.parse(wildcards.source)
@@ -174,15 +170,18 @@ def mask_index():
     ]
 
 
+# the settings learned from the caches alone (activations, head attention): what mask
+# stability can relearn on each name half (greedy and gradient masks re-run the model)
+CACHE_LEARNED = PLAN.learned_from("activations") + PLAN.learned_from("attention")
+
+
 def stability_mask_index():
     """((kind, setting, context), path pattern) of the single-context masks whose two folds
     measure_mask_stability compares (none without cross-fitting: it learns both halves)."""
     if len(FOLDS) < 2:
         return []
-    heads = {s.name for s in PLAN.one_shot_head_settings()}
-    return [(key, path) for key, path in mask_index()
-            if key[2] in CONTEXTS and (key[0] == "neurons" and key[1] in {s.name for s in PLAN.neuron_settings}
-                                       or key[0] == "heads" and key[1] in heads)]
+    cached = {(f.kind, s.name) for f, s in CACHE_LEARNED}
+    return [(key, path) for key, path in mask_index() if key[2] in CONTEXTS and key[:2] in cached]
 
 
 def stability_masks():
@@ -201,7 +200,7 @@ def all_evaluations():
 
 def attribution_summaries():
     """The gradient attribution's summary files: one per source of the transfer DAG."""
-    return [f"results/attribution/{{model}}/{s.name}.json" for s in PLAN.scored_sources()] if PLAN.grad_settings() else []
+    return [f"results/attribution/{{model}}/{s.name}.json" for s in PLAN.scored_sources()] if PLAN.learned_from("gradients") else []
 
 
 def attribution_outputs():
@@ -218,9 +217,7 @@ def export_outputs():
 
 def has_doses():
     """At least two doses of one kind (p_black of neuron masks, k of head masks): a dose-response to draw."""
-    neurons = {s.p_black for s in PLAN.settings("neurons") if hasattr(s, "p_black")}
-    heads = {s.k for s in PLAN.settings("heads") if hasattr(s, "k")}
-    return len(neurons) >= 2 or len(heads) >= 2
+    return len(PLAN.doses("neurons")) >= 2 or len(PLAN.doses("heads")) >= 2
 
 
 def dose_output():

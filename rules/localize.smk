@@ -27,45 +27,55 @@ rule cache_activations:
         "../workflow_scripts/cache_activations.py"
 
 
-rule score_neurons:
-    input:
-        activations=lambda wc: expand("results/activations/{model}/{c}.parquet", model=wc.model, c=source_contexts(wc.source)),
-        model=MODEL_DIR,
-    output:
-        [mask_path(kind="neurons", setting=s) for s in setting_names(PLAN.neuron_settings)],
-    params:
-        code=CODE_VERSIONS["score_neurons"],
-        settings=PLAN.neuron_settings,
-        source=source_of,
-        contexts=lambda wc: source_contexts(wc.source),
-        folds=FOLDS,
-        device=model_setting("device"),
-    wildcard_constraints:
-        source=one_of(s.name for s in PLAN.scored_sources()),
-    threads: RES["model_threads"]
-    resources:
-        **model_resources(masks=len(PLAN.neuron_settings)),
-    log:
-        "logs/{model}/score_neurons/{source}.log",
-    benchmark:
-        "results/benchmarks/{model}/score_neurons/{source}.tsv"
-    conda:
-        "../envs/prunebias.yaml"
-    script:
-        "../workflow_scripts/score_neurons.py"
+# One learning rule per input kind (prunebias.methods.LEARNERS): it learns every setting of
+# every registered family that learns from that input, dispatching the family's learn.
+ACTIVATION_LEARNED = PLAN.learned_from("activations")
+ATTENTION_LEARNED = PLAN.learned_from("attention")
+MODEL_RUN_LEARNED = PLAN.learned_from("model_runs")
+GRADIENT_LEARNED = PLAN.learned_from("gradients")
 
 
-if PLAN.one_shot_head_settings():
+if ACTIVATION_LEARNED:
+
+    rule score_neurons:
+        input:
+            activations=lambda wc: expand("results/activations/{model}/{c}.parquet", model=wc.model, c=source_contexts(wc.source)),
+            model=MODEL_DIR,
+        output:
+            [mask_path(kind=f.kind, setting=s.name) for f, s in ACTIVATION_LEARNED],
+        params:
+            code=CODE_VERSIONS["score_neurons"],
+            learned=[(f.name, s) for f, s in ACTIVATION_LEARNED],
+            source=source_of,
+            contexts=lambda wc: source_contexts(wc.source),
+            folds=FOLDS,
+            device=model_setting("device"),
+        wildcard_constraints:
+            source=one_of(s.name for s in PLAN.scored_sources()),
+        threads: RES["model_threads"]
+        resources:
+            **model_resources(masks=len(ACTIVATION_LEARNED)),
+        log:
+            "logs/{model}/score_neurons/{source}.log",
+        benchmark:
+            "results/benchmarks/{model}/score_neurons/{source}.tsv"
+        conda:
+            "../envs/prunebias.yaml"
+        script:
+            "../workflow_scripts/score_neurons.py"
+
+
+if ATTENTION_LEARNED:
 
     rule score_heads:
         input:
             attention=lambda wc: expand("results/head_attention/{model}/{c}.parquet", model=wc.model, c=source_contexts(wc.source)),
             model=MODEL_DIR,
         output:
-            [mask_path(kind="heads", setting=s) for s in setting_names(PLAN.one_shot_head_settings())],
+            [mask_path(kind=f.kind, setting=s.name) for f, s in ATTENTION_LEARNED],
         params:
             code=CODE_VERSIONS["score_heads"],
-            settings=tuple(PLAN.one_shot_head_settings()),
+            learned=[(f.name, s) for f, s in ATTENTION_LEARNED],
             source=source_of,
             contexts=lambda wc: source_contexts(wc.source),
             folds=FOLDS,
@@ -80,17 +90,17 @@ if PLAN.one_shot_head_settings():
             "../workflow_scripts/score_heads.py"
 
 
-if PLAN.greedy_head_settings():
+if MODEL_RUN_LEARNED:
 
     rule score_heads_greedy:
         input:
             answers=lambda wc: expand("results/baseline/{model}/{c}.parquet", model=wc.model, c=source_contexts(wc.source)),
             model=MODEL_DIR,
         output:
-            [mask_path(kind="heads", setting=s) for s in setting_names(PLAN.greedy_head_settings())],
+            [mask_path(kind=f.kind, setting=s.name) for f, s in MODEL_RUN_LEARNED],
         params:
             code=CODE_VERSIONS["score_heads_greedy"],
-            settings=tuple(PLAN.greedy_head_settings()),
+            settings=tuple(s for _, s in MODEL_RUN_LEARNED),
             source=source_of,
             contexts=lambda wc: source_contexts(wc.source),
             batch_size=LOC["batch_size"],
@@ -115,24 +125,23 @@ if PLAN.greedy_head_settings():
             "../workflow_scripts/score_heads_greedy.py"
 
 
-if PLAN.grad_settings():
+if GRADIENT_LEARNED:
 
     rule score_attribution:
         input:
             answers=lambda wc: expand("results/baseline/{model}/{c}.parquet", model=wc.model, c=source_contexts(wc.source)),
+            # the Wanda masks whose size a gradient neuron mask takes
             budgets=lambda wc: [
-                mask_path(wc.model, "neurons", s.budget.name, wc.source)
-                for s in PLAN.grad_settings()
-                if s.kind == "neurons"
+                mask_path(wc.model, "neurons", s.budget.name, wc.source) for f, s in GRADIENT_LEARNED if f.kind == "neurons"
             ],
             model=MODEL_DIR,
             text=data_path(EVAL["perplexity_text"]),
         output:
-            masks=[mask_path(kind=s.kind, setting=s.name) for s in PLAN.grad_settings()],
+            masks=[mask_path(kind=f.kind, setting=s.name) for f, s in GRADIENT_LEARNED],
             summary="results/attribution/{model}/{source}.json",
         params:
             code=CODE_VERSIONS["score_attribution"],
-            settings=tuple(PLAN.grad_settings()),
+            learned=[(f.name, s) for f, s in GRADIENT_LEARNED],
             source=source_of,
             contexts=lambda wc: source_contexts(wc.source),
             specs=lambda wc: {c: CONTEXTS[c].spec() for c in source_contexts(wc.source)},
@@ -220,10 +229,10 @@ rule combine_masks:
 rule draw_controls:
     input:
         mask=mask_path(),
-        # the Wanda scores of neuron controls' band; whole-neuron (gradmlp_) and head controls need none
+        # the activation cache, for a family whose control is drawn from a score band (Wanda's)
         activations=lambda wc: (
             expand("results/activations/{model}/{c}.parquet", model=wc.model, c=source_contexts(wc.source))
-            if wc.kind == "neurons" and not getattr(PLAN.setting(wc.kind, wc.setting), "whole", False)
+            if PLAN.family(wc.kind, wc.setting).control.needs_activations
             else []
         ),
         model=MODEL_DIR,
@@ -232,6 +241,7 @@ rule draw_controls:
     params:
         code=CODE_VERSIONS["draw_controls"],
         kind=lambda wc: wc.kind,
+        family=lambda wc: PLAN.family(wc.kind, wc.setting).name,
         setting=lambda wc: PLAN.setting(wc.kind, wc.setting),
         source=source_of,
         seed=config["seed"],
@@ -271,12 +281,12 @@ rule measure_mask_stability:
         contexts=list(CONTEXTS),  # the order of both input lists
         halves=NAME_SPLIT,
         mask_keys=[key for key, _ in stability_mask_index()],
-        neuron_settings=PLAN.neuron_settings,
-        head_settings=tuple(PLAN.one_shot_head_settings()),
+        activation_learned=[(f.name, s) for f, s in PLAN.learned_from("activations")],
+        attention_learned=[(f.name, s) for f, s in PLAN.learned_from("attention")],
         device=model_setting("device"),
     threads: RES["model_threads"]
     resources:
-        **model_resources(masks=2 * len(PLAN.neuron_settings)),
+        **model_resources(masks=2 * len(ACTIVATION_LEARNED)),
     log:
         "logs/{model}/measure_mask_stability.log",
     benchmark:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -100,6 +101,18 @@ def run_snakemake(workdir: Path, config: dict | None = None, *args: str, check: 
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
     return proc
+
+
+def copy_workflow(code: Path) -> Path:
+    """The workflow's code (Snakefile, rules, scripts, library, config, data, ...) copied to
+    ``code``, for a test that edits it; run it with ``run_snakemake(..., snakefile=code / "Snakefile")``."""
+    code.mkdir(parents=True)
+    for part in ("Snakefile", "rules", "workflow_scripts", "prunebias", "config", "data", "report", "envs",
+                 "profiles"):
+        src = REPO / part
+        (shutil.copytree(src, code / part, ignore=shutil.ignore_patterns("__pycache__")) if src.is_dir()
+         else shutil.copy2(src, code / part))
+    return code
 
 
 def state_checksum(model) -> str:

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from conftest import REPO, UNTIL, run_snakemake, small_config
+from conftest import REPO, UNTIL, copy_workflow, run_snakemake, small_config
 
 copy_config = _copy.deepcopy
 
@@ -95,13 +95,7 @@ def test_editing_an_imported_module_reruns_the_jobs_whose_code_it_is(done_run, t
     from prunebias.code_version import code_files
 
     work, cfg = done_run
-    code = tmp_path / "code"
-    code.mkdir()
-    for part in ("Snakefile", "rules", "workflow_scripts", "prunebias", "config", "data", "report", "envs",
-                 "profiles"):
-        src = REPO / part
-        (shutil.copytree(src, code / part, ignore=shutil.ignore_patterns("__pycache__")) if src.is_dir()
-         else shutil.copy2(src, code / part))
+    code = copy_workflow(tmp_path / "code")
     # the data files where the finished run found them (inputs are resolved absolute paths)
     cfg["names_file"], cfg["scenarios_file"] = str(REPO / cfg["names_file"]), str(REPO / cfg["scenarios_file"])
     cfg["context_sets_file"] = str(REPO / cfg["context_sets_file"])

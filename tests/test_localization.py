@@ -17,7 +17,7 @@ from prunebias.masks import Mask, check_model, read_mask, write_mask
 from prunebias.modeling import chat_text, load_model
 from prunebias.activations import group_sumsq
 from prunebias.neurons import neuron_masks
-from prunebias.plan import NeuronSetting
+from prunebias.settings import NeuronSetting
 from prunebias.scoring import common_heads, set_difference_mask, top_fraction, top_k_heads, wanda_scores
 
 NAMES = [("Jake Becker", "white"), ("Jamal Washington", "black"), ("Emily Becker", "white"),

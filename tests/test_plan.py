@@ -8,8 +8,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from prunebias.errors import ConfigError
-from prunebias.plan import (LEVELS, HeadSetting, Method, NeuronSetting, Plan, Pool, Source, auto_pools,
-                            configured_pools, format_percent, parse_setting, transfer_level)
+from prunebias.methods import parse_setting
+from prunebias.plan import LEVELS, Method, Plan, Pool, Source, auto_pools, configured_pools, transfer_level
+from prunebias.settings import HeadSetting, NeuronSetting, format_percent
 
 from conftest import REPO
 
@@ -38,7 +39,7 @@ def test_head_setting_round_trips(score, k):
 @given(st.sampled_from(["black", "white"]), percent, percent, st.sampled_from(["global", "row"]), st.booleans(),
        ks, st.sampled_from(["gate", "patch"]))
 def test_attribution_settings_round_trip(direction, pb, pw, selection, whole, k, score):
-    from prunebias.plan import GradHeadSetting, GradNeuronSetting
+    from prunebias.settings import GradHeadSetting, GradNeuronSetting
 
     n = GradNeuronSetting(NeuronSetting(direction, pb, pw, selection), whole)
     assert n.name.startswith("gradmlp_" if whole else "grad_") and parse_setting("neurons", n.name) == n
@@ -74,7 +75,7 @@ def test_small_percentages_have_a_parseable_folder():
 def test_equal_settings_share_one_name_and_the_plan_lists_them_once():
     assert NeuronSetting("black", 15, 15) == NeuronSetting("black", 15.0, 15.0)
     plan = Plan.from_config(_config(p=[[15, 15], [15.0, 15.0], [40, 35]]), SCENARIOS, {})
-    assert [s.name for s in plan.neuron_settings] == ["black_b15_w15_global", "black_b40_w35_global"]
+    assert [s.name for s in plan.planned["wanda"]] == ["black_b15_w15_global", "black_b40_w35_global"]
 
 
 @pytest.mark.parametrize("bad", ["black_b15_w15", "black_b1e-5_w15_global", "red_b15_w15_global",
@@ -176,9 +177,14 @@ def test_plan_sources_methods_and_settings():
         "common@train", "common@loo_purchase-bicycle", "common@loo_purchase-car", "common@loo_purchase-house",
         "common@others_hiring"]
     assert [m.name for m in plan.methods()] == ["neurons", "heads", "random_neurons", "random_heads"]
-    assert [s.name for s in plan.head_settings] == ["sum_k10", "setdiff_k40_5", "greedy_k3"]
-    assert [s.name for s in plan.one_shot_head_settings()] == ["sum_k10", "setdiff_k40_5"]
+    assert [s.name for s in plan.settings("heads")] == ["sum_k10", "setdiff_k40_5", "greedy_k3"]
     assert plan.setting("heads", "greedy_k3") == HeadSetting("greedy", 3)
+    # the registry tells the families apart: which rule learns each, which control it gets
+    assert [(f.name, s.name) for f, s in plan.learned_from("attention")] == [
+        ("attention", "sum_k10"), ("attention", "setdiff_k40_5")]
+    assert [(f.name, s.name) for f, s in plan.learned_from("model_runs")] == [("greedy", "greedy_k3")]
+    assert plan.family("heads", "greedy_k3").control.name == "heads"
+    assert plan.family("neurons", plan.planned["wanda"][0].name).control.needs_activations
     assert plan.source_contexts(Source.parse("common@loo_purchase-car")) == ["purchase-bicycle", "purchase-house"]
     assert plan.level(Source.parse("pooled@train"), "purchase-car") == "pool_member"
     assert plan.pool_info()["train"] == {"members": ["purchase-bicycle", "purchase-car"], "origin": "configured"}
@@ -200,13 +206,13 @@ def test_plan_of_the_shipped_default_config():
     assert plan.pools == {}
     assert plan.level(Source.parse("purchase-house"), "hiring-lawyer") == "other_scenario"
     assert all(parse_setting(k, s.name) == s for k in ("neurons", "heads") for s in plan.settings(k))
-    assert not math.isnan(plan.neuron_settings[0].p_black)
+    assert not math.isnan(plan.planned["wanda"][0].p_black)
 
 
 def test_counts_that_arrive_as_floats_keep_their_names():
     """JSON Schema integers include 10.0 (a YAML or --config value): names stay sum_k10."""
     assert HeadSetting("sum", 10.0).name == "sum_k10" and HeadSetting("setdiff", 40.0, 5.0).name == "setdiff_k40_5"
-    from prunebias.plan import GradHeadSetting
+    from prunebias.settings import GradHeadSetting
 
     assert GradHeadSetting(3.0).name == "grad_k3"
     with pytest.raises(ValueError):

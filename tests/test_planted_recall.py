@@ -28,7 +28,7 @@ def test_attribution_finds_the_planted_bias_at_least_as_well_as_wanda(tmp_path):
     from prunebias.activations import add_sumsq, cache_batches
     from prunebias.answers import generate_answers
     from prunebias.attribution import source_attribution, text_importance
-    from prunebias.attribution_select import grad_masks, mlp_count, protect_scores
+    from prunebias.attribution_select import mlp_count, mlp_neuron_masks, protect_scores, weight_masks
     from prunebias.masks import Mask
     from prunebias.contexts import load_yaml, resolve_context
     from prunebias.modeling import load_model, materialize, resolve_source
@@ -36,7 +36,7 @@ def test_attribution_finds_the_planted_bias_at_least_as_well_as_wanda(tmp_path):
     from prunebias.neurons import neuron_masks
     from prunebias.objective import answer_grid
     from prunebias.perplexity import perplexity
-    from prunebias.plan import GradNeuronSetting, NeuronSetting
+    from prunebias.settings import GradNeuronSetting, NeuronSetting
     from prunebias.planting import anchor_prompts, plant_bias
     from prunebias.prompts import build_prompts
     from prunebias.pruning import pruned
@@ -71,9 +71,10 @@ def test_attribution_finds_the_planted_bias_at_least_as_well_as_wanda(tmp_path):
     spared = protect_scores(scores, text_importance(model, tok, text), att["protect_text_percent"])
     counts = {k: int(a.sum()) for k, a in wanda.items()}
     setting = GradNeuronSetting(NeuronSetting("black", 15, 15, "global"), whole=True)
-    (_, mlp), = grad_masks([setting], spared, {setting.budget.name: counts})  # the default: whole neurons
-    (_, mlp_plain), = grad_masks([setting], scores, {setting.budget.name: counts})  # without the SNIP protection
-    (_, single), = grad_masks([GradNeuronSetting(setting.budget)], scores, {setting.budget.name: counts})
+    budgets = {setting.budget.name: counts}
+    mlp, = mlp_neuron_masks(spared, budgets, [setting])  # the default: whole neurons
+    mlp_plain, = mlp_neuron_masks(scores, budgets, [setting])  # without the SNIP protection
+    single, = weight_masks(scores, budgets, [GradNeuronSetting(setting.budget)])
     assert sum(int(a.sum()) for a in mlp.values()) <= mlp_count(counts)
     assert {k: int(a.sum()) for k, a in single.items()} == counts
 

@@ -37,7 +37,7 @@ from prunebias.activations import group_sumsq
 from prunebias.plant_spec import PLANTED_FILE
 from prunebias.planted_model import planted_weights_of, read_planted, save_planted
 from prunebias.neurons import neuron_masks
-from prunebias.plan import NeuronSetting
+from prunebias.settings import NeuronSetting
 
 LAYER = 1
 

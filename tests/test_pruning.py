@@ -85,7 +85,7 @@ def test_matched_neuron_control_keeps_count_and_band(fresh_model):
 
     from prunebias.architecture import linear
     from prunebias.controls import matched_neuron_control, neuron_controls, next_band
-    from prunebias.plan import NeuronSetting
+    from prunebias.settings import NeuronSetting
     from prunebias.scoring import set_difference_mask
 
     model, _ = fresh_model

@@ -34,7 +34,8 @@ import pandas as pd
 
 from prunebias.files import read_parquet, write_csv
 from prunebias.logs import setup_logging
-from prunebias.plan import Method, Pool, Source, parse_setting, transfer_level
+from prunebias.methods import parse_setting
+from prunebias.plan import Method, Pool, Source, transfer_level
 from prunebias.plots import make_plots
 from prunebias.transfer import bias_direction, build_tables, without_unused_settings
 

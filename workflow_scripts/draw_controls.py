@@ -1,22 +1,22 @@
 """Rule draw_controls: matched random controls of one mask ->
 ``results/masks/{model}/random_{kind}/{setting}/{source}/draw{d}.npz``.
 
-Each draw has the real mask's count per weight matrix (per row for ``row`` selection) or
-per layer (heads), drawn from the next score band down or the same layers (see
-``prunebias.controls``). Neuron bands are the source group's top 2p% minus its top p% of
-Wanda scores, without the other group's top p%, over the source's prompts (for
-``common@POOL``: over the pool's prompts), from the activation cache. Seeds derive from (seed, "control", kind, setting, source, draw).
+The mask's family (``prunebias.methods``) says how: each draw has the real mask's count
+per weight matrix (per row for ``row`` selection), per layer (whole MLP neurons, heads),
+drawn from the next score band down or the same layers (see ``prunebias.controls``).
+Neuron bands are the source group's top 2p% minus its top p% of Wanda scores, without the
+other group's top p%, over the source's prompts (for ``common@POOL``: over the pool's
+prompts), from the activation cache. Seeds derive from (seed, "control", kind, setting,
+source, draw).
 With cross-fitting every draw holds one control per fold, each matched to that fold's mask
 and drawn from that fold's learning names' band (further folds salt the seed with the fold).
 """
 
-import numpy as np
-
-from prunebias.errors import ConfigError
 from prunebias.activations import group_sumsq, names_filter
-from prunebias.controls import matched_head_control, neuron_controls, unit_controls
+from prunebias.errors import ConfigError
 from prunebias.logs import setup_logging
 from prunebias.masks import check_model, read_folds, write_mask
+from prunebias.methods import FAMILIES, ControlInputs
 from prunebias.modeling import load_model, read_identity
 from prunebias.seeds import derive_seed
 
@@ -34,19 +34,19 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
     # fold 0 keeps the seeds of a run without cross-fitting; further folds salt them
     fold_seeds = [[derive_seed(p.seed, "control", p.kind, p.setting.name, p.source.name, d, *(("fold", k) if k else ()))
                    for d in range(len(smk.output))] for k in range(len(folds))]
-    model = None
+    control = FAMILIES[p.family].control
+    loaded = []  # the model, loaded on first use (a band control needs the weights)
+
+    def model_once():
+        if not loaded:
+            loaded.append(load_model(smk.input.model, "float32", p.device, smk.threads)[0])
+        return loaded[0]
+
     per_fold = []  # per fold: one array dict per draw
     for real, fold, seeds in zip(folds, p.folds, fold_seeds):
-        if getattr(p.setting, "whole", False):  # whole MLP neurons: random whole neurons, same count per layer
-            per_fold.append(unit_controls(real.arrays, seeds))
-        elif p.kind == "neurons":
-            sums = group_sumsq(smk.input.activations, names_filter(fold.learn))
-            if model is None:
-                model, _ = load_model(smk.input.model, "float32", p.device, smk.threads)
-            per_fold.append(neuron_controls(model, real.arrays, sums, p.setting.band, seeds))  # band: Wanda's
-        else:
-            per_fold.append([{"heads": matched_head_control(real.arrays["heads"], np.random.default_rng(s))}
-                             for s in seeds])
+        inputs = ControlInputs(model_once, lambda names=fold.learn: group_sumsq(smk.input.activations,
+                                                                                 names_filter(names)))
+        per_fold.append(control(real.arrays, seeds, p.setting, inputs))
     real = folds[0]
     for d, (path, seed) in enumerate(zip(smk.output, fold_seeds[0])):
         meta = {k: v for k, v in real.meta.items() if k not in DROPPED}

@@ -1,6 +1,7 @@
 """Rule measure_mask_stability: how stable are masks across names? -> ``results/tables/{model}/mask_stability.csv``.
 
-For every context and every neuron and one-shot head setting, the mask is learned twice
+For every context and every setting learned from the caches (the activation and the head
+attention cache: Wanda and one-shot head masks by default), the mask is learned twice
 from the caches, once on each half of the seeded race x gender balanced name split
 (``prunebias.names.split_names``), and the two masks are compared: Jaccard overlap
 |A & B| / |A | B|, beside the overlap two random sets of the same sizes would have
@@ -17,11 +18,11 @@ import pandas as pd
 
 from prunebias.activations import group_sumsq, names_filter
 from prunebias.files import write_csv
-from prunebias.heads import group_attention, select_heads
+from prunebias.heads import group_attention
 from prunebias.logs import setup_logging
 from prunebias.masks import jaccard, read_folds
+from prunebias.methods import FAMILIES, learn_all
 from prunebias.modeling import load_model, read_identity
-from prunebias.neurons import neuron_masks
 
 COLUMNS = ["kind", "setting", "source", "n_a", "n_b", "jaccard", "jaccard_chance"]
 
@@ -39,22 +40,25 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
     shape = identity["n_layers"], identity["n_heads"]
     rows: list[dict[str, Any]] = []
     for context, act, att in zip(p.contexts, smk.input.activations, smk.input.attention):
-        if p.neuron_settings:
-            a = neuron_masks(model, group_sumsq([act], names_filter(halves["learn"])), p.neuron_settings)
-            b = neuron_masks(model, group_sumsq([act], names_filter(halves["holdout"])), p.neuron_settings)
-            for setting, ma, mb in zip(p.neuron_settings, a, b):
-                j, chance, na, nb = jaccard(ma, mb)
-                rows.append({"kind": "neurons", "setting": setting.name, "source": context, "n_a": na, "n_b": nb,
-                             "jaccard": j, "jaccard_chance": chance})
-        att_a = group_attention([att], *shape, halves["learn"])
-        att_b = group_attention([att], *shape, halves["holdout"])
-        for setting in p.head_settings:
-            ha = select_heads(att_a["white"], att_a["black"], setting)[0].numpy()
-            hb = select_heads(att_b["white"], att_b["black"], setting)[0].numpy()
-            j, chance, na, nb = jaccard({"heads": ha}, {"heads": hb})
-            rows.append({"kind": "heads", "setting": setting.name, "source": context, "n_a": na, "n_b": nb,
-                         "jaccard": j, "jaccard_chance": chance})
+        pairs = []  # ((family, setting), mask on one half, mask on the other)
+        if p.activation_learned:
+            a, b = (learn_all(p.activation_learned, model, group_sumsq([act], names_filter(halves[h])))
+                    for h in ("learn", "holdout"))
+            pairs += zip(p.activation_learned, a, b)
+        if p.attention_learned:
+            a, b = (learn_all(p.attention_learned, *_races(group_attention([att], *shape, halves[h])))
+                    for h in ("learn", "holdout"))
+            pairs += zip(p.attention_learned, a, b)
+        for (family, setting), ma, mb in pairs:
+            j, chance, na, nb = jaccard({k: v for k, v in ma.items() if k != "scores"},
+                                        {k: v for k, v in mb.items() if k != "scores"})
+            rows.append({"kind": FAMILIES[family].kind, "setting": setting.name, "source": context, "n_a": na,
+                         "n_b": nb, "jaccard": j, "jaccard_chance": chance})
     _write(pd.DataFrame(rows, columns=COLUMNS), smk.output[0], log)
+
+
+def _races(att: dict[str, Any]) -> tuple[Any, Any]:
+    return att["white"], att["black"]
 
 
 def _compare_folds(key: tuple[str, str, str], path: str) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 from prunebias.attribution import source_attribution, text_importance
-from prunebias.attribution_select import grad_masks, needs_patching, protect_scores
+from prunebias.attribution_select import protect_scores
 from prunebias.faithfulness import context_summary
 from prunebias.files import read_parquet, write_json
 from prunebias.heads import check_head_budget
@@ -35,7 +35,7 @@ from prunebias.masks import read_mask, write_mask
 from prunebias.plant_spec import PLANTED_FILE, read_planted_record
 from prunebias.modeling import load_model, read_identity
 from prunebias.objective import answer_grid
-from prunebias.plan import GradNeuronSetting
+from prunebias.methods import FAMILIES, learn_all
 
 NEED = ["context", "prompt", "answer_prefix", "name", "race", "sample", "value", "anomaly"]
 
@@ -46,20 +46,22 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
     cfg = p.attribution
     t0 = time.perf_counter()
     identity = read_identity(smk.input.model)
-    check_head_budget([s for s in p.settings if s.kind == "heads"], identity["n_layers"] * identity["n_heads"],
-                      "localization.attribution.heads / patch_heads")
+    for family in dict.fromkeys(f for f, _ in p.learned):
+        if FAMILIES[family].kind == "heads":
+            check_head_budget([s for f, s in p.learned if f == family], identity["n_layers"] * identity["n_heads"],
+                              FAMILIES[family].config_key)
     model, tok = load_model(smk.input.model, p.dtype, p.device, smk.threads)
     answers = [read_parquet(f, NEED) for f in smk.input.answers]
     answers = [rows[rows["sample"] < cfg["max_samples_per_name"]] for rows in answers]
     steps = cfg["integrated_steps"]
-    patching = needs_patching(p.settings)
+    patching = any("patching" in FAMILIES[f].needs for f, _ in p.learned)
     importance = None
     # a planted model: its planted neurons are also removed together (predicted vs measured)
     planted = []
     if (Path(smk.input.model) / PLANTED_FILE).exists():
         record = read_planted_record(smk.input.model)
         planted = [(record["layer"], n) for n in record["neurons"]]
-    grad_neurons = [s for s in p.settings if isinstance(s, GradNeuronSetting)]
+    grad_neurons = [s for f, s in p.learned if FAMILIES[f].kind == "neurons"]  # each names its Wanda budget
     per_fold = []  # per fold: (kind, arrays) per setting; cross-fitting learns each fold on its names
     for k, fold in enumerate(p.folds):
         frames = {}
@@ -80,16 +82,16 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
                 importance = text_importance(model, tok, Path(smk.input.text).read_text(), p.max_tokens)
             scores = protect_scores(scores, importance, cfg["protect_text_percent"])
         budgets = {s.budget.name: read_mask(f, k).meta["counts"] for s, f in zip(grad_neurons, smk.input.budgets)}
-        per_fold.append(grad_masks(p.settings, scores, budgets))
-    for j, (path, setting) in enumerate(zip(smk.output.masks, p.settings)):
-        kind, arrays = per_fold[0][j]
-        method = {"name": kind, **setting.params(), "integrated_steps": steps,
+        per_fold.append(learn_all(p.learned, scores, budgets))
+    for j, (path, (family, setting)) in enumerate(zip(smk.output.masks, p.learned)):
+        kind, arrays = FAMILIES[family].kind, per_fold[0][j]
+        method = {"name": kind, "family": family, **setting.params(), "integrated_steps": steps,
                   "protect_text_percent": cfg["protect_text_percent"]}
         meta = {"model": identity, "method": method, "source": p.source.name, "sources": list(p.contexts),
                 "combine": p.source.combine, "learn_names": p.folds[0].learn,
                 "folds": [f.describe() for f in p.folds],
                 "objective": {c: {"B": i["B"], "grid": i["grid"]} for c, i in info.items()}}
-        write_mask(path, kind, meta, arrays, [masks[j][1] for masks in per_fold[1:]])
+        write_mask(path, kind, meta, arrays, [masks[j] for masks in per_fold[1:]])
         n = sum(int(a.sum()) for key, a in arrays.items() if key != "scores")
         log.info("%s %s: %d pruned (fold 0 of %d)", p.source.name, setting.name, n, len(p.folds))
     seconds = time.perf_counter() - t0
