@@ -12,17 +12,23 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import re
 import subprocess
 from pathlib import Path
 
 PACKAGE = "prunebias"
+REFERENCE = re.compile(rf"^{PACKAGE}(\.\w+)+:\w+$")  # "prunebias.neurons:neuron_masks"
 
 
 def imported_modules(source: str) -> set[str]:
-    """``prunebias`` modules named by the imports anywhere in ``source`` (function-local ones too)."""
+    """``prunebias`` modules named by the imports anywhere in ``source`` (function-local ones
+    too), and by the method registry's ``"prunebias.module:function"`` references
+    (``prunebias.methods``: imported when a job calls them, and code all the same)."""
     out: set[str] = set()
     for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Import):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and REFERENCE.match(node.value):
+            out.add(node.value.split(":")[0])
+        elif isinstance(node, ast.Import):
             out.update(a.name for a in node.names if a.name.split(".")[0] == PACKAGE)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             if node.module == PACKAGE:  # from prunebias import x: x may be a module

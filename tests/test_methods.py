@@ -11,7 +11,7 @@ from prunebias.masks import read_folds, read_meta
 from prunebias.methods import FAMILIES, UNIFORM, Family, family_of, parse_setting, register, resolve
 from prunebias.settings import GradHeadSetting, GradNeuronSetting, HeadSetting, NeuronSetting
 
-from conftest import copy_workflow, run_snakemake, small_config
+from conftest import REPO, copy_workflow, run_snakemake, small_config
 
 WANDA = NeuronSetting("black", 15, 15)
 
@@ -148,3 +148,16 @@ def test_a_toy_family_is_planned_learned_and_controlled_through_the_registry_alo
         assert mask.sum() == math.ceil(mask.size * 5 / 100)  # its own top 5% of every matrix
         assert control.arrays[key].sum() == mask.sum() and not (control.arrays[key] & mask).any()
     assert any(not np.array_equal(real.arrays[k], wanda.arrays[k]) for k in real.arrays)
+
+
+def test_the_registrys_function_references_are_code_of_the_jobs_that_call_them():
+    """A learner named as "module:function" is imported only in the job, but an edit of it
+    must still rerun the jobs that call it (prunebias.code_version follows the references)."""
+    from prunebias.code_version import code_files
+
+    def reached(script):
+        return {p.name for p in code_files(REPO / "workflow_scripts" / script, REPO)}
+
+    assert {"methods.py", "neurons.py", "heads.py", "attribution_select.py"} <= reached("score_neurons.py")
+    assert {"controls.py"} <= reached("draw_controls.py")
+    assert "parsing.py" not in reached("score_neurons.py")  # what no learner imports stays out
