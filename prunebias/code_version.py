@@ -12,23 +12,18 @@ from __future__ import annotations
 
 import ast
 import hashlib
-import re
 import subprocess
+from typing import Any
 from pathlib import Path
 
 PACKAGE = "prunebias"
-REFERENCE = re.compile(rf"^{PACKAGE}(\.\w+)+:\w+$")  # "prunebias.neurons:neuron_masks"
 
 
 def imported_modules(source: str) -> set[str]:
-    """``prunebias`` modules named by the imports anywhere in ``source`` (function-local ones
-    too), and by the method registry's ``"prunebias.module:function"`` references
-    (``prunebias.methods``: imported when a job calls them, and code all the same)."""
+    """``prunebias`` modules named by the imports anywhere in ``source`` (function-local ones too)."""
     out: set[str] = set()
     for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Constant) and isinstance(node.value, str) and REFERENCE.match(node.value):
-            out.add(node.value.split(":")[0])
-        elif isinstance(node, ast.Import):
+        if isinstance(node, ast.Import):
             out.update(a.name for a in node.names if a.name.split(".")[0] == PACKAGE)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             if node.module == PACKAGE:  # from prunebias import x: x may be a module
@@ -72,6 +67,21 @@ def code_version(script: Path, root: Path) -> str:
         h.update(path.read_bytes())
         h.update(b"\0")
     return h.hexdigest()[:12]
+
+
+def reference_version(ref: Any, root: Path) -> str:
+    """The code version of the module a method-registry reference names (``"prunebias.neurons:
+    neuron_masks"``: that module and what it imports), "" for a function given itself (its
+    code is ``methods.py``, which the scripts import). The registry's learners and controls
+    are imported only when a job calls them, so the import walk does not see them; the
+    rules that call one add its version as a param, and an edit of a learner reruns the
+    jobs of its families only."""
+    if not isinstance(ref, str):
+        return ""
+    path = module_file(ref.split(":")[0], root)
+    if path is None:
+        raise ValueError(f"{ref!r} names no module under {root}")
+    return code_version(path, root)
 
 
 def code_versions(root: Path, scripts_dir: str = "workflow_scripts") -> dict[str, str]:

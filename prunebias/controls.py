@@ -129,7 +129,8 @@ def unit_controls(real: dict[str, np.ndarray], seeds: list[int]) -> list[dict[st
 # setting, inputs) -> one array dict per seed; ``inputs`` loads the model and the fold's
 # summed activations on first use (``methods.ControlInputs``).
 
-def band_controls(real: dict[str, np.ndarray], seeds: list[int], setting: Any, inputs: Any) -> list[dict[str, np.ndarray]]:
+def band_controls(real: dict[str, np.ndarray], seeds: list[int], setting: Any, inputs: Any
+                  ) -> list[dict[str, np.ndarray]]:
     """Neuron controls from the next score band down of the setting's Wanda band (``setting.band``)."""
     return neuron_controls(inputs.load_model(), real, inputs.load_sums(), setting.band, seeds)
 
@@ -140,7 +141,8 @@ def whole_neuron_controls(real: dict[str, np.ndarray], seeds: list[int], setting
     return unit_controls(real, seeds)
 
 
-def head_controls(real: dict[str, np.ndarray], seeds: list[int], setting: Any, inputs: Any) -> list[dict[str, np.ndarray]]:
+def head_controls(real: dict[str, np.ndarray], seeds: list[int], setting: Any, inputs: Any
+                  ) -> list[dict[str, np.ndarray]]:
     """Heads, as many per layer as the real mask, from the layer's other heads."""
     return [{"heads": matched_head_control(real["heads"], np.random.default_rng(s))} for s in seeds]
 

@@ -94,7 +94,9 @@ UNIFORM = Control("uniform", "prunebias.controls:uniform_controls")
 class Family:
     """One method family (see the module docstring). ``parse`` raises ValueError for a name
     that is not the family's; ``planned(config)`` gives its settings from a validated config;
-    ``dose`` is the number a dose-response plot puts on its x axis (None: not drawn)."""
+    ``dose`` is the number a dose-response plot puts on its x axis (None: not drawn);
+    ``needs`` the extra inputs its learner computes; ``budget`` the setting of the mask
+    (same source) whose per-matrix counts its masks take (an input of its learning job)."""
 
     name: str
     kind: Kind
@@ -106,6 +108,7 @@ class Family:
     learn: Ref | None = None
     dose: Callable[[Any], float] | None = None
     needs: frozenset[str] = frozenset()
+    budget: Callable[[Any], Setting] | None = None  # the mask whose size it takes (gradient neurons: Wanda's)
 
     def __post_init__(self) -> None:
         if self.kind not in ("neurons", "heads"):
@@ -170,7 +173,8 @@ def learn_all(learned: Sequence[tuple[str, Setting]], *inputs: Any) -> list[Arra
     out: dict[tuple[str, Setting], Arrays] = {}
     for name in dict.fromkeys(f for f, _ in learned):
         settings = [s for f, s in learned if f == name]
-        out.update(zip(((name, s) for s in settings), resolve(FAMILIES[name].learn)(*inputs, settings)))
+        out.update(zip(((name, s) for s in settings), resolve(FAMILIES[name].learn)(*inputs, settings),
+                       strict=True))
     return [out[item] for item in learned]
 
 
@@ -221,6 +225,10 @@ def _k(setting: Any) -> float:
     return setting.k
 
 
+def _budget(setting: Any) -> Setting:
+    return setting.budget
+
+
 register(Family("wanda", "neurons", "localization.neurons", NeuronSetting.parse, _wanda, "activations", BAND,
                 learn="prunebias.neurons:neuron_masks", dose=lambda s: s.p_black))
 register(Family("attention", "heads", "localization.heads.k", _only(HeadSetting.parse, lambda s: not s.greedy,
@@ -232,11 +240,11 @@ register(Family("greedy", "heads", "localization.heads.greedy", _only(HeadSettin
 register(Family("grad_weights", "neurons", "localization.attribution.neurons",
                 _only(GradNeuronSetting.parse, lambda s: not s.whole, "gradient weight"),
                 _attribution("neurons", lambda c, _: [GradNeuronSetting(s) for s in _wanda(c)]), "gradients", BAND,
-                learn="prunebias.attribution_select:weight_masks"))
+                learn="prunebias.attribution_select:weight_masks", budget=_budget))
 register(Family("grad_mlp", "neurons", "localization.attribution.mlp_neurons",
                 _only(GradNeuronSetting.parse, lambda s: s.whole, "gradient MLP-neuron"),
                 _attribution("mlp_neurons", lambda c, _: [GradNeuronSetting(s, whole=True) for s in _wanda(c)]),
-                "gradients", UNITS, learn="prunebias.attribution_select:mlp_neuron_masks"))
+                "gradients", UNITS, learn="prunebias.attribution_select:mlp_neuron_masks", budget=_budget))
 register(Family("grad_heads", "heads", "localization.attribution.heads",
                 _only(GradHeadSetting.parse, lambda s: s.score == "gate", "gate-attribution head"),
                 _attribution("heads", lambda c, ks: [GradHeadSetting(k) for k in ks]), "gradients", HEADS,

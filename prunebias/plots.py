@@ -157,7 +157,7 @@ def dose_response(table: pd.DataFrame, path: str | Path) -> None:
     Drawn only for a kind with at least two doses; otherwise the panel says so.
     """
     sub = table[table["level"] == "same_context"].copy()
-    sub["dose"] = sub["p_black"].where(sub["kind"] == "neurons", sub["k"])
+    sub = sub[sub["dose"].notna()]  # a family's dose (prunebias.methods); none: not drawn
     fig, axes = plt.subplots(2, 2, figsize=(10, 7), sharex="col")
     for col, kind, label in [(0, "neurons", "p_black (%)"), (1, "heads", "k (heads)")]:
         part = sub[sub["kind"] == kind]

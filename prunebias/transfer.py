@@ -15,7 +15,7 @@ from prunebias.inference import Interval, NameData, paired_bootstrap, toward_zer
 from prunebias.plan import LEVELS
 from prunebias.seeds import derive_seed
 
-SETTING_COLUMNS = ["scoring", "direction", "p_black", "p_white", "selection", "score", "k", "k_white"]
+SETTING_COLUMNS = ["family", "scoring", "dose", "direction", "p_black", "p_white", "selection", "score", "k", "k_white"]
 
 def bias_reduction(effect_ref: float, effect_pruned: float) -> float:
     """1 - |pruned| / |ref|: 1 = bias gone, 0 = unchanged, < 0 = worse (NaN if ref is 0)."""
@@ -174,7 +174,7 @@ def transfer_row(kind: str, setting: str, source: str, target: str, baseline: pd
 def without_unused_settings(table: pd.DataFrame) -> pd.DataFrame:
     """The table without the setting-parameter columns no row uses (a config without head
     masks has no ``score``, ``k``, ``k_white``): a column empty throughout explains nothing."""
-    unused = [c for c in SETTING_COLUMNS if c != "scoring" and c in table and table[c].isna().all()]
+    unused = [c for c in SETTING_COLUMNS if c not in ("family", "scoring") and c in table and table[c].isna().all()]
     return table.drop(columns=unused)
 
 
@@ -222,4 +222,7 @@ def build_tables(masks: Sequence[tuple[str, str, str, Mapping[str, Any]]], read_
     for c in COLUMNS:
         if c not in table.columns:
             table[c] = np.nan
-    return table[COLUMNS], pd.DataFrame(ctrl_rows, columns=CONTROL_COLUMNS)
+    # a registered family's own setting parameters (prunebias.methods) follow the known ones
+    extra = [c for c in table.columns if c not in COLUMNS]
+    at = COLUMNS.index(SETTING_COLUMNS[-1]) + 1
+    return table[COLUMNS[:at] + extra + COLUMNS[at:]], pd.DataFrame(ctrl_rows, columns=CONTROL_COLUMNS)

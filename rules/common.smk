@@ -11,7 +11,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 
-from prunebias.code_version import code_versions
+from prunebias.code_version import code_versions, reference_version
 from prunebias.contexts import load_yaml
 from prunebias.errors import ConfigError
 from prunebias.masks import combine_mem_mb
@@ -60,6 +60,18 @@ RES = config["resources"]
 # per entry script: a hash of it and the prunebias modules it imports (params: edits rerun its jobs)
 CODE_VERSIONS = code_versions(Path(workflow.basedir))
 LOC = config["localization"]
+
+
+def learner_code(learned):
+    """Code versions of the learners of these (family, setting) pairs' families: a learner is
+    imported only when a job calls it (prunebias.methods), so the rule adds its version as a
+    param and an edit of it reruns the jobs of its families, no others."""
+    return {f.name: reference_version(f.learn, Path(workflow.basedir)) for f, _ in learned}
+
+
+def control_code(wildcards):
+    """The code version of one mask's control draw (see learner_code)."""
+    return reference_version(PLAN.family(wildcards.kind, wildcards.setting).control.draw, Path(workflow.basedir))
 EVAL = config["evaluation"]
 DRAWS = list(range(EVAL["random_draws"]))
 # Name hold-out: masks learn on one seeded, race x gender balanced half of the names and

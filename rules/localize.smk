@@ -45,6 +45,7 @@ if ACTIVATION_LEARNED:
             [mask_path(kind=f.kind, setting=s.name) for f, s in ACTIVATION_LEARNED],
         params:
             code=CODE_VERSIONS["score_neurons"],
+            learner_code=learner_code(ACTIVATION_LEARNED),
             learned=[(f.name, s) for f, s in ACTIVATION_LEARNED],
             source=source_of,
             contexts=lambda wc: source_contexts(wc.source),
@@ -75,6 +76,7 @@ if ATTENTION_LEARNED:
             [mask_path(kind=f.kind, setting=s.name) for f, s in ATTENTION_LEARNED],
         params:
             code=CODE_VERSIONS["score_heads"],
+            learner_code=learner_code(ATTENTION_LEARNED),
             learned=[(f.name, s) for f, s in ATTENTION_LEARNED],
             source=source_of,
             contexts=lambda wc: source_contexts(wc.source),
@@ -130,9 +132,9 @@ if GRADIENT_LEARNED:
     rule score_attribution:
         input:
             answers=lambda wc: expand("results/baseline/{model}/{c}.parquet", model=wc.model, c=source_contexts(wc.source)),
-            # the Wanda masks whose size a gradient neuron mask takes
+            # the masks whose size a gradient neuron mask takes (its Wanda setting's)
             budgets=lambda wc: [
-                mask_path(wc.model, "neurons", s.budget.name, wc.source) for f, s in GRADIENT_LEARNED if f.kind == "neurons"
+                mask_path(wc.model, "neurons", f.budget(s).name, wc.source) for f, s in GRADIENT_LEARNED if f.budget
             ],
             model=MODEL_DIR,
             text=data_path(EVAL["perplexity_text"]),
@@ -141,6 +143,7 @@ if GRADIENT_LEARNED:
             summary="results/attribution/{model}/{source}.json",
         params:
             code=CODE_VERSIONS["score_attribution"],
+            learner_code=learner_code(GRADIENT_LEARNED),
             learned=[(f.name, s) for f, s in GRADIENT_LEARNED],
             source=source_of,
             contexts=lambda wc: source_contexts(wc.source),
@@ -240,6 +243,7 @@ rule draw_controls:
         [control_path(draw=d) for d in DRAWS],
     params:
         code=CODE_VERSIONS["draw_controls"],
+        control_code=control_code,
         kind=lambda wc: wc.kind,
         family=lambda wc: PLAN.family(wc.kind, wc.setting).name,
         setting=lambda wc: PLAN.setting(wc.kind, wc.setting),
@@ -278,6 +282,7 @@ rule measure_mask_stability:
         ),
     params:
         code=CODE_VERSIONS["measure_mask_stability"],
+        learner_code=learner_code(CACHE_LEARNED),
         contexts=list(CONTEXTS),  # the order of both input lists
         halves=NAME_SPLIT,
         mask_keys=[key for key, _ in stability_mask_index()],

@@ -75,13 +75,16 @@ def test_dose_response_has_the_unpruned_line_in_every_legend(tmp_path, monkeypat
 
     seen = []
     monkeypatch.setattr(plots, "_save", lambda fig, path: seen.append(fig))
-    rows = [{"kind": "neurons", "scoring": "wanda", "level": "same_context", "p_black": p, "k": np.nan,
+    rows = [{"kind": "neurons", "scoring": "wanda", "level": "same_context", "p_black": p, "dose": p, "k": np.nan,
              "target": f"t{i}", "delta_toward_zero": -0.01 * p, "perplexity_pruned": 30 + p, "perplexity_ref": 30.0}
             for p in (15, 40) for i in range(3)]
+    # a family without a dose (gradient neurons take Wanda's p_black as a budget) is left out
+    rows += [{**r, "scoring": "grad_mlp", "dose": np.nan} for r in rows]
     plots.dose_response(pd.DataFrame(rows), tmp_path / "d.png")
     neuron_axes = [seen[0].axes[0], seen[0].axes[2]]  # the neuron column: |bias| and perplexity
     for ax in neuron_axes:
-        assert "unpruned" in [t.get_text() for t in ax.get_legend().get_texts()]
+        labels = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert "unpruned" in labels and "grad_mlp" not in labels
     plt.close("all")
 
 

@@ -34,7 +34,7 @@ import pandas as pd
 
 from prunebias.files import read_parquet, write_csv
 from prunebias.logs import setup_logging
-from prunebias.methods import parse_setting
+from prunebias.methods import family_of, parse_setting
 from prunebias.plan import Method, Pool, Source, transfer_level
 from prunebias.plots import make_plots
 from prunebias.transfer import bias_direction, build_tables, without_unused_settings
@@ -64,8 +64,10 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
         method = Method.parse(info["method"])
         if not method.control and info["target"] == p.contexts[0]:
             setting = parse_setting(method.kind, info["setting"])
-            masks.append((method.kind, setting.name, info["source"], {"scoring": setting.scoring,
-                                                                       **setting.params()}))
+            family = family_of(method.kind, setting.name)
+            dose = family.dose(setting) if family.dose else None
+            masks.append((method.kind, setting.name, info["source"],
+                          {"family": family.name, "scoring": setting.scoring, "dose": dose, **setting.params()}))
     directions = bias_direction(pd.read_csv(smk.input.bias), p.effect)
     table, controls = build_tables(
         masks, read_eval, read_info, baselines, list(p.contexts),

@@ -61,7 +61,7 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
     if (Path(smk.input.model) / PLANTED_FILE).exists():
         record = read_planted_record(smk.input.model)
         planted = [(record["layer"], n) for n in record["neurons"]]
-    grad_neurons = [s for f, s in p.learned if FAMILIES[f].kind == "neurons"]  # each names its Wanda budget
+    budget_of = [FAMILIES[f].budget(s) for f, s in p.learned if FAMILIES[f].budget]  # the order of input.budgets
     per_fold = []  # per fold: (kind, arrays) per setting; cross-fitting learns each fold on its names
     for k, fold in enumerate(p.folds):
         frames = {}
@@ -81,7 +81,7 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
             if importance is None:
                 importance = text_importance(model, tok, Path(smk.input.text).read_text(), p.max_tokens)
             scores = protect_scores(scores, importance, cfg["protect_text_percent"])
-        budgets = {s.budget.name: read_mask(f, k).meta["counts"] for s, f in zip(grad_neurons, smk.input.budgets)}
+        budgets = {b.name: read_mask(f, k).meta["counts"] for b, f in zip(budget_of, smk.input.budgets)}
         per_fold.append(learn_all(p.learned, scores, budgets))
     for j, (path, (family, setting)) in enumerate(zip(smk.output.masks, p.learned)):
         kind, arrays = FAMILIES[family].kind, per_fold[0][j]

@@ -37,8 +37,8 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
             picked.append(greedy_heads(model, tok, mine, setting.k, p.batch_size, p.ablation,
                                        query_positions=p.head_queries))
         order = picked[0][2]
-        meta = {"model": identity, "method": {"name": "heads", **setting.params(), "ablation": p.ablation,
-                                              "head_queries": p.head_queries, "order": order},
+        meta = {"model": identity, "method": {"name": "heads", "family": "greedy", **setting.params(),
+                                              "ablation": p.ablation, "head_queries": p.head_queries, "order": order},
                 "source": p.source.name, "sources": list(p.contexts), "combine": p.source.combine,
                 "learn_names": p.folds[0].learn, "folds": [f.describe() for f in p.folds]}
         arrays = [{"heads": chosen, "scores": scores} for chosen, scores, _ in picked]
