@@ -21,6 +21,13 @@ def test_import_is_light():
     assert out.strip() == "False"
 
 
+def test_every_exported_name_resolves():
+    """``prunebias.X`` for every name of ``__all__`` (lazy exports name their module: a moved
+    class must move here too)."""
+    for name in prunebias.__all__:
+        assert getattr(prunebias, name).__name__ in (name, "summarize"), name
+
+
 def test_pruned_applies_a_mask_file_to_a_plain_transformers_model(tiny_model_dir, tmp_path):
     from transformers import AutoModelForCausalLM
 
