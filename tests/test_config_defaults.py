@@ -14,8 +14,10 @@ CONFIG = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
 
 # keys whose shipped value is the default run's content, not a default: an empty default
 # means "none", side_effects.masks names contexts of the default run, and a context
-# plant is the second of the two plants the default run ships
-CONTENT = {"models", "contexts", "side_effects.masks"}
+# plant is the second of the two plants the default run ships, with its own strength
+# (0.2 against the schema's, the general plant's, 0.15: docs/design.md, "The context
+# plant's strength")
+CONTENT = {"models", "contexts", "side_effects.masks", "models[2].plant.strength"}
 PLANT_CONTENT = (".plant.scope", ".plant.contexts")
 
 
