@@ -136,9 +136,9 @@ def families(kind: str | None = None) -> list[Family]:
     return [f for f in FAMILIES.values() if kind is None or f.kind == kind]
 
 
-def parse_setting(kind: str, name: str) -> Setting:
-    """The setting of a ``neurons`` or ``heads`` mask from its name: exactly one family of
-    the kind must accept it (two would make a path mean two masks)."""
+def parsed(kind: str, name: str) -> tuple[Family, Setting]:
+    """(family, setting) of a ``neurons`` or ``heads`` mask from its name: exactly one family
+    of the kind must accept it (two would make a path mean two masks)."""
     if kind not in ("neurons", "heads"):
         raise ValueError(f"not a mask kind: {kind!r} (neurons or heads)")
     found = []
@@ -153,18 +153,12 @@ def parse_setting(kind: str, name: str) -> Setting:
         raise ValueError(f"not a {kind} mask setting: {name!r} (families: {[f.name for f in families(kind)]}; e.g. "
                          + ("black_b15_w15_global, gradmlp_black_b15_w15_global)" if kind == "neurons"
                             else "sum_k10, setdiff_k40_5, patch_k10)"))
-    return found[0][1]
+    return found[0]
 
 
-def family_of(kind: str, name: str) -> Family:
-    """The family of the ``kind`` mask named ``name``."""
-    for f in families(kind):
-        try:
-            f.parse(name)
-        except ValueError:
-            continue
-        return f
-    raise ValueError(f"no {kind} family has a setting {name!r}")
+def parse_setting(kind: str, name: str) -> Setting:
+    """The setting of a ``kind`` mask from its name (``parsed``)."""
+    return parsed(kind, name)[1]
 
 
 def learn_all(learned: Sequence[tuple[str, Setting]], *inputs: Any) -> list[Arrays]:

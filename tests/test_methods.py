@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from prunebias.masks import read_folds, read_meta
-from prunebias.methods import FAMILIES, UNIFORM, Family, family_of, parse_setting, register, resolve
+from prunebias.methods import FAMILIES, UNIFORM, Family, parse_setting, parsed, register, resolve
 from prunebias.settings import GradHeadSetting, GradNeuronSetting, HeadSetting, NeuronSetting
 
 from conftest import REPO, copy_workflow, run_snakemake, small_config
@@ -22,7 +22,7 @@ def test_every_setting_belongs_to_exactly_one_family():
              "grad_heads": GradHeadSetting(10), "patch_heads": GradHeadSetting(10, "patch")}
     assert set(cases) == set(FAMILIES)
     for family, setting in cases.items():
-        assert family_of(setting.kind, setting.name).name == family
+        assert parsed(setting.kind, setting.name)[0].name == family
         assert parse_setting(setting.kind, setting.name) == setting
     assert {f.control.name for f in FAMILIES.values()} == {"band", "units", "heads"}
     # every "module:function" the registry names exists (they are imported only in jobs)

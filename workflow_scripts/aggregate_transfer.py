@@ -34,7 +34,7 @@ import pandas as pd
 
 from prunebias.files import read_parquet, write_csv
 from prunebias.logs import setup_logging
-from prunebias.methods import family_of, parse_setting
+from prunebias.methods import parsed
 from prunebias.plan import Method, Pool, Source, transfer_level
 from prunebias.plots import make_plots
 from prunebias.transfer import bias_direction, build_tables, without_unused_settings
@@ -63,8 +63,7 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
         info = json.loads(Path(f).read_text())
         method = Method.parse(info["method"])
         if not method.control and info["target"] == p.contexts[0]:
-            setting = parse_setting(method.kind, info["setting"])
-            family = family_of(method.kind, setting.name)
+            family, setting = parsed(method.kind, info["setting"])
             dose = family.dose(setting) if family.dose else None
             masks.append((method.kind, setting.name, info["source"],
                           {"family": family.name, "scoring": setting.scoring, "dose": dose, **setting.params()}))
