@@ -36,7 +36,7 @@ def child(n_prompts: int, batch_size: int, threads: int, one_at_a_time: bool) ->
         t = time.perf_counter()
         with pq.ParquetWriter(Path(d) / "a.parquet", ACT_SCHEMA) as wa, \
                 pq.ParquetWriter(Path(d) / "h.parquet", HEAD_SCHEMA) as wh:
-            for act, head in cache_batches(model, tok, df, 1 if one_at_a_time else batch_size):
+            for act, head, _ in cache_batches(model, tok, df, 1 if one_at_a_time else batch_size):
                 wa.write_table(act)
                 wh.write_table(head)
         sec = time.perf_counter() - t

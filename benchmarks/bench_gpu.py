@@ -127,7 +127,7 @@ def main() -> int:
         def cache():  # the cache job loads the model with eager attention (attention weights for the heads)
             model.set_attn_implementation("eager")
             sums: dict = {"white": {}, "black": {}}
-            for act, _head in cache_batches(model, tok, rows, args.cache_batch):
+            for act, _head, _ in cache_batches(model, tok, rows, args.cache_batch):
                 add_sumsq(sums, act.to_pandas())
             return sums
         sums, cache_s = timed(device, cache)

@@ -76,7 +76,7 @@ def wanda_mask(model, tok, rows: pd.DataFrame, variant: str) -> tuple[dict[str, 
         path = Path(d) / "act.parquet"
         rows = rows.reset_index(drop=True).assign(row=lambda f: np.arange(len(f), dtype=np.int64))
         with pq.ParquetWriter(path, ACT_SCHEMA) as w:
-            for act, _ in cache_batches(model, tok, rows, 16, with_attention=False):
+            for act, _, _ in cache_batches(model, tok, rows, 16, with_attention=False):
                 w.write_table(act)
         sums = group_sumsq([path])
     return neuron_masks(model, sums, [NeuronSetting.parse(variant)])[0], sums

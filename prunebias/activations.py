@@ -26,6 +26,20 @@ need no new model run.
 | n_query_tokens  | int32         | query positions averaged over in ``attn`` (see below) |
 | attn            | list<float32> | n_layers x n_heads, layer-major: per query head, the attention mass on the name's tokens, summed over the name's tokens and averaged over the query positions |
 
+``results/residuals/{model}/{context}.parquet`` — the residual stream for race directions
+(``prunebias.directions``), one row per (batch, name, position):
+
+| column     | type          | meaning |
+|------------|---------------|---------|
+| context, race, gender, name | string | as in the activation table |
+| position   | string        | ``answer``: the token whose next-token prediction is the first answer token (the last prompt token; with an empty response the last token); ``name``: the mean over the name's tokens |
+| n_prompts  | int32         | prompts of this name summed over |
+| n_layers   | int16         | decoder layers |
+| resid_sum  | list<float32> | n_layers x d_model, layer-major: the sum over those prompts of each decoder layer's output (the residual stream after it) at the position |
+
+Summing ``resid_sum`` and ``n_prompts`` over a name's rows gives its mean residual: the
+name is the unit, so a direction averages names, not prompts.
+
 The query positions (``query_positions`` of ``cache_batches``, the rule's
 ``params.head_queries``) are by default ``generating``: the positions whose attention
 produced the answer tokens, i.e. t - 1 for every answer token t — from the last token
@@ -69,7 +83,11 @@ HEAD_SCHEMA = pa.schema([("row", pa.int64()), ("context", pa.string()), ("race",
                          ("gender", pa.string()), ("name", pa.string()), ("sample", pa.int64()),
                          ("n_name_tokens", pa.int32()), ("n_answer_tokens", pa.int32()),
                          ("n_query_tokens", pa.int32()), ("attn", pa.list_(pa.float32()))])
+RESID_SCHEMA = pa.schema([("context", pa.string()), ("race", pa.string()), ("gender", pa.string()),
+                          ("name", pa.string()), ("position", pa.string()), ("n_prompts", pa.int32()),
+                          ("n_layers", pa.int16()), ("resid_sum", pa.list_(pa.float32()))])
 QUERY_POSITIONS = ("generating", "answer")
+RESID_POSITIONS = ("answer", "name")
 
 
 def char_spans(text: str, prompt: str, name: str, response: str) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -130,20 +148,34 @@ def query_mask(answer_mask: torch.Tensor, token_mask: torch.Tensor, query_positi
 class _Recorder:
     """Forward hooks that reduce each batch to per-channel sums and name-attention mass."""
 
-    def __init__(self, model: Any, with_attention: bool, with_sites: bool = True) -> None:
+    def __init__(self, model: Any, with_attention: bool, with_sites: bool = True,
+                 with_residuals: bool = False) -> None:
         self.points: list[HookPoint] = []  # registered by the caller (``hooked``)
         self.sums: dict[tuple[int, str], torch.Tensor] = {}
         self.attn: dict[int, torch.Tensor] = {}
+        self.resid: dict[int, dict[str, torch.Tensor]] = {}  # layer -> position -> (B, d)
         self.token_mask: torch.Tensor | None = None
         self.name_mask: torch.Tensor | None = None
         self.answer_mask: torch.Tensor | None = None
         self.query_mask: torch.Tensor | None = None
+        self.answer_pos: torch.Tensor | None = None  # (B,) the position generating the first answer token
         for i, layer in enumerate(decoder_layers(model)):
             for site, (block, mod) in SITES.items() if with_sites else ():
                 lin = getattr(getattr(layer, block), mod)
                 self.points.append((lin, "input", self._site_hook(i, site)))
             if with_attention:
                 self.points.append((layer.self_attn, "output", self._attn_hook(i)))
+            if with_residuals:
+                self.points.append((layer, "output", self._resid_hook(i)))
+
+    def _resid_hook(self, layer: int):
+        def hook(_mod, _args, output):
+            h = (output[0] if isinstance(output, tuple) else output).float()  # (B, T, d)
+            rows = torch.arange(h.shape[0], device=h.device)
+            name = self.name_mask.to(h.device, h.dtype)[..., None]
+            self.resid[layer] = {"answer": h[rows, self.answer_pos.to(h.device)].cpu(),
+                                 "name": ((h * name).sum(1) / name.sum(1).clamp(min=1)).cpu()}
+        return hook
 
     def _site_hook(self, layer: int, site: str):
         def hook(_mod, args):
@@ -166,11 +198,23 @@ class _Recorder:
         return hook
 
 
+def answer_positions(answer_mask: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
+    """(B,) the position whose next-token prediction is the row's first answer token; a row
+    without answer tokens (an empty response) gets its last real token, which would have
+    generated one. Pads on either side."""
+    gen = query_mask(answer_mask, token_mask, "generating")
+    idx = torch.arange(token_mask.shape[1])
+    last = (token_mask.long() * idx).max(1).values
+    first = torch.where(gen, idx, token_mask.shape[1]).min(1).values
+    return torch.where(gen.any(1), first, last)
+
+
 @torch.inference_mode()
 def cache_batches(model: Any, tok: Any, rows: pd.DataFrame, batch_size: int, with_attention: bool = True,
-                  with_sites: bool = True, query_positions: str = "generating",
-                  ) -> Iterator[tuple[pa.Table | None, pa.Table | None]]:
-    """Yield, per batch of prompts, its activation rows and head-attention rows.
+                  with_sites: bool = True, query_positions: str = "generating", with_residuals: bool = False,
+                  ) -> Iterator[tuple[pa.Table | None, pa.Table | None, pa.Table | None]]:
+    """Yield, per batch of prompts, its activation rows, head-attention rows and residual
+    rows (None for each table not asked for).
 
     ``rows`` needs prompt, answer_prefix, response, name and the META_COLUMNS.
     ``query_positions`` (``generating`` / ``answer``) picks the query positions of the
@@ -180,7 +224,7 @@ def cache_batches(model: Any, tok: Any, rows: pd.DataFrame, batch_size: int, wit
         raise ValueError(f"query_positions must be one of {QUERY_POSITIONS}, not {query_positions!r}")
     geo = check_architecture(model)
     device = next(model.parameters()).device
-    rec = _Recorder(model, with_attention, with_sites)
+    rec = _Recorder(model, with_attention, with_sites, with_residuals)
     with hooked(rec.points):  # removed when the caller stops iterating, or on an error
         for start in range(0, len(rows), batch_size):
             b = rows.iloc[start:start + batch_size]
@@ -193,10 +237,12 @@ def cache_batches(model: Any, tok: Any, rows: pd.DataFrame, batch_size: int, wit
             rec.name_mask = multi_span_masks(enc.offset_mapping, every) & rec.token_mask
             rec.answer_mask = token_masks(enc.offset_mapping, [s[1] for s in spans]) & rec.token_mask
             rec.query_mask = query_mask(rec.answer_mask, rec.token_mask, query_positions)
+            rec.answer_pos = answer_positions(rec.answer_mask, rec.token_mask)
             model(input_ids=enc.input_ids.to(device), attention_mask=enc.attention_mask.to(device),
                   use_cache=False, logits_to_keep=1)
             yield (_act_table(b, rec, geo.n_layers) if with_sites else None,
-                   _head_table(b, rec, geo.n_layers) if with_attention else None)
+                   _head_table(b, rec, geo.n_layers) if with_attention else None,
+                   _resid_table(b, rec, geo.n_layers) if with_residuals else None)
 
 
 def _meta(b: pd.DataFrame) -> dict[str, list]:
@@ -227,6 +273,24 @@ def _head_table(b: pd.DataFrame, rec: _Recorder, n_layers: int) -> pa.Table:
             "n_query_tokens": rec.query_mask.sum(-1).tolist(),
             "attn": [a.flatten().numpy().astype(np.float32) for a in attn]}
     return pa.table(cols, schema=HEAD_SCHEMA)
+
+
+def _resid_table(b: pd.DataFrame, rec: _Recorder, n_layers: int) -> pa.Table:
+    """Per (name, position): the sum of the batch's prompts' residuals (name order kept)."""
+    cols: dict[str, list] = {k: [] for k in RESID_SCHEMA.names}
+    names = b["name"].to_numpy()
+    for name in dict.fromkeys(names):
+        rows = torch.from_numpy(np.flatnonzero(names == name))
+        first = b.iloc[int(rows[0])]
+        for pos in RESID_POSITIONS:
+            total = torch.stack([rec.resid[layer][pos][rows].sum(0) for layer in range(n_layers)])  # (L, d)
+            for c in ("context", "race", "gender", "name"):
+                cols[c].append(first[c])
+            cols["position"].append(pos)
+            cols["n_prompts"].append(len(rows))
+            cols["n_layers"].append(n_layers)
+            cols["resid_sum"].append(total.flatten().numpy().astype(np.float32))
+    return pa.table(cols, schema=RESID_SCHEMA)
 
 
 # Reading the activation cache
@@ -287,3 +351,30 @@ def read_cache(path: str | Path, columns: list[str] | None = None, names: list[s
     if names is not None:
         df = df[df["name"].isin(set(names))].reset_index(drop=True)
     return df if columns is None else df[list(columns)]
+
+
+def name_residuals(paths: Iterable[str | Path], names: list[str] | None = None) -> pd.DataFrame:
+    """Each name's mean residual per position over the residual caches ``paths`` (several
+    contexts: a name's prompts in all of them): columns name, race, position, n_prompts,
+    ``mean`` (an n_layers x d_model array). ``names``: only these names (None: all)."""
+    frames = []
+    for path in paths:
+        try:
+            df = read_parquet(path, ["race", "name", "position", "n_prompts", "n_layers", "resid_sum"])
+        except ConfigError:
+            raise
+        except Exception as exc:
+            raise ConfigError(str(path), f"not a readable residual cache ({exc.__class__.__name__}: {exc})",
+                              "delete it and rerun snakemake so cache_activations runs again") from exc
+        frames.append(df if names is None else df[df["name"].isin(set(names))])
+    df = pd.concat(frames, ignore_index=True)
+    if df.empty:
+        raise ConfigError(", ".join(map(str, paths)), "no cached residuals for these names",
+                          "check the names file and the prompt subset")
+    out = []
+    for (name, race, pos), g in df.groupby(["name", "race", "position"], sort=True):
+        total = np.stack(g["resid_sum"].to_numpy()).astype(np.float64).sum(0)
+        n = int(g["n_prompts"].sum())
+        out.append({"name": name, "race": race, "position": pos, "n_prompts": n,
+                    "mean": (total / n).reshape(int(g["n_layers"].iloc[0]), -1)})
+    return pd.DataFrame(out)

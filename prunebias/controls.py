@@ -15,7 +15,9 @@ right null. A matched control keeps
   set difference is a race-selected edit (it raised |effect|); a set difference of
   race-blind name halves holds a third of the real count. The next band matched the real
   mask's perplexity and anomaly rate and moved no bias;
-- heads: the count per layer, drawn from the other heads of the same layer.
+- heads: the count per layer, drawn from the other heads of the same layer;
+- race directions: a direction drawn uniformly on the sphere with the real one's norm
+  (projection needs only its direction; the norm keeps an affine edit comparable).
 
 Pure functions: arrays in, arrays out; the scores come from ``scoring``.
 """
@@ -28,6 +30,7 @@ import numpy as np
 import torch
 
 from prunebias.architecture import MODULES, linear
+from prunebias.directions import random_direction
 from prunebias.settings import NeuronSetting
 from prunebias.scoring import top_fraction, wanda_scores
 
@@ -154,3 +157,10 @@ def uniform_controls(real: dict[str, np.ndarray], seeds: list[int], setting: Any
     rngs = [np.random.default_rng(s) for s in seeds]
     keys = sorted(k for k in real if k != "scores")
     return [{k: matched_neuron_control(real[k], ~real[k], False, rng) for k in keys} for rng in rngs]
+
+
+def direction_controls(real: dict[str, np.ndarray], seeds: list[int], setting: Any, inputs: Any
+                       ) -> list[dict[str, np.ndarray]]:
+    """A random direction of the real direction's norm per seed (``directions.random_direction``)."""
+    v = real["direction"]
+    return [{"direction": random_direction(v.size, float(np.linalg.norm(v)), s).astype(np.float32)} for s in seeds]

@@ -10,8 +10,11 @@ has no component along v at any layer, and the edited weights save and export li
 pruned model's. A tied output head shares the embedding matrix: it is untied first so
 that the readout stays the model's own.
 
-The library core only: the workflow does not learn or apply directions yet (the method
-registry of issue 25 will route them through the transfer DAG).
+In the workflow (method family ``direction``, ``prunebias.methods``): ``cache_activations``
+caches each name's residual stream (``activations.name_residuals``), ``score_directions``
+learns one direction per setting and fold (``direction_masks``), ``draw_controls`` draws
+random directions of the same norm (``controls.direction_controls``) and
+``pruning.pruned`` applies a direction file like a mask, by ``orthogonalized``.
 """
 
 from __future__ import annotations
@@ -39,6 +42,31 @@ def race_direction(acts: np.ndarray, names: np.ndarray, races: np.ndarray) -> np
     return means["black"] - means["white"]
 
 
+def direction_masks(means: Any, settings: list[Any]) -> list[dict[str, np.ndarray]]:
+    """One ``{"direction": float32 (d_model,)}`` per ``DirectionSetting``: the race direction
+    of the names in ``means`` (``activations.name_residuals``: one row per name and
+    position, ``mean`` n_layers x d_model) at the setting's position and layer."""
+    out = []
+    for s in settings:
+        rows = means[means["position"] == s.position]
+        if rows.empty:
+            raise ValueError(f"no cached residuals at position {s.position!r}")
+        acts = np.stack([m[s.layer(m.shape[0])] for m in rows["mean"]])
+        out.append({"direction": race_direction(acts, rows["name"].to_numpy(), rows["race"].to_numpy())
+                    .astype(np.float32)})
+    return out
+
+
+def common_direction(directions: list[np.ndarray]) -> np.ndarray:
+    """The common direction of a pool's members: the mean of their unit directions (what
+    they share; opposite members cancel) at their mean norm. A common mask of neurons is
+    their intersection; a direction has no intersection, and its norm does not matter to
+    the projection."""
+    units = [d / np.linalg.norm(d) for d in directions]
+    mean = np.mean(units, axis=0)
+    return (mean / np.linalg.norm(mean) * np.mean([np.linalg.norm(d) for d in directions])).astype(np.float32)
+
+
 def random_direction(dim: int, norm: float, seed: int) -> np.ndarray:
     """A direction of norm ``norm`` drawn uniformly on the sphere: the matched control."""
     v = np.random.default_rng(seed).standard_normal(dim)
@@ -62,6 +90,7 @@ def orthogonalized(model: Any, direction: np.ndarray) -> Iterator[int]:
             model.get_output_embeddings().weight is model.get_input_embeddings().weight):
         head = model.get_output_embeddings()
         head.weight = torch.nn.Parameter(head.weight.detach().clone())  # untie (and left untied): the readout keeps its weights
+        model.config.tie_word_embeddings = False  # saved and reloaded untied, not re-tied to the edited embeddings
     writers = residual_writers(model)
     saved = [(w, w.data.clone()) for _, w in writers]
     try:

@@ -89,7 +89,8 @@ def merge_fold_infos(per_fold: Sequence[list[dict[str, Any]]]) -> list[dict[str,
 def fold_overlap(path: str) -> float:
     """Jaccard overlap of a mask file's first two folds (NaN with one fold): how much of
     what a method finds depends on which names it learned on."""
-    if n_folds(read_meta(path)) < 2:
+    meta = read_meta(path)
+    if n_folds(meta) < 2 or meta["kind"] == "directions":  # a direction's folds: fold_cosine
         return float("nan")
     a, b = (read_mask(path, k).arrays for k in (0, 1))
     keys = [k for k in a if k != "scores"]
@@ -139,7 +140,7 @@ def evaluation_job(groups: Sequence[EvalGroup], model_dir: str, prompt_path: str
                 kind = masks[0].kind
                 mask_meta = {key: v for key, v in masks[0].meta.items() if key not in ("counts", "shapes")}
         infos = merge_fold_infos(per_fold)
-        ablation = params.ablation if kind == "heads" else ("none" if kind is None else "zero")
+        ablation = {"heads": params.ablation, "directions": "project", None: "none"}.get(kind, "zero")
         extra = {**group.labels, "ablation": ablation}
         got = pd.concat(frames, ignore_index=True)
         write_parquet(got.assign(**extra), group.answers, metadata={"model": identity, "mask": mask_meta, **extra})

@@ -51,10 +51,19 @@ def model_card(identity: Mapping[str, Any], mask_id: str, mask: Mask, rows: pd.D
     scoring = rows["scoring"].iloc[0] if len(rows) and "scoring" in rows else meta.get("scoring", "")
     effect = rows["effect"].iloc[0] if len(rows) and "effect" in rows else "effect"
     unit = "heads" if kind == "heads" else "weights"
-    how = (f"the {n} of {total} attention heads of this mask are removed by zeroing their "
-           f"{'q_proj rows (the head attends uniformly)' if ablation == 'q_rows' else 'o_proj input columns'}"
-           if kind == "heads"
-           else f"{n:,} of {total:,} decoder linear weights ({100 * n / max(total, 1):.2f}%) are zero")
+    if kind == "heads":
+        how = (f"the {n} of {total} attention heads of this mask are removed by zeroing their "
+               f"{'q_proj rows (the head attends uniformly)' if ablation == 'q_rows' else 'o_proj input columns'}")
+    elif kind == "directions":
+        m = meta.get("method", {})
+        how = (f"one race direction (read after decoder layer {m.get('layer')} at the {m.get('position')} position) "
+               "is projected out of every matrix that writes to the residual stream (the token embeddings and each "
+               "layer's o_proj and down_proj; the output head is untied and keeps its weights), so no layer "
+               "can write along it")
+    else:
+        how = f"{n:,} of {total:,} decoder linear weights ({100 * n / max(total, 1):.2f}%) are zero"
+    size = (f"- edited every residual writer along one direction; no weight is zeroed." if kind == "directions"
+            else f"- pruned {n:,} {unit} of {total:,}.")
     lines = [
         "---",
         *([f"base_model: {identity['source']}"] if identity.get("source_kind") == "hub" else []),
@@ -71,7 +80,7 @@ def model_card(identity: Mapping[str, Any], mask_id: str, mask: Mask, rows: pd.D
         "",
         f"- kind `{kind}`, setting `{setting}`, scoring `{scoring}`; learned on `{source}` "
         f"({'its learning half of the names, ' + str(learn_names) + ' names' if learn_names else 'every name'}).",
-        f"- pruned {n:,} {unit} of {total:,}.",
+        size,
         "- The setting's name says how it was chosen (see the workflow's docs/localization.md, \"Localizing bias\" and "
         "\"Gradient attribution\").",
         "",
@@ -110,7 +119,9 @@ def mask_rows(transfer: pd.DataFrame, kind: str, setting: str, source: str) -> p
 
 def export_pruned(model: Any, tok: Any, mask: Mask, ablation: str, out_dir: str | Path, card: str) -> int:
     """Save ``model`` with ``mask`` applied (safetensors) and its tokenizer and card into
-    ``out_dir``; the model in memory is restored. Returns the number of zeroed entries."""
+    ``out_dir``; the model in memory is restored (a direction leaves the output head untied,
+    its config saying so, so that the export reloads as saved). Returns the number of zeroed
+    entries (of a direction: the matrices edited)."""
     out = Path(out_dir)
     with pruned(model, mask, ablation) as n:
         model.save_pretrained(out, safe_serialization=True)

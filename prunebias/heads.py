@@ -95,7 +95,7 @@ def mean_attention(model: Any, tok: Any, rows: pd.DataFrame, batch_size: int,
                    query_positions: str = "generating") -> dict[str, torch.Tensor]:
     """Mean name-attention (layers x heads) per race, from one attention-only pass over ``rows``."""
     geo = check_architecture(model)
-    tables = [h.to_pandas() for _, h in cache_batches(model, tok, rows, batch_size, with_sites=False,
+    tables = [h.to_pandas() for _, h, _ in cache_batches(model, tok, rows, batch_size, with_sites=False,
                                                       query_positions=query_positions)]
     return race_means(pd.concat(tables, ignore_index=True), geo.n_layers, geo.n_heads, "greedy head selection")
 

@@ -12,6 +12,9 @@ A mask is one ``.npz`` file (numpy's zip of arrays, compressed):
   bit-packed with ``np.packbits`` over the flattened matrix (1 = prune).
 - head masks: ``heads``, a bool array (layers x query heads), and ``scores``, the
   float32 ranking scores the heads were chosen by.
+- race directions (kind ``directions``): ``direction``, a float32 vector (d_model) to
+  project out of the residual stream (``prunebias.directions``); nothing is counted as
+  pruned (``n_pruned`` and ``n_total`` 0), the meta's ``method`` names its layer.
 - cross-fitting (``localization.cross_fit``): the masks of the further folds (fold 1, ...,
   each learned on other names) sit beside fold 0's arrays under ``fold{k}/`` keys, their
   counts in the meta's ``fold_counts``; ``folds`` lists each fold's learning and evaluation
@@ -153,8 +156,11 @@ def read_mask(path: str | Path, fold: int = 0) -> Mask:
                 arrays[key] = np.unpackbits(raw, count=n).astype(bool).reshape(shape)
             else:
                 arrays[key] = raw.astype(bool)
-        if fold_key(fold, "scores") in z.files:
-            arrays["scores"] = z[fold_key(fold, "scores")]
+        prefix = "" if fold == 0 else fold_key(fold, "")
+        for name in z.files:  # float arrays (scores, a direction): every other key of the fold
+            key = name.removeprefix(prefix)
+            if name.startswith(prefix) and "/" not in key and key != "__meta__" and key not in meta["shapes"]:
+                arrays[key] = z[name]
     return Mask(meta, arrays)
 
 

@@ -5,7 +5,8 @@ A family is how masks of one kind are learned: its typed settings (``prunebias.s
 each a mask's name and path part), the config key that plans them, the input it learns
 from, ``learn`` (for the inputs whose rule is shared by several families), its matched
 random control and how its masks are applied to a model (its ``kind``: ``neurons`` zero
-weights, ``heads`` zero heads; ``prunebias.pruning``). The plan (``Plan.settings``,
+weights, ``heads`` zero heads, ``directions`` project a direction out of the residual
+stream; ``prunebias.pruning``). The plan (``Plan.settings``,
 ``parse_setting``), the learning rules (``rules/localize.smk``), ``draw_controls`` and the
 tables go through this registry; no script tells families apart by their attributes.
 
@@ -26,7 +27,10 @@ Learners (``learns_from``), one rule each:
   counts of the Wanda masks named by a setting's ``budget``. A family's ``needs`` names the
   extra scores its learn reads (``patching``: attribution patching of the heads);
 - ``model_runs`` (rule ``score_heads_greedy``): greedy picks re-run the model after each
-  pick, so that rule holds the loop and its family has no ``learn`` here.
+  pick, so that rule holds the loop and its family has no ``learn`` here;
+- ``residuals`` (rule ``score_directions``): ``learn(means, settings)``, ``means`` each
+  learning name's mean residual stream per position (``activations.name_residuals``); one
+  ``{"direction"}`` dict per setting.
 """
 
 from __future__ import annotations
@@ -35,9 +39,11 @@ import importlib
 from dataclasses import dataclass
 from typing import Any, Callable, Literal, Mapping, Sequence
 
-from prunebias.settings import GradHeadSetting, GradNeuronSetting, HeadSetting, NeuronSetting, Setting
+from prunebias.settings import (DirectionSetting, GradHeadSetting, GradNeuronSetting, HeadSetting, NeuronSetting,
+                                Setting)
 
-Kind = Literal["neurons", "heads"]
+Kind = Literal["neurons", "heads", "directions"]
+KINDS: tuple[str, ...] = ("neurons", "heads", "directions")  # in the order of plans and tables
 Arrays = dict[str, Any]  # name -> numpy array (a mask's arrays)
 # A function given as "module:function" is imported when first called: the registry is
 # read when the DAG is built and by ``import prunebias`` in a notebook, which stay free
@@ -55,7 +61,7 @@ def resolve(ref: Ref) -> Callable[..., Any]:
 
 # input kind -> the rule that learns every family of that input
 LEARNERS = {"activations": "score_neurons", "attention": "score_heads", "model_runs": "score_heads_greedy",
-            "gradients": "score_attribution"}
+            "gradients": "score_attribution", "residuals": "score_directions"}
 
 
 @dataclass
@@ -88,6 +94,8 @@ UNITS = Control("units", "prunebias.controls:whole_neuron_controls")
 HEADS = Control("heads", "prunebias.controls:head_controls")
 # weights of a family without a score band: the count per matrix, uniformly from the other weights
 UNIFORM = Control("uniform", "prunebias.controls:uniform_controls")
+# race directions: a random direction of the same norm (uniform on the sphere)
+SPHERE = Control("sphere", "prunebias.controls:direction_controls")
 
 
 @dataclass(frozen=True)
@@ -111,8 +119,8 @@ class Family:
     budget: Callable[[Any], Setting] | None = None  # the mask whose size it takes (gradient neurons: Wanda's)
 
     def __post_init__(self) -> None:
-        if self.kind not in ("neurons", "heads"):
-            raise ValueError(f"family {self.name}: kind {self.kind!r} is not neurons or heads")
+        if self.kind not in KINDS:
+            raise ValueError(f"family {self.name}: kind {self.kind!r} is none of {KINDS}")
         if self.learns_from not in LEARNERS:
             raise ValueError(f"family {self.name}: learns_from {self.learns_from!r} is none of {sorted(LEARNERS)} "
                              "(a new input kind needs its rule in rules/localize.smk and an entry in LEARNERS)")
@@ -137,10 +145,10 @@ def families(kind: str | None = None) -> list[Family]:
 
 
 def parsed(kind: str, name: str) -> tuple[Family, Setting]:
-    """(family, setting) of a ``neurons`` or ``heads`` mask from its name: exactly one family
+    """(family, setting) of a mask of ``kind`` (``KINDS``) from its name: exactly one family
     of the kind must accept it (two would make a path mean two masks)."""
-    if kind not in ("neurons", "heads"):
-        raise ValueError(f"not a mask kind: {kind!r} (neurons or heads)")
+    if kind not in KINDS:
+        raise ValueError(f"not a mask kind: {kind!r} (one of {KINDS})")
     found = []
     for f in families(kind):
         try:
@@ -150,9 +158,10 @@ def parsed(kind: str, name: str) -> tuple[Family, Setting]:
     if len(found) > 1:
         raise ValueError(f"{kind} setting {name!r} is claimed by several families: {[f.name for f, _ in found]}")
     if not found:
-        raise ValueError(f"not a {kind} mask setting: {name!r} (families: {[f.name for f in families(kind)]}; e.g. "
-                         + ("black_b15_w15_global, gradmlp_black_b15_w15_global)" if kind == "neurons"
-                            else "sum_k10, setdiff_k40_5, patch_k10)"))
+        examples = {"neurons": "black_b15_w15_global, gradmlp_black_b15_w15_global",
+                    "heads": "sum_k10, setdiff_k40_5, patch_k10", "directions": "resid_d80_answer"}
+        raise ValueError(f"not a {kind} mask setting: {name!r} (families: {[f.name for f in families(kind)]}; "
+                         f"e.g. {examples.get(kind, '')})")
     return found[0]
 
 
@@ -247,3 +256,12 @@ register(Family("patch_heads", "heads", "localization.attribution.patch_heads",
                 _only(GradHeadSetting.parse, lambda s: s.score == "patch", "attribution-patching head"),
                 _attribution("patch_heads", lambda c, ks: [GradHeadSetting(k, "patch") for k in ks]), "gradients",
                 HEADS, learn="prunebias.attribution_select:patch_head_masks", dose=_k, needs=frozenset({"patching"})))
+
+
+def _directions(config: Mapping[str, Any]) -> list[Setting]:
+    d = config["localization"].get("directions") or {}
+    return unique([DirectionSetting(depth, pos) for depth in d.get("depths", []) for pos in d.get("positions", [])])
+
+
+register(Family("direction", "directions", "localization.directions", DirectionSetting.parse, _directions,
+                "residuals", SPHERE, learn="prunebias.directions:direction_masks"))

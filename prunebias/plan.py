@@ -5,8 +5,8 @@ Every name that becomes a path part is built and parsed here or in ``prunebias.s
 
 - ``Source``        -> ``hiring-lawyer`` (one context), ``pooled@POOL`` (scored on the
   pool's prompts together), ``common@POOL`` (combined from the members' own masks);
-- ``Method``        -> ``neurons`` / ``heads`` (the real mask) or ``random_neurons`` /
-  ``random_heads`` (its matched random controls).
+- ``Method``        -> ``neurons`` / ``heads`` / ``directions`` (the real mask) or
+  ``random_neurons`` / ``random_heads`` / ``random_directions`` (its matched random controls).
 
 ``parse(x.name) == x`` for every value the config schema allows (a hypothesis test).
 ``Plan`` resolves a validated config into these objects once (``prunebias.preflight``):
@@ -21,10 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping, Sequence
 
 from prunebias.errors import ConfigError
-from prunebias.methods import Family, families
+from prunebias.methods import KINDS, Family, families
 from prunebias.settings import Setting
-
-KINDS = ("neurons", "heads")
 
 # The transfer levels, near to far, with the paper's numbers (1-3).
 LEVELS = {"same_context": 1, "pool_member": 1, "same_scenario": 2, "pool_heldout": 2, "mixed_pool_heldout": 2,
@@ -66,7 +64,7 @@ class Source:
 class Method:
     """What an evaluation applies: the real mask of a kind, or its matched random controls."""
 
-    kind: Literal["neurons", "heads"]
+    kind: Literal["neurons", "heads", "directions"]
     control: bool = False
 
     def __post_init__(self) -> None:

@@ -7,6 +7,9 @@ ablations, named in every output:
 - ``o_cols``: zero the head's input columns of o_proj, removing the head's output.
 ``pruned(...)`` is a context manager: on exit the saved original values are written
 back, so the model is bit-for-bit the one that was loaded (tested by checksum).
+Race directions (kind ``directions``) are projected out of every residual writer
+(``directions.orthogonalized``) and restored the same way; a tied output head is untied
+first and stays untied, with its weights unchanged.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import numpy as np
 import torch
 
 from prunebias.architecture import MODULES, check_architecture, linear
+from prunebias.directions import orthogonalized
 from prunebias.masks import Mask, read_mask
 
 HEAD_ABLATIONS = ("q_rows", "o_cols")
@@ -64,12 +68,17 @@ def _targets(model: Any, mask: Mask, ablation: str) -> list[tuple[torch.Tensor, 
 @contextlib.contextmanager
 @torch.no_grad()
 def pruned(model: Any, mask: Mask | str | Path, ablation: str = "q_rows") -> Iterator[int]:
-    """Zero the mask's weights inside the block; yields the number of zeroed entries.
+    """Zero the mask's weights inside the block; yields the number of zeroed entries (of a
+    direction: the number of matrices projected).
 
     ``mask`` is a ``Mask`` or the path of a mask file; ``ablation`` applies to head masks.
     """
     if not isinstance(mask, Mask):
         mask = read_mask(mask)
+    if mask.kind == "directions":
+        with orthogonalized(model, mask.arrays["direction"]) as n:
+            yield n
+        return
     targets = _targets(model, mask, ablation)
     saved = []
     for param, m in targets:

@@ -7,7 +7,10 @@
   ``gradmlp_black_b15_w15_global``: whole MLP neurons by the same attribution, as many as
   fit in that mask's MLP weight count;
 - ``GradHeadSetting`` -> ``grad_k10`` / ``patch_k10``: the 10 heads whose removal moves the
-  objective toward 0 the most (gate attribution / attribution patching).
+  objective toward 0 the most (gate attribution / attribution patching);
+- ``DirectionSetting`` -> ``resid_d80_answer``: the Black - White mean difference of the
+  residual stream after the decoder layer 80% deep, at the position that generates the
+  answer (``answer``) or over the name's tokens (``name``), projected out of the model.
 
 A setting class has ``name``, ``parse(name)`` (``parse(x.name) == x``, a hypothesis test),
 ``params()`` (its table columns) and ``scoring`` (the table's method label). Which family a
@@ -213,4 +216,43 @@ class GradHeadSetting:
         return {"score": self.scoring, "k": self.k}
 
 
-Setting = NeuronSetting | HeadSetting | GradNeuronSetting | GradHeadSetting
+@dataclass(frozen=True)
+class DirectionSetting:
+    """A race direction (Karvonen & Marks 2025): the Black - White mean difference of the
+    residual stream after the decoder layer ``depth`` % deep (layer ``floor(depth / 100 *
+    n_layers)``, the last at 100), at ``position``: ``answer``, the token whose next-token
+    prediction is the first answer token, or ``name``, the mean over the name's tokens.
+    A depth, not a layer index, so that one config serves models of any depth."""
+
+    depth: int
+    position: Literal["answer", "name"] = "answer"
+
+    kind = "directions"
+    scoring = "direction"
+    PATTERN = re.compile(r"^resid_d(?P<depth>[1-9][0-9]*)_(?P<pos>answer|name)$")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "depth", _whole(self.depth))
+        if not 0 < self.depth <= 100 or self.position not in ("answer", "name"):
+            raise ValueError(f"not a direction setting: {self!r} (depth in 1..100, position answer or name)")
+
+    @property
+    def name(self) -> str:
+        return f"resid_d{self.depth}_{self.position}"
+
+    @classmethod
+    def parse(cls, name: str) -> DirectionSetting:
+        m = cls.PATTERN.match(name)
+        if not m:
+            raise ValueError(f"not a direction setting: {name!r} (e.g. resid_d80_answer, resid_d50_name)")
+        return cls(int(m["depth"]), m["pos"])  # type: ignore[arg-type]
+
+    def layer(self, n_layers: int) -> int:
+        """The decoder layer whose output the direction is read from."""
+        return min(n_layers - 1, self.depth * n_layers // 100)
+
+    def params(self) -> dict[str, Any]:
+        return {"depth": self.depth, "position": self.position}
+
+
+Setting = NeuronSetting | HeadSetting | GradNeuronSetting | GradHeadSetting | DirectionSetting

@@ -19,6 +19,7 @@ from prunebias import resources, side_effects
 from prunebias.model_size import source_size
 from prunebias.names import name_folds, split_names
 from prunebias.paths import control_path, mask_path
+from prunebias.methods import KINDS
 from prunebias.plan import Method, Source
 from prunebias.preflight import MODEL_DIR, data_file, preflight
 
@@ -90,6 +91,10 @@ def names_input():
 
 # the table's names as records for the jobs that need them (None: they read names_file)
 NAME_RECORDS = NAMES.to_dict("records") if config["prompt_table"] else None
+
+
+# the kinds as a wildcard constraint (neurons|heads|directions)
+ANY_KIND = "|".join(KINDS)
 
 
 def one_of(names):
@@ -176,10 +181,15 @@ def mask_index():
     """((kind, setting, source), path pattern with {model}) of every real mask this config learns."""
     return [
         ((kind, setting.name, source.name), mask_path(kind=kind, setting=setting.name, source=source.name))
-        for kind in ("neurons", "heads")
+        for kind in KINDS
         for setting in PLAN.settings(kind)
         for source in PLAN.sources()
     ]
+
+
+def recall_mask_index():
+    """The masks scored against a plant: neuron masks and race directions (the plant lies in MLP weights)."""
+    return [(key, path) for key, path in mask_index() if key[0] in ("neurons", "directions")]
 
 
 # the settings learned from the caches alone (activations, head attention): what mask
@@ -241,7 +251,7 @@ def dose_output():
 
 def transfer_svgs():
     """The SVG twins of aggregate_transfer's figures (prunebias.plots writes each figure twice)."""
-    pngs = [f"results/plots/{{model}}/transfer_{kind}__{setting.name}.png" for kind in ("neurons", "heads")
+    pngs = [f"results/plots/{{model}}/transfer_{kind}__{setting.name}.png" for kind in KINDS
             for setting in PLAN.settings(kind)]
     pngs += ["results/plots/{model}/reduction_by_level.png"] + (["results/plots/{model}/dose_response.png"] if has_doses() else [])
     return [p.removesuffix(".png") + ".svg" for p in pngs]

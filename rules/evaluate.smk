@@ -86,7 +86,7 @@ rule aggregate_transfer:
         heatmaps=report(
             [
                 f"results/plots/{{model}}/transfer_{kind}__{setting.name}.png"
-                for kind in ("neurons", "heads")
+                for kind in KINDS
                 for setting in PLAN.settings(kind)
             ],
             caption="../report/heatmap.rst",
@@ -105,7 +105,7 @@ rule aggregate_transfer:
         contexts=list(CONTEXTS),
         scenarios=dict(PLAN.scenarios),
         pools=PLAN.pool_info(),
-        heatmaps=[(kind, setting.name) for kind in ("neurons", "heads") for setting in PLAN.settings(kind)],
+        heatmaps=[(kind, setting.name) for kind in KINDS for setting in PLAN.settings(kind)],
         winsorize=config["analysis"]["winsorize"],
         n_boot=config["analysis"]["n_boot"],
         effect=config["analysis"]["effect"],

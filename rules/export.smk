@@ -10,7 +10,7 @@ rule export_pruned_model:
         ablation=EVAL["head_ablation"],
         learn_names=len(LEARN_NAMES) if LEARN_NAMES else None,
     wildcard_constraints:
-        kind="neurons|heads",
+        kind=ANY_KIND,
         source=one_of(s.name for s in PLAN.sources()),
     threads: RES["model_threads"]
     resources:  # on the CPU: nothing here needs a GPU

@@ -3,7 +3,7 @@
 rule score_planted_recall:
     input:
         model=MODEL_DIR,
-        masks=lambda wc: [path.format(model=wc.model) for (kind, _, _), path in mask_index() if kind == "neurons"],
+        masks=lambda wc: [path.format(model=wc.model) for key, path in recall_mask_index()],
     output:
         table=report(
             "results/tables/{model}/planted_recall.csv",
@@ -12,7 +12,7 @@ rule score_planted_recall:
         ),
     params:
         code=CODE_VERSIONS["score_planted_recall"],
-        masks=[(setting, source) for (kind, setting, source), _ in mask_index() if kind == "neurons"],
+        masks=[key for key, _ in recall_mask_index()],
     wildcard_constraints:
         model=one_of(PLANTED),
     log:

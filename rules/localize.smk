@@ -5,6 +5,7 @@ rule cache_activations:
     output:
         activations="results/activations/{model}/{context}.parquet",
         heads="results/head_attention/{model}/{context}.parquet",
+        residuals="results/residuals/{model}/{context}.parquet",
     params:
         code=CODE_VERSIONS["cache_activations"],
         batch_size=LOC["batch_size"],
@@ -33,6 +34,7 @@ ACTIVATION_LEARNED = PLAN.learned_from("activations")
 ATTENTION_LEARNED = PLAN.learned_from("attention")
 MODEL_RUN_LEARNED = PLAN.learned_from("model_runs")
 GRADIENT_LEARNED = PLAN.learned_from("gradients")
+RESIDUAL_LEARNED = PLAN.learned_from("residuals")
 
 
 if ACTIVATION_LEARNED:
@@ -127,6 +129,32 @@ if MODEL_RUN_LEARNED:
             "../workflow_scripts/score_heads_greedy.py"
 
 
+if RESIDUAL_LEARNED:
+
+    rule score_directions:
+        input:
+            residuals=lambda wc: expand("results/residuals/{model}/{c}.parquet", model=wc.model, c=source_contexts(wc.source)),
+            model=MODEL_DIR,
+        output:
+            [mask_path(kind=f.kind, setting=s.name) for f, s in RESIDUAL_LEARNED],
+        params:
+            code=CODE_VERSIONS["score_directions"],
+            learner_code=learner_code(RESIDUAL_LEARNED),
+            learned=[(f.name, s) for f, s in RESIDUAL_LEARNED],
+            source=source_of,
+            contexts=lambda wc: source_contexts(wc.source),
+            folds=FOLDS,
+        wildcard_constraints:
+            source=one_of(s.name for s in PLAN.scored_sources()),
+        log:
+            "logs/{model}/score_directions/{source}.log",
+        localrule: True
+        conda:
+            "../envs/prunebias.yaml"
+        script:
+            "../workflow_scripts/score_directions.py"
+
+
 if GRADIENT_LEARNED:
 
     rule score_attribution:
@@ -214,7 +242,7 @@ rule combine_masks:
         code=CODE_VERSIONS["combine_masks"],
         source=lambda wc: Source("common", wc.pool),
     wildcard_constraints:
-        kind="neurons|heads",
+        kind=ANY_KIND,
         pool=one_of(PLAN.pools),
     log:
         "logs/{model}/combine_masks/{kind}/{setting}/{pool}.log",
@@ -252,7 +280,7 @@ rule draw_controls:
         folds=FOLDS,
         device=model_setting("device"),
     wildcard_constraints:
-        kind="neurons|heads",
+        kind=ANY_KIND,
         source=one_of(s.name for s in PLAN.sources()),
     threads: RES["model_threads"]
     resources:
@@ -303,11 +331,13 @@ rule measure_mask_stability:
 
 
 PRUNED_KINDS = [kind for kind in ("neurons", "heads") if PLAN.settings(kind)]  # a figure per kind learned
+# the masks that remove weights or heads (a direction removes neither: it is in the transfer table)
+PRUNING_MASKS = [(ids, path) for ids, path in mask_index() if ids[0] in PRUNED_KINDS]
 
 
 rule plot_pruned:
     input:
-        masks=[path for _, path in mask_index()],
+        masks=[path for _, path in PRUNING_MASKS],
         model=MODEL_DIR,  # its identity: a mask of another model is refused
     output:
         table=report(
@@ -322,7 +352,7 @@ rule plot_pruned:
         vector=[f"results/plots/{{model}}/pruned_{kind}.svg" for kind in PRUNED_KINDS],
     params:
         code=CODE_VERSIONS["plot_pruned"],
-        masks=[ids for ids, _ in mask_index()],
+        masks=[ids for ids, _ in PRUNING_MASKS],
         kinds=PRUNED_KINDS,
     log:
         "logs/{model}/plot_pruned.log",

@@ -41,7 +41,7 @@ def eager_model(tiny_model_dir):
 
 def cache_frames(model, tok, rows, batch_size):
     acts, heads = [], []
-    for a, h in cache_batches(model, tok, rows, batch_size):
+    for a, h, _ in cache_batches(model, tok, rows, batch_size):
         acts.append(a)
         heads.append(h)
     return pa.concat_tables(acts).to_pandas(), pa.concat_tables(heads).to_pandas()
@@ -296,7 +296,7 @@ def test_head_attention_query_positions_by_hand(eager_model, padding_side):
     old_side = tok.padding_side
     tok.padding_side = padding_side
     try:
-        got = {q: pa.concat_tables([h for _, h in cache_batches(model, tok, rows, 4, with_sites=False,
+        got = {q: pa.concat_tables([h for _, h, _ in cache_batches(model, tok, rows, 4, with_sites=False,
                                                                 query_positions=q)]).to_pandas()
                for q in ("generating", "answer")}
     finally:
@@ -322,7 +322,7 @@ def test_greedy_heads_pass_the_query_positions_through(eager_model):
     model, tok = eager_model
     rows = prompts_frame(6)
     for q in ("generating", "answer"):
-        heads = pa.concat_tables([h for _, h in cache_batches(model, tok, rows, 4, with_sites=False,
+        heads = pa.concat_tables([h for _, h, _ in cache_batches(model, tok, rows, 4, with_sites=False,
                                                               query_positions=q)]).to_pandas()
         expected = race_means(heads, 2, 4, "test")
         att = mean_attention(model, tok, rows, 4, query_positions=q)

@@ -9,7 +9,7 @@ import yaml
 
 from prunebias.masks import read_folds, read_meta
 from prunebias.methods import FAMILIES, UNIFORM, Family, parse_setting, parsed, register, resolve
-from prunebias.settings import GradHeadSetting, GradNeuronSetting, HeadSetting, NeuronSetting
+from prunebias.settings import DirectionSetting, GradHeadSetting, GradNeuronSetting, HeadSetting, NeuronSetting
 
 from conftest import REPO, copy_workflow, run_snakemake, small_config
 
@@ -19,12 +19,13 @@ WANDA = NeuronSetting("black", 15, 15)
 def test_every_setting_belongs_to_exactly_one_family():
     cases = {"wanda": WANDA, "attention": HeadSetting("sum", 10), "greedy": HeadSetting("greedy", 3),
              "grad_weights": GradNeuronSetting(WANDA), "grad_mlp": GradNeuronSetting(WANDA, whole=True),
-             "grad_heads": GradHeadSetting(10), "patch_heads": GradHeadSetting(10, "patch")}
+             "grad_heads": GradHeadSetting(10), "patch_heads": GradHeadSetting(10, "patch"),
+             "direction": DirectionSetting(80)}
     assert set(cases) == set(FAMILIES)
     for family, setting in cases.items():
         assert parsed(setting.kind, setting.name)[0].name == family
         assert parse_setting(setting.kind, setting.name) == setting
-    assert {f.control.name for f in FAMILIES.values()} == {"band", "units", "heads"}
+    assert {f.control.name for f in FAMILIES.values()} == {"band", "units", "heads", "sphere"}
     # every "module:function" the registry names exists (they are imported only in jobs)
     for f in FAMILIES.values():
         assert callable(resolve(f.control.draw)) and (f.learn is None or callable(resolve(f.learn)))

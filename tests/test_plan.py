@@ -176,7 +176,9 @@ def test_plan_sources_methods_and_settings():
     assert [s.name for s in plan.common_sources()] == [
         "common@train", "common@loo_purchase-bicycle", "common@loo_purchase-car", "common@loo_purchase-house",
         "common@others_hiring"]
-    assert [m.name for m in plan.methods()] == ["neurons", "heads", "random_neurons", "random_heads"]
+    assert [m.name for m in plan.methods()] == ["neurons", "heads", "directions", "random_neurons", "random_heads",
+                                                "random_directions"]
+    assert plan.settings("directions") == []  # none configured here (the schema's default fills them in)
     assert [s.name for s in plan.settings("heads")] == ["sum_k10", "setdiff_k40_5", "greedy_k3"]
     assert plan.setting("heads", "greedy_k3") == HeadSetting("greedy", 3)
     # the registry tells the families apart: which rule learns each, which control it gets
@@ -205,8 +207,11 @@ def test_plan_of_the_shipped_default_config():
     assert plan.contexts == cfg["contexts"] == ["purchase-house", "hiring-lawyer"]
     assert plan.pools == {}
     assert plan.level(Source.parse("purchase-house"), "hiring-lawyer") == "other_scenario"
-    assert all(parse_setting(k, s.name) == s for k in ("neurons", "heads") for s in plan.settings(k))
+    assert all(parse_setting(k, s.name) == s for k in ("neurons", "heads", "directions") for s in plan.settings(k))
     assert not math.isnan(plan.planned["wanda"][0].p_black)
+    # the race direction beside the Wanda mask, learned from the residual cache
+    assert [s.name for s in plan.settings("directions")] == ["resid_d80_answer"]
+    assert [(f.name, s.name) for f, s in plan.learned_from("residuals")] == [("direction", "resid_d80_answer")]
 
 
 def test_counts_that_arrive_as_floats_keep_their_names():

@@ -7,6 +7,7 @@ and White names 7/8. The whole workflow runs on it through Snakemake.
 
 import shutil
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -27,6 +28,7 @@ def planted_run(tmp_path_factory):
     cfg["localization"] = tiny_localization(
         batch_size=16, neurons={"directions": ["black"], "p": [[15, 15]]}, cross_fit=True,
         heads={"scores": ["sum"], "k": [2], "greedy": [2]}, pools={}, auto_pools=[],
+        directions={"depths": [50], "positions": ["answer"]},
         attribution={"mlp_neurons": True, "patch_heads": [2], "grid_size": 8, "faithfulness_heads": 3,
                      "faithfulness_neurons": 3})
     cfg["evaluation"] = {"samples_per_name": 2, "random_controls": True, "random_draws": 2}
@@ -94,9 +96,10 @@ def test_pruning_removes_the_bias_and_transfers_within_scenario(planted_run):
     # weights) cannot: they all leave the bias. (A grad mask misses them, and a control of
     # it drawn from the same band may hit one by chance.)
     assert (controls[controls.setting == "black_b15_w15_global"].effect_pruned > 3).all()
-    assert set(t.kind) == {"neurons", "heads"}
-    # (neurons wanda and gradmlp, heads sum_k2, greedy_k2 and patch_k2) x 2 sources x 2 targets
-    assert len(t) == 5 * 2 * 2
+    assert set(t.kind) == {"neurons", "heads", "directions"}
+    # (neurons wanda and gradmlp, heads sum_k2, greedy_k2 and patch_k2, direction resid_d50_answer)
+    # x 2 sources x 2 targets
+    assert len(t) == 6 * 2 * 2
     # attribution patching finds the planted head, where the weight gradients are blind
     # (tests/test_attribution.py); the attention mask holds it too
     for setting in ("patch_k2", "sum_k2"):
@@ -204,6 +207,66 @@ def test_exported_pruned_model_reloads_with_the_same_logits_and_its_evidence(pla
     lo, hi = row.delta_toward_zero_ci_low, row.delta_toward_zero_ci_high
     assert f"{row.delta_toward_zero:.2f} [{lo:.2f}, {hi:.2f}]" in card
     assert "purchase-car" in card and "black_b15_w15_global" in card and "Wilson" in card
+
+
+def test_a_race_direction_finds_the_planted_dimension_and_removes_the_bias(planted_run):
+    """Direction editing through the DAG (rules score_directions, draw_controls,
+    evaluate_pruned): the Black - White mean residual at the answer position points along
+    dimension 31, the only one the plant writes; projecting it out removes the bias at
+    home and in the other context and costs nothing in perplexity. The tiny model answers
+    through three hand-set dimensions of 32, so a random direction's projection takes a
+    share of them and breaks it: every such control is flagged, none is averaged, and
+    real - random is then undefined rather than a comparison with a broken model."""
+    from prunebias.masks import read_folds
+
+    real = read_folds(planted_run / "results/masks/tiny/directions/resid_d50_answer/purchase-bicycle.npz")
+    control = read_folds(planted_run / "results/masks/tiny/random_directions/resid_d50_answer/purchase-bicycle/draw0.npz")
+    assert len(real) == len(control) == 2  # cross-fitted: one direction per fold, each with its control
+    for fold, random in zip(real, control):
+        v = fold.arrays["direction"]
+        assert fold.meta["method"]["layer"] == 1 and fold.meta["method"]["family"] == "direction"
+        assert abs(v[31]) / np.linalg.norm(v) > 0.8  # the planted dimension (chance: about 0.18)
+        assert np.linalg.norm(random.arrays["direction"]) == pytest.approx(np.linalg.norm(v), rel=1e-5)
+        assert abs(random.arrays["direction"][31]) / np.linalg.norm(v) < 0.8
+    t = pd.read_csv(planted_run / "results/tables/tiny/transfer.csv")
+    rows = t[t.kind == "directions"].set_index(["source", "target"])
+    assert len(rows) == 4 and (rows.scoring == "direction").all() and (rows.ablation == "project").all()
+    for source in ("purchase-bicycle", "purchase-car"):
+        for target in ("purchase-bicycle", "purchase-car"):
+            r = rows.loc[(source, target)]
+            assert r.names_eval == 40 and r.delta_toward_zero_ci_high < 0, (source, target)
+            assert abs(r.perplexity_pruned - r.perplexity_ref) < 0.01 * r.perplexity_ref
+            assert r.controls_broken == r.control_draws == 2 and np.isnan(r.delta_vs_random)
+    controls = pd.read_csv(planted_run / "results/tables/tiny/transfer_controls.csv")
+    assert controls[controls.kind == "directions"].breaks_model.all()
+
+
+def test_an_exported_direction_edit_reloads_with_the_same_logits(planted_run):
+    """The edited model exports like a pruned one: plain transformers reloads it untied,
+    with the logits of the in-memory edit, and the model card says what was edited."""
+    import torch
+    import yaml
+    from transformers import AutoModelForCausalLM
+
+    from prunebias.masks import read_mask
+    from prunebias.modeling import load_model
+    from prunebias.pruning import pruned
+
+    cfg = yaml.safe_load((planted_run / "test_config.yaml").read_text())
+    mask_id = "directions/resid_d50_answer/purchase-bicycle"
+    run_snakemake(planted_run, {**cfg, "export": [mask_id]})
+    out = planted_run / "results/export/tiny" / mask_id
+    exported = AutoModelForCausalLM.from_pretrained(out).eval()
+    model, tok = load_model(planted_run / "results/model/tiny", "float32", "cpu", 1)
+    ids = tok("We are hiring Jamal Washington. My offer is $", return_tensors="pt").input_ids
+    with torch.no_grad(), pruned(model, read_mask(planted_run / f"results/masks/tiny/{mask_id}.npz")):
+        want = model(ids).logits
+    with torch.no_grad():
+        got = exported(ids).logits
+        plain = model(ids).logits
+    assert torch.equal(got, want) and not torch.equal(got, plain)
+    card = (out / "README.md").read_text()
+    assert "projected out of every matrix that writes to the residual stream" in card and "layer 1" in card
 
 
 def test_side_effects_of_a_mask_and_its_random_control(planted_run, tmp_path):

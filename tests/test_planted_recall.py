@@ -60,7 +60,7 @@ def test_attribution_finds_the_planted_bias_at_least_as_well_as_wanda(tmp_path):
     rows = generate_answers(model, tok, prompts, sampling, "baseline", ctx.spec())
     rows["row"] = np.arange(len(rows))
     sums = {"white": {}, "black": {}}
-    for act, _ in cache_batches(model, tok, rows, 32, with_attention=False):
+    for act, _, _ in cache_batches(model, tok, rows, 32, with_attention=False):
         add_sumsq(sums, act.to_pandas())
     wanda = neuron_masks(model, sums, [NeuronSetting("black", 15, 15, "global")])[0]
     att = cfg["localization"]["attribution"]

@@ -372,7 +372,7 @@ def test_recall_reads_the_workflows_neuron_masks(race_coded, tmp_path):
     rows = cal.assign(row=np.arange(len(cal)))
     path = tmp_path / "act.parquet"
     with pq.ParquetWriter(path, ACT_SCHEMA) as w:
-        for act, _ in cache_batches(model, tok, rows, 16, with_attention=False):
+        for act, _, _ in cache_batches(model, tok, rows, 16, with_attention=False):
             w.write_table(act)
     sums = group_sumsq([path])
     post = (LAYER, "mlp_post")

@@ -1,7 +1,9 @@
 """Rule cache_activations: one forward pass over prompt + baseline answer ->
 ``results/activations/{model}/{context}.parquet`` (per-channel sums of squared linear-layer
-inputs, per prompt) and ``results/head_attention/{model}/{context}.parquet`` (per-head attention
-to the name). The formats are documented in ``prunebias.activations``.
+inputs, per prompt), ``results/head_attention/{model}/{context}.parquet`` (per-head attention
+to the name) and ``results/residuals/{model}/{context}.parquet`` (the residual stream per
+name at the answer and name positions, for race directions). The formats are documented
+in ``prunebias.activations``.
 
 Memory is bounded by one batch: each batch is written as its own Parquet row group.
 """
@@ -12,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from prunebias.activations import ACT_SCHEMA, HEAD_SCHEMA, cache_batches
+from prunebias.activations import ACT_SCHEMA, HEAD_SCHEMA, RESID_SCHEMA, cache_batches
 from prunebias.files import atomic_path, read_parquet
 from prunebias.logs import progress, setup_logging
 from prunebias.modeling import load_model
@@ -30,13 +32,16 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
     t0 = time.perf_counter()
     head_queries = smk.params.head_queries
     log.info("head attention averaged over the %s query positions", head_queries)
-    with atomic_path(smk.output.activations) as tmp_act, atomic_path(smk.output.heads) as tmp_head:
-        with pq.ParquetWriter(tmp_act, ACT_SCHEMA) as wa, pq.ParquetWriter(tmp_head, HEAD_SCHEMA) as wh:
+    with (atomic_path(smk.output.activations) as tmp_act, atomic_path(smk.output.heads) as tmp_head,
+          atomic_path(smk.output.residuals) as tmp_res):
+        with (pq.ParquetWriter(tmp_act, ACT_SCHEMA) as wa, pq.ParquetWriter(tmp_head, HEAD_SCHEMA) as wh,
+              pq.ParquetWriter(tmp_res, RESID_SCHEMA) as wr):
             with progress(total=len(answers), desc="caching", unit="prompt") as bar:
-                for act, head in cache_batches(model, tok, answers, smk.params.batch_size,
-                                               query_positions=head_queries):
+                for act, head, resid in cache_batches(model, tok, answers, smk.params.batch_size,
+                                                      query_positions=head_queries, with_residuals=True):
                     wa.write_table(act, row_group_size=len(act))
                     wh.write_table(head)
+                    wr.write_table(resid)
                     bar.update(head.num_rows)
     size = Path(smk.output.activations).stat().st_size
     log.info("%d prompts cached in %.1f s; activation cache %.1f MB (%.1f KB per prompt)", len(answers),

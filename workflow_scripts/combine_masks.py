@@ -3,14 +3,28 @@
 Neurons: the weights present in *every* member's mask, ANDed on the packed bits one
 member and one matrix at a time (``masks.write_common_neuron_mask``: the peak is about
 one packed mask). Heads: the k heads chosen most often across the members
-(``heads.common_head_mask``; a head mask is a few hundred booleans). With cross-fitting,
+(``heads.common_head_mask``; a head mask is a few hundred booleans). Race directions: the
+mean of the members' unit directions at their mean norm (``directions.common_direction``:
+what the members' directions share). With cross-fitting,
 fold by fold: fold k of the common mask combines fold k of every member.
 """
 
 from prunebias.errors import ConfigError
 from prunebias.heads import common_head_mask
 from prunebias.logs import setup_logging
-from prunebias.masks import check_model, read_folds, read_meta, write_common_neuron_mask, write_mask
+from prunebias.directions import common_direction
+from prunebias.masks import Mask, check_model, read_folds, read_meta, write_common_neuron_mask, write_mask
+
+
+def _members(paths: list[str]) -> list[list[Mask]]:
+    """Per member file, its folds; every member from the first one's model, with as many folds."""
+    members = [read_folds(p) for p in paths]
+    for p, m in zip(paths[1:], members[1:]):
+        check_model(m[0], members[0][0].meta["model"], str(p))
+        if len(m) != len(members[0]):
+            raise ConfigError(str(p), f"{len(m)} fold(s), but {paths[0]} holds {len(members[0])}",
+                              "delete the stale masks (results/masks) and rerun snakemake")
+    return members
 
 
 def main(smk) -> None:  # pragma: no cover - exercised through snakemake in tests
@@ -24,13 +38,13 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
             meta[key] = metas[0][key]
     if metas[0]["kind"] == "neurons":
         n = write_common_neuron_mask(paths, smk.output[0], meta)
+    elif metas[0]["kind"] == "directions":
+        members = _members(paths)
+        arrays = [{"direction": common_direction([m.arrays["direction"] for m in fold])} for fold in zip(*members)]
+        write_mask(smk.output[0], "directions", meta, arrays[0], arrays[1:])
+        n = 0
     else:
-        members = [read_folds(p) for p in paths]  # per member, its folds
-        for p, m in zip(paths[1:], members[1:]):
-            check_model(m[0], members[0][0].meta["model"], str(p))
-            if len(m) != len(members[0]):
-                raise ConfigError(str(p), f"{len(m)} fold(s), but {paths[0]} holds {len(members[0])}",
-                                  "delete the stale masks (results/masks) and rerun snakemake")
+        members = _members(paths)
         arrays = [common_head_mask(fold, int(max(m.arrays["heads"].sum() for m in fold)))
                   for fold in zip(*members)]
         write_mask(smk.output[0], "heads", meta, arrays[0], arrays[1:])
