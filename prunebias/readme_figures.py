@@ -28,6 +28,8 @@ from prunebias.plant_spec import plant_contexts
 BEGIN = "<!-- default-run:begin -->"
 END = "<!-- default-run:end -->"
 WANDA = "wanda"
+# the methods of the block's table, in its order: scoring -> label
+METHODS = {"wanda": "Wanda", "direction": "direction"}
 
 
 def _ci(est: float, lo: float, hi: float) -> str:
@@ -42,7 +44,7 @@ def _provenance(headline: pd.DataFrame) -> dict[str, str]:
 
 
 def verdict(row: Mapping[str, object]) -> str:
-    """What a Wanda row shows, read off its CIs: removal only where there is a bias to remove."""
+    """What a row shows, read off its CIs: removal only where there is a bias to remove."""
     if not bool(row["bias_to_remove"]):
         lo, hi = float(row["delta_ci_low"]), float(row["delta_ci_high"])
         return "no bias to remove; " + ("no change" if lo <= 0 <= hi else "the effect moved")
@@ -69,28 +71,40 @@ def render_block(tables: Mapping[str, Mapping[str, pd.DataFrame]], planted: Mapp
         cells = [f"{_ci(b.loc[c, 'log_smd'], b.loc[c, 'log_smd_ci_low'], b.loc[c, 'log_smd_ci_high'])}, "
                  f"n = {int(b.loc[c, 'names_white'])} + {int(b.loc[c, 'names_black'])}" for c in contexts]
         lines.append(f"| {m}{' (' + planted[m] + ')' if m in planted else ''} | " + " | ".join(cells) + " |")
-    lines += ["", "**Wanda mask** (paired change of log_smd on held-out names, pruned - unpruned, toward 0 "
+    shown = [s for s in METHODS if any((tables[m]["transfer"]["scoring"] == s).any() for m in models)]
+    title = " and ".join(["Wanda mask", "race direction"][: len(shown)]) if shown[:1] == [WANDA] else "Masks"
+    lines += ["", f"**{title}** (paired change of log_smd on held-out names, edited - unpruned, toward 0 "
               "along the target's baseline bias where it has one, signed where it has none; real - random: "
-              "the same against matched random controls of the same size):", "",
-              "| model | mask learned on -> evaluated on | change toward 0 | pruned effect | real - random | "
-              "controls broken | verdict |", "|---|---|---|---|---|---|---|"]
+              "the same against matched random controls (a Wanda mask: the same count per matrix; a direction: "
+              "random directions of its norm); perplexity on the fixed neutral text, mean over the folds):", "",
+              "| model | method | learned on -> evaluated on | change toward 0 | edited effect | real - random | "
+              "perplexity: unpruned / edited / random | controls broken | verdict |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for m in models:
         t = tables[m]["transfer"]
-        t = t[t["scoring"] == WANDA]
+        t = t[t["scoring"].isin(shown)]
+        order = {c: {v: i for i, v in enumerate(dict.fromkeys(t[c]))} for c in ("source", "target")}
+        t = t.assign(_s=t["source"].map(order["source"]), _t=t["target"].map(order["target"]),
+                     _m=t["scoring"].map(shown.index)).sort_values(["_s", "_t", "_m"], kind="stable")
         for _, r in t.iterrows():
             change = (_ci(r["delta_toward_zero"], r["delta_toward_zero_ci_low"], r["delta_toward_zero_ci_high"])
                       if r["bias_to_remove"] else "signed: " + _ci(r["delta"], r["delta_ci_low"], r["delta_ci_high"]))
             pruned = _ci(r["effect_pruned"], r["effect_pruned_ci_low"], r["effect_pruned_ci_high"])
-            lines.append(f"| {m} | {r['source']} -> {r['target']} (n = {int(r['names_eval'])}) | {change} | {pruned} | "
+            ppl = " / ".join(f"{float(r[c]):.1f}" for c in ("perplexity_ref", "perplexity_pruned", "perplexity_control"))
+            lines.append(f"| {m} | {METHODS[r['scoring']]} | {r['source']} -> {r['target']} "
+                         f"(n = {int(r['names_eval'])}) | {change} | {pruned} | "
                          f"{_ci(r['delta_vs_random'], r['delta_vs_random_ci_low'], r['delta_vs_random_ci_high'])} | "
-                         f"{int(r['controls_broken'])} of {int(r['control_draws'])} | {verdict(r)} |")
+                         f"{ppl} | {int(r['controls_broken'])} of {int(r['control_draws'])} | {verdict(r)} |")
     recall = [(m, r) for m in models if "recall" in tables[m] for _, r in tables[m]["recall"].iterrows()]
     if recall:
-        lines += ["", "**Recall of the planted weights** (share of the planted entries the Wanda mask prunes, "
+        lines += ["", "**Recall of the planted weights** (share of the planted entries a Wanda mask prunes, "
                   "and of the planted down_proj columns' squared magnitude, which carries the write; "
-                  "the mask prunes that share of all weights):", ""]
-        lines += [f"- {m}, learned on {r['source']}: {r['recall_planted']:.2f} of the entries, "
-                  f"{r['recall_down_mass']:.2f} of the write's mass (prunes {r['pruned_fraction']:.4f})"
+                  "the mask prunes that share of all weights; a race direction: the share of that magnitude "
+                  "along it, which its projection removes):", ""]
+        lines += [(f"- {m}, Wanda mask learned on {r['source']}: {r['recall_planted']:.2f} of the entries, "
+                   f"{r['recall_down_mass']:.2f} of the write's mass (prunes {r['pruned_fraction']:.4f})")
+                  if r.get("kind", "neurons") == "neurons" else
+                  f"- {m}, race direction learned on {r['source']}: {r['recall_down_mass']:.2f} of the write's mass"
                   for m, r in recall]
     return "\n".join(lines) + "\n"
 
@@ -104,7 +118,7 @@ def read_tables(results: Path, models: list[str]) -> dict[str, dict[str, pd.Data
                   for k in ("baseline", "transfer", "headline")}
         if (d / "planted_recall.csv").exists():
             rec = pd.read_csv(d / "planted_recall.csv")
-            out[m]["recall"] = rec[rec["setting"].str.match(r"^(black|white)_b")]
+            out[m]["recall"] = rec[rec["setting"].str.match(r"^((black|white)_b|resid_)")]
     return out
 
 

@@ -30,8 +30,11 @@ def transfer(delta_abs: float, to_remove: bool) -> pd.DataFrame:
                          "effect_pruned": -0.3, "effect_pruned_ci_low": -0.6, "effect_pruned_ci_high": 0.05,
                          "delta": 0.1, "delta_ci_low": -0.2,
                          "delta_ci_high": 0.4, "delta_vs_random": -0.5, "delta_vs_random_ci_low": -0.9,
-                         "delta_vs_random_ci_high": -0.1, "control_draws": 2, "controls_broken": 0})
-    rows.append({**rows[0], "scoring": "attention", "delta_abs": 9.99})  # head rows are not in the block
+                         "delta_vs_random_ci_high": -0.1, "control_draws": 2, "controls_broken": 0,
+                         "perplexity_ref": 35.04, "perplexity_pruned": 36.51, "perplexity_control": 37.0})
+    # a race direction beside each Wanda row; head rows are not in the block
+    rows += [{**r, "scoring": "direction", "delta_vs_random": -0.25, "perplexity_pruned": 35.2} for r in list(rows)]
+    rows.append({**rows[0], "scoring": "attention", "delta_abs": 9.99})
     return pd.DataFrame(rows)
 
 
@@ -44,8 +47,10 @@ def headline(commit: str) -> pd.DataFrame:
 def tables(commit: str = "abcdef0123") -> dict:
     return {"base": {"baseline": baseline(0.05), "transfer": transfer(0.0, False), "headline": headline(commit)},
             "plant": {"baseline": baseline(-1.0), "transfer": transfer(-0.6, True), "headline": headline(commit),
-                      "recall": pd.DataFrame({"source": CONTEXTS, "recall_planted": [0.5, 0.25],
-                                              "recall_down_mass": [0.8, 0.6], "pruned_fraction": [0.003, 0.002]})}}
+                      "recall": pd.DataFrame({"kind": ["neurons", "neurons", "directions"],
+                                              "source": CONTEXTS + CONTEXTS[:1], "recall_planted": [0.5, 0.25, None],
+                                              "recall_down_mass": [0.8, 0.6, 0.93],
+                                              "pruned_fraction": [0.003, 0.002, None]})}}
 
 
 def test_verdicts_are_read_off_the_cis():
@@ -60,16 +65,30 @@ def test_verdicts_are_read_off_the_cis():
     assert verdict({**row, "bias_to_remove": False, "delta_ci_low": 0.1}) == "no bias to remove; the effect moved"
 
 
-def test_block_shows_every_wanda_row_with_its_ci_and_n():
+def test_block_shows_every_wanda_and_direction_row_with_its_ci_and_n():
     block = render_block(tables(), {"plant": "general plant"})
     assert "commit abcdef0 (2026-12-05), bfloat16 on cpu" in block
     assert "| plant (general plant) | -1.00 [-1.30, -0.70], n = 32 + 32 |" in block
+    assert "**Wanda mask and race direction**" in block
     rows = [line for line in block.splitlines() if " -> " in line and "(n = " in line]
-    assert len(rows) == 8 and "9.99" not in block  # 4 Wanda rows per model, no head row
-    assert "| plant | purchase-house -> purchase-house (n = 32) | -0.60 [-1.00, -0.30] | -0.30 [-0.60, +0.05] | " \
-           "-0.50 [-0.90, -0.10] | 0 of 2 | removed |" in block
+    assert len(rows) == 16 and "9.99" not in block  # 4 Wanda and 4 direction rows per model, no head row
+    # each direction row follows the Wanda row of the same source and target
+    assert "| plant | Wanda | purchase-house -> purchase-house (n = 32) | -0.60 [-1.00, -0.30] | " \
+           "-0.30 [-0.60, +0.05] | -0.50 [-0.90, -0.10] | 35.0 / 36.5 / 37.0 | 0 of 2 | removed |\n" \
+           "| plant | direction | purchase-house -> purchase-house (n = 32) | -0.60 [-1.00, -0.30] | " \
+           "-0.30 [-0.60, +0.05] | -0.25 [-0.90, -0.10] | 35.0 / 35.2 / 37.0 | 0 of 2 | removed |" in block
     assert "signed: +0.10 [-0.20, +0.40]" in block  # no bias to remove: the signed change, not |effect|
-    assert "- plant, learned on hiring-lawyer: 0.25 of the entries, 0.60 of the write's mass (prunes 0.0020)" in block
+    assert ("- plant, Wanda mask learned on hiring-lawyer: 0.25 of the entries, 0.60 of the write's mass "
+            "(prunes 0.0020)") in block
+    assert "- plant, race direction learned on purchase-house: 0.93 of the write's mass" in block
+
+
+def test_without_directions_the_block_is_the_wanda_table():
+    t = tables()
+    for m in t.values():
+        m["transfer"] = m["transfer"][m["transfer"]["scoring"] != "direction"]
+    block = render_block(t, {"plant": "general plant"})
+    assert "**Wanda mask** (" in block and "| direction |" not in block
 
 
 def test_splice_replaces_only_the_block():
@@ -91,8 +110,8 @@ def test_check_fails_until_the_readme_agrees_with_the_run(tmp_path, capsys):
         t["transfer"].to_csv(d / "transfer.csv", index=False)
         t["headline"].to_csv(d / "headline.csv", index=False)
         if "recall" in t:
-            t["recall"].assign(setting=["black_b15_w15_global", "sum_k10"]).to_csv(d / "planted_recall.csv",
-                                                                                    index=False)
+            t["recall"].assign(setting=["black_b15_w15_global", "sum_k10", "resid_d80_answer"]).to_csv(
+                d / "planted_recall.csv", index=False)
     (tmp_path / "README.md").write_text(f"# x\n{BEGIN}\nfigures typed by hand\n{END}\n")
     assert main(["--check", "--root", str(tmp_path)]) == 1
     assert main(["--write", "--root", str(tmp_path)]) == 0
@@ -100,6 +119,7 @@ def test_check_fails_until_the_readme_agrees_with_the_run(tmp_path, capsys):
     text = (tmp_path / "README.md").read_text()
     assert "figures typed by hand" not in text and "| plant (context plant: hiring-lawyer) |" in text
     assert "learned on hiring-lawyer" not in text  # a recall row of a head mask is not the Wanda mask's
+    assert "race direction learned on purchase-house: 0.93" in text
 
 
 def test_the_readme_block_names_a_commit_of_this_repository():
