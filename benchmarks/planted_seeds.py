@@ -63,8 +63,9 @@ from prunebias.transfer import bias_direction, build_tables
 
 WANDA = "black_b15_w15_global"
 # the benchmark needs only the Wanda masks, their controls and the tables of both plants
+# (the default run's race direction is left out: its rates are not this benchmark's)
 ONLY_WANDA = {
-    "localization": {"heads": {"k": [], "setdiff": [], "greedy": []},
+    "localization": {"heads": {"k": [], "setdiff": [], "greedy": []}, "directions": {"depths": []},
                      "attribution": {"mlp_neurons": False, "neurons": False, "heads": [], "patch_heads": [],
                                      "faithfulness_heads": 0, "faithfulness_neurons": 0}},
     "side_effects": {"tasks": [], "masks": []},
@@ -83,15 +84,18 @@ def plants(cfg: dict) -> dict[str, dict]:
     return {m["name"]: m["plant"] for m in cfg["models"] if "plant" in m}
 
 
-def run_seed(seed: int, folder: Path, cfg: dict, cores: int, reaggregate: bool = False) -> float:
+def run_seed(seed: int, folder: Path, cfg: dict, cores: int, reaggregate: bool = False,
+             overrides: dict | None = None, draws: int | None = None) -> float:
     """Run the Wanda part of the default design with ``seed`` in ``folder``; seconds taken.
 
     ``reaggregate``: the seed's jobs ran before a change to the statistics only; rerun the
-    two tables (baseline_bias, transfer) with the current code and keep every answer."""
+    two tables (baseline_bias, transfer) with the current code and keep every answer.
+    ``overrides`` (default ``ONLY_WANDA``) and ``draws`` (default ``DRAWS``): what another
+    benchmark of the same design runs instead (benchmarks/method_seeds.py)."""
     folder.mkdir(parents=True, exist_ok=True)
-    conf = merged(cfg, ONLY_WANDA)
+    conf = merged(cfg, ONLY_WANDA if overrides is None else overrides)
     conf["seed"] = seed
-    conf["evaluation"] = {**conf["evaluation"], "random_draws": DRAWS}
+    conf["evaluation"] = {**conf["evaluation"], "random_draws": DRAWS if draws is None else draws}
     (folder / "config.yaml").write_text(yaml.safe_dump(conf, sort_keys=False))
     base = next(m["name"] for m in cfg["models"] if "plant" not in m)
     prepared = REPO / "results" / "model" / base
@@ -179,9 +183,11 @@ def design_seconds(folder: Path, folds: int, answers: int, draws: int, full: tup
             + total.get("pruned", 0.0) * scale * (1 + draws) / (1 + full[2]))
 
 
-def verdicts(seed: int, folder: Path, cfg: dict, transfer: dict[str, pd.DataFrame] | None = None) -> list[dict]:
-    """One row per (plant, check) of one seed's tables (``transfer``: per plant, Wanda rows
-    to judge instead of the run's transfer.csv, e.g. a ``design_transfer``)."""
+def verdicts(seed: int, folder: Path, cfg: dict, transfer: dict[str, pd.DataFrame] | None = None,
+             mask: tuple[str, str] = ("neurons", WANDA)) -> list[dict]:
+    """One row per (plant, check) of one seed's tables (``transfer``: per plant, rows to
+    judge instead of the run's transfer.csv, e.g. a ``design_transfer``), for the mask
+    setting ``mask`` (kind, setting): the Wanda mask, or another method's."""
     rows = []
     contexts = cfg["contexts"]
     for name, plant in plants(cfg).items():
@@ -189,7 +195,7 @@ def verdicts(seed: int, folder: Path, cfg: dict, transfer: dict[str, pd.DataFram
         bias = pd.read_csv(folder / "results" / "tables" / name / "baseline_bias.csv").set_index("context")
         tr = (transfer[name] if transfer is not None
               else pd.read_csv(folder / "results" / "tables" / name / "transfer.csv"))
-        tr = tr[(tr["kind"] == "neurons") & (tr["setting"] == WANDA)].set_index(["source", "target"])
+        tr = tr[(tr["kind"] == mask[0]) & (tr["setting"] == mask[1])].set_index(["source", "target"])
 
         def add(check: str, where: str, ok: bool, value: str) -> None:
             rows.append({"seed": seed, "plant": name, "scope": plant["scope"], "check": check, "where": where,
@@ -201,7 +207,7 @@ def verdicts(seed: int, folder: Path, cfg: dict, transfer: dict[str, pd.DataFram
             if c in homes:
                 add("a detected", c, shown, f"{est:.2f} [{lo:.2f}, {hi:.2f}]")
         recall = pd.read_csv(folder / "results" / "tables" / name / "planted_recall.csv")
-        recall = recall[recall["setting"] == WANDA].set_index("source")
+        recall = recall[recall["setting"] == mask[1]].set_index("source")
         for h in homes:
             r = tr.loc[(h, h)]
             add("b removed at home", f"{h}->{h}", r["delta_toward_zero_ci_high"] < 0,

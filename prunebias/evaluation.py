@@ -90,7 +90,7 @@ def fold_overlap(path: str) -> float:
     """Jaccard overlap of a mask file's first two folds (NaN with one fold): how much of
     what a method finds depends on which names it learned on."""
     meta = read_meta(path)
-    if n_folds(meta) < 2 or meta["kind"] == "directions":  # a direction's folds: fold_cosine
+    if n_folds(meta) < 2 or meta["kind"] == "directions":  # a direction's folds: its meta's method.fold_cosine
         return float("nan")
     a, b = (read_mask(path, k).arrays for k in (0, 1))
     keys = [k for k in a if k != "scores"]

@@ -62,15 +62,18 @@ def model_card(identity: Mapping[str, Any], mask_id: str, mask: Mask, rows: pd.D
                "can write along it")
     else:
         how = f"{n:,} of {total:,} decoder linear weights ({100 * n / max(total, 1):.2f}%) are zero"
-    size = (f"- edited every residual writer along one direction; no weight is zeroed." if kind == "directions"
+    direction = kind == "directions"
+    size = ("- edited every residual writer along one direction; no weight is zeroed." if direction
             else f"- pruned {n:,} {unit} of {total:,}.")
+    edited = "edited" if direction else "pruned"
+    null = ("random directions of the same norm" if direction else "matched random masks of the same size")
     lines = [
         "---",
         *([f"base_model: {identity['source']}"] if identity.get("source_kind") == "hub" else []),
         "tags: [pruning, bias, prunebias]",
         "---",
         "",
-        f"# {identity.get('name', 'model')} pruned by `{mask_id}`",
+        f"# {identity.get('name', 'model')} {edited} by `{mask_id}`",
         "",
         f"Written by the prunebias workflow: the model `{identity.get('source', '')}` "
         f"({identity.get('architecture', '')}, {identity.get('n_params', 0):,} parameters) with one mask applied; "
@@ -81,19 +84,19 @@ def model_card(identity: Mapping[str, Any], mask_id: str, mask: Mask, rows: pd.D
         f"- kind `{kind}`, setting `{setting}`, scoring `{scoring}`; learned on `{source}` "
         f"({'its learning half of the names, ' + str(learn_names) + ' names' if learn_names else 'every name'}).",
         size,
-        "- The setting's name says how it was chosen (see the workflow's docs/localization.md, \"Localizing bias\" and "
-        "\"Gradient attribution\").",
+        "- The setting's name says how it was chosen (see the workflow's docs/localization.md, \"Localizing bias\", "
+        "\"Race directions\" and \"Gradient attribution\").",
         "",
         "## What it did (held-out names; 95% name-bootstrap CIs)",
         "",
         f"Effects are White - Black on the workflow's primary scale (`{effect}`), paired against the unpruned model "
         "on the same prompts and seeds; the change is toward 0 along the target's baseline bias (signed where it "
-        "has none); *real - random* compares with matched random masks of the same size. "
+        f"has none); *real - random* compares with {null}. "
         "Anomaly rates (answers that are not a usable number) carry Wilson 95% CIs over the held-out names; "
         "perplexity is on the workflow's fixed neutral text (no sampling error).",
         "",
-        "| target | level | effect unpruned | effect pruned | change toward 0 | real - random | "
-        "anomalies unpruned / pruned | perplexity unpruned / pruned |",
+        f"| target | level | effect unpruned | effect {edited} | change toward 0 | real - random | "
+        f"anomalies unpruned / {edited} | perplexity unpruned / {edited} |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows.to_dict(orient="records"):

@@ -69,7 +69,10 @@ def best_mask_rows(transfer: pd.DataFrame) -> list[dict]:
                               f"fact (CI not adjusted); pruned {_ci(r, 'effect_pruned')}; "
                               f"real - random {_ci(r, 'delta_vs_random')}; "
                               f"bias reduction {_ci(r, 'bias_reduction')}; "
-                              f"{'underpowered' if bool(r.get('underpowered')) else 'powered'}")})
+                              f"{'underpowered' if bool(r.get('underpowered')) else 'powered'}"
+                              + (f"; it breaks the model (perplexity {r['perplexity_pruned']:.1f} against "
+                                 f"{r['perplexity_ref']:.1f} unpruned): the change measures damage"
+                                 if bool(r.get("breaks_model", False)) else ""))})
     return rows
 
 
@@ -109,9 +112,12 @@ def ground_truth_rows(transfer: pd.DataFrame, recall: pd.DataFrame, record: Mapp
         extra = f"real - random {_ci(r, 'delta_vs_random')}"
         if rec is not None and (r["setting"], r["source"]) in rec.index:
             x = rec.loc[(r["setting"], r["source"])]
-            extra += (f"; recall of the planted weights {_num(x['recall_planted']):.2f}, of their write's "
-                      f"mass {_num(x.get('recall_down_mass', math.nan)):.2f} "
-                      f"(prunes {_num(x['pruned_fraction']):.3f} of all)")
+            if r["kind"] == "directions":  # no weight is pruned: only the write's share along it
+                extra += f"; share of the planted write along the direction {_num(x['recall_down_mass']):.2f}"
+            else:
+                extra += (f"; recall of the planted weights {_num(x['recall_planted']):.2f}, of their write's "
+                          f"mass {_num(x.get('recall_down_mass', math.nan)):.2f} "
+                          f"(prunes {_num(x['pruned_fraction']):.3f} of all)")
         if acts:
             measure, est = "planted bias: change toward 0 (pruned - unpruned)", "delta_toward_zero"
             verdict = _verdict(_num(r["delta_toward_zero_ci_low"]), _num(r["delta_toward_zero_ci_high"]), "removed",

@@ -1,9 +1,10 @@
-"""Mask files: which weights or heads to remove, in a compact, self-describing format.
+"""Mask files: which weights or heads to remove (or which residual direction to project
+out), in a compact, self-describing format.
 
 A mask is one ``.npz`` file (numpy's zip of arrays, compressed):
 
 - ``__meta__``: a JSON string with ``format`` ("prunebias-mask/1"), ``kind``
-  ("neurons" | "heads"), ``model`` (the identity from ``prunebias_model.json``),
+  ("neurons" | "heads" | "directions"), ``model`` (the identity from ``prunebias_model.json``),
   ``method`` details (direction, p_black, p_white, selection / score, k), ``sources``
   (the contexts it was learned on), ``combine`` ("single" | "pooled" | "common"),
   per-module ``counts`` and ``shapes``, and ``n_pruned`` / ``n_total``.
@@ -21,7 +22,8 @@ A mask is one ``.npz`` file (numpy's zip of arrays, compressed):
   names. Fold 0 is *the* mask (exported, scored against a plant, plotted); the others
   exist so that every name is evaluated under a mask that never saw it.
 
-``read_mask`` returns the meta and the unpacked boolean arrays; ``check_model`` refuses
+``read_mask`` returns the meta and the unpacked boolean arrays (and the float ones:
+``scores``, ``direction``); ``check_model`` refuses
 a mask made for another model.
 """
 
@@ -46,7 +48,7 @@ FORMAT = "prunebias-mask/1"
 @dataclass
 class Mask:
     meta: dict[str, Any]
-    arrays: dict[str, np.ndarray]  # bool arrays (neurons: per module; heads: "heads") + "scores"
+    arrays: dict[str, np.ndarray]  # bool arrays (neurons: per module; heads: "heads") + "scores"; directions: "direction"
 
     @property
     def kind(self) -> str:

@@ -24,6 +24,7 @@ import pandas as pd
 import yaml
 
 from prunebias.plant_spec import plant_contexts
+from prunebias.transfer import breaks_model
 
 BEGIN = "<!-- default-run:begin -->"
 END = "<!-- default-run:end -->"
@@ -44,7 +45,21 @@ def _provenance(headline: pd.DataFrame) -> dict[str, str]:
 
 
 def verdict(row: Mapping[str, object]) -> str:
-    """What a row shows, read off its CIs: removal only where there is a bias to remove."""
+    """What a row shows, read off its CIs: removal only where there is a bias to remove; an
+    edit that breaks the model (``transfer.breaks_model``, the controls' criterion) says so."""
+    return _verdict(row) + ("; but the edit breaks the model (perplexity "
+                            f"x{float(row['perplexity_pruned']) / float(row['perplexity_ref']):.1f})"
+                            if _broken(row) else "")
+
+
+def _broken(row: Mapping[str, object]) -> bool:
+    cols = ("perplexity_pruned", "anomaly_rate_pruned", "perplexity_ref", "anomaly_rate_ref")
+    if not all(c in row for c in cols):
+        return False
+    return breaks_model(*(float(row[c]) for c in cols))  # type: ignore[arg-type]
+
+
+def _verdict(row: Mapping[str, object]) -> str:
     if not bool(row["bias_to_remove"]):
         lo, hi = float(row["delta_ci_low"]), float(row["delta_ci_high"])
         return "no bias to remove; " + ("no change" if lo <= 0 <= hi else "the effect moved")

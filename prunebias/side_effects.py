@@ -353,7 +353,7 @@ def evaluate_models(model: Any, tok: Any, tasks: Mapping[str, Any], masks: Mappi
     for mask_id, mask in masks.items():
         with pruned(model, mask, ablation) as n:
             if log is not None:
-                log.info("%s: %d entries zeroed", mask_id, n)
+                log.info("%s: %d entries zeroed (a direction: parameters projected)", mask_id, n)
             parts.append(run(mask_id))
     return (pd.concat([a for a, _ in parts], ignore_index=True),
             pd.concat([b for _, b in parts], ignore_index=True))

@@ -78,7 +78,7 @@ BROKEN_ANOMALY_RISE = 0.5
 
 
 def breaks_model(perplexity: float, anomaly_rate: float, perplexity_ref: float, anomaly_rate_ref: float) -> bool:
-    """Does a pruned model (a control draw) break the model (``BROKEN_*``)?"""
+    """Does a pruned model (a control draw, or the real mask) break the model (``BROKEN_*``)?"""
     return bool(perplexity > BROKEN_PERPLEXITY_RATIO * perplexity_ref
                 or anomaly_rate - anomaly_rate_ref >= BROKEN_ANOMALY_RISE)
 
@@ -166,6 +166,9 @@ def transfer_row(kind: str, setting: str, source: str, target: str, baseline: pd
         "inlier_ratio_control": _mean([r["inlier_ratio"] for r in kept]),
         "perplexity_ref": ppl_ref, "perplexity_pruned": real_info["perplexity"],
         "perplexity_control": _mean([r["perplexity"] for r in kept]),
+        # the real edit judged like a control draw: a change of the bias that comes with a
+        # broken model measures damage (a race direction at a wrong depth does this)
+        "breaks_model": breaks_model(real_info["perplexity"], float(real["anomaly"].mean()), ppl_ref, anom_ref),
         "pruned_fraction": (real_info.get("n_pruned", 0) / n_total) if n_total else math.nan,
     }
     return row, ctrl_rows

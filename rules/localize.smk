@@ -1,3 +1,12 @@
+# One learning rule per input kind (prunebias.methods.LEARNERS): it learns every setting of
+# every registered family that learns from that input, dispatching the family's learn.
+ACTIVATION_LEARNED = PLAN.learned_from("activations")
+ATTENTION_LEARNED = PLAN.learned_from("attention")
+MODEL_RUN_LEARNED = PLAN.learned_from("model_runs")
+GRADIENT_LEARNED = PLAN.learned_from("gradients")
+RESIDUAL_LEARNED = PLAN.learned_from("residuals")
+
+
 rule cache_activations:
     input:
         answers="results/baseline/{model}/{context}.parquet",
@@ -5,7 +14,8 @@ rule cache_activations:
     output:
         activations="results/activations/{model}/{context}.parquet",
         heads="results/head_attention/{model}/{context}.parquet",
-        residuals="results/residuals/{model}/{context}.parquet",
+        # the residual stream per name, for race directions (only when some are learned)
+        **({"residuals": "results/residuals/{model}/{context}.parquet"} if RESIDUAL_LEARNED else {}),
     params:
         code=CODE_VERSIONS["cache_activations"],
         batch_size=LOC["batch_size"],
@@ -26,15 +36,6 @@ rule cache_activations:
         "../envs/prunebias.yaml"
     script:
         "../workflow_scripts/cache_activations.py"
-
-
-# One learning rule per input kind (prunebias.methods.LEARNERS): it learns every setting of
-# every registered family that learns from that input, dispatching the family's learn.
-ACTIVATION_LEARNED = PLAN.learned_from("activations")
-ATTENTION_LEARNED = PLAN.learned_from("attention")
-MODEL_RUN_LEARNED = PLAN.learned_from("model_runs")
-GRADIENT_LEARNED = PLAN.learned_from("gradients")
-RESIDUAL_LEARNED = PLAN.learned_from("residuals")
 
 
 if ACTIVATION_LEARNED:

@@ -15,7 +15,10 @@ CONFIG = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
 # keys whose shipped value is the default run's content, not a default: an empty default
 # means "none", side_effects.masks names contexts of the default run, and a context
 # plant is the second of the two plants the default run ships
-CONTENT = {"models", "contexts", "side_effects.masks"}
+CONTENT = {"models", "contexts", "side_effects.masks",
+           # the default run compares a race direction with the Wanda mask; the schema's
+           # default keeps directions out of configs that do not ask (the paper's)
+           "localization.directions.depths"}
 PLANT_CONTENT = (".plant.scope", ".plant.contexts")
 # the context plant's own strength (0.2 against the schema's, the general plant's, 0.15:
 # docs/design.md, "The context plant's strength")

@@ -189,3 +189,52 @@ def test_a_direction_removes_the_planted_write_it_is_aligned_with():
     got = direction_recall(planted, np.array([1.0, 1.0, 0.0, 0.0]), {"layers.0.down_proj": down})
     assert got["recall_down_mass"] == pytest.approx(0.5)  # (1/2 + 1/2) of 2
     assert np.isnan(got["recall_neurons"])
+
+
+def test_a_tied_head_is_untied_once_and_the_edit_saves_and_reloads_as_applied(tiny_model_dir, tmp_path):
+    """SmolLM2 ties its output head to the embeddings: the edit unties it (the readout keeps
+    its weights), restores the model exactly after, applies again identically, and a
+    model saved inside the edit reloads untied with the edited logits."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    model.get_output_embeddings().weight = model.get_input_embeddings().weight  # tied, as SmolLM2 is
+    model.config.tie_word_embeddings = True
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    ids = tok(["Offer for Jamal's bicycle"], return_tensors="pt").input_ids
+    v = random_direction(model.config.hidden_size, 1.0, seed=5)
+    with torch.no_grad():
+        plain = model(ids).logits
+        with orthogonalized(model, v):
+            assert model.get_output_embeddings().weight is not model.get_input_embeddings().weight
+            edited = model(ids).logits
+            model.save_pretrained(tmp_path / "edited", safe_serialization=True)
+        assert not model.config.tie_word_embeddings
+        assert torch.equal(model(ids).logits, plain)  # restored: the untied head holds the same weights
+        with orthogonalized(model, v):
+            assert torch.equal(model(ids).logits, edited)
+        reloaded = AutoModelForCausalLM.from_pretrained(tmp_path / "edited").eval()
+        assert reloaded.get_output_embeddings().weight is not reloaded.get_input_embeddings().weight
+        assert torch.equal(reloaded(ids).logits, edited) and not torch.equal(edited, plain)
+
+
+def test_a_direction_that_cannot_be_projected_is_refused(tiny_model_dir):
+    import copy
+
+    from transformers import AutoModelForCausalLM
+
+    from prunebias.directions import common_direction
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    for bad in (np.zeros(model.config.hidden_size), np.full(model.config.hidden_size, np.nan)):
+        with pytest.raises(ValueError, match="nothing to project out"):
+            with orthogonalized(model, bad):
+                pass
+    with pytest.raises(ValueError, match="cancel"):
+        common_direction([np.array([1.0, 0.0]), np.array([-2.0, 0.0])])
+    # a layer that normalizes its writes after o_proj and down_proj (Gemma 3) would put the
+    # direction back: refused, not half done
+    gemma_like = copy.deepcopy(model)
+    gemma_like.model.layers[1].post_feedforward_layernorm = torch.nn.Identity()
+    with pytest.raises(ValueError, match="normalizes its attention and MLP outputs"):
+        residual_writers(gemma_like)

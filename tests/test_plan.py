@@ -210,8 +210,8 @@ def test_plan_of_the_shipped_default_config():
     assert all(parse_setting(k, s.name) == s for k in ("neurons", "heads", "directions") for s in plan.settings(k))
     assert not math.isnan(plan.planned["wanda"][0].p_black)
     # the race direction beside the Wanda mask, learned from the residual cache
-    assert [s.name for s in plan.settings("directions")] == ["resid_d80_answer"]
-    assert [(f.name, s.name) for f, s in plan.learned_from("residuals")] == [("direction", "resid_d80_answer")]
+    assert [s.name for s in plan.settings("directions")] == ["resid_d95_answer"]
+    assert [(f.name, s.name) for f, s in plan.learned_from("residuals")] == [("direction", "resid_d95_answer")]
 
 
 def test_counts_that_arrive_as_floats_keep_their_names():

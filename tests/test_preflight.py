@@ -21,7 +21,7 @@ def test_the_default_config_resolves(tmp_path, monkeypatch):
     assert list(pre.models) == ["smollm2-135m-instruct", "planted-general", "planted-hiring"]
     assert pre.models["planted-hiring"]["plant"]["contexts"] == ["hiring-lawyer"]  # follows `contexts`
     assert pre.side_effect_masks == ["neurons/black_b15_w15_global/hiring-lawyer",
-                                     "directions/resid_d80_answer/hiring-lawyer"]
+                                     "directions/resid_d95_answer/hiring-lawyer"]
     assert [s.name for s in pre.plan.settings("neurons")] == ["black_b15_w15_global"]
     assert pre.names["name"].nunique() == 64 and pre.names_file.endswith("data/names/paper64.csv")
     assert len(pre.task_files) == 2 and pre.warnings == []

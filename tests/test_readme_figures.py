@@ -63,6 +63,11 @@ def test_verdicts_are_read_off_the_cis():
     assert verdict({**row, "delta_toward_zero_ci_low": 0.1, "delta_toward_zero_ci_high": 0.5}) == "bias grew"
     assert verdict({**row, "bias_to_remove": False}) == "no bias to remove; no change"
     assert verdict({**row, "bias_to_remove": False, "delta_ci_low": 0.1}) == "no bias to remove; the effect moved"
+    # an edit that breaks the model (the controls' criterion) is named beside the verdict
+    costs = {"perplexity_ref": 35.0, "anomaly_rate_ref": 0.1, "anomaly_rate_pruned": 0.12}
+    assert verdict({**row, **costs, "perplexity_pruned": 98.0}) == "removed; but the edit breaks the model (perplexity x2.8)"
+    assert verdict({**row, **costs, "perplexity_pruned": 69.0}) == "removed"
+    assert verdict({**row, **costs, "perplexity_pruned": 36.0, "anomaly_rate_pruned": 0.6}).endswith("(perplexity x1.0)")
 
 
 def test_block_shows_every_wanda_and_direction_row_with_its_ci_and_n():

@@ -1,13 +1,14 @@
 """Rule cache_activations: one forward pass over prompt + baseline answer ->
 ``results/activations/{model}/{context}.parquet`` (per-channel sums of squared linear-layer
 inputs, per prompt), ``results/head_attention/{model}/{context}.parquet`` (per-head attention
-to the name) and ``results/residuals/{model}/{context}.parquet`` (the residual stream per
-name at the answer and name positions, for race directions). The formats are documented
+to the name) and, when race directions are learned, ``results/residuals/{model}/{context}.parquet``
+(the residual stream per name at the answer and name positions). The formats are documented
 in ``prunebias.activations``.
 
 Memory is bounded by one batch: each batch is written as its own Parquet row group.
 """
 
+import contextlib
 import time
 from pathlib import Path
 
@@ -32,17 +33,20 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
     t0 = time.perf_counter()
     head_queries = smk.params.head_queries
     log.info("head attention averaged over the %s query positions", head_queries)
-    with (atomic_path(smk.output.activations) as tmp_act, atomic_path(smk.output.heads) as tmp_head,
-          atomic_path(smk.output.residuals) as tmp_res):
-        with (pq.ParquetWriter(tmp_act, ACT_SCHEMA) as wa, pq.ParquetWriter(tmp_head, HEAD_SCHEMA) as wh,
-              pq.ParquetWriter(tmp_res, RESID_SCHEMA) as wr):
-            with progress(total=len(answers), desc="caching", unit="prompt") as bar:
-                for act, head, resid in cache_batches(model, tok, answers, smk.params.batch_size,
-                                                      query_positions=head_queries, with_residuals=True):
-                    wa.write_table(act, row_group_size=len(act))
-                    wh.write_table(head)
+    residuals = getattr(smk.output, "residuals", None)  # only when race directions are learned
+    with contextlib.ExitStack() as stack:
+        wa = stack.enter_context(pq.ParquetWriter(stack.enter_context(atomic_path(smk.output.activations)), ACT_SCHEMA))
+        wh = stack.enter_context(pq.ParquetWriter(stack.enter_context(atomic_path(smk.output.heads)), HEAD_SCHEMA))
+        wr = (stack.enter_context(pq.ParquetWriter(stack.enter_context(atomic_path(residuals)), RESID_SCHEMA))
+              if residuals else None)
+        with progress(total=len(answers), desc="caching", unit="prompt") as bar:
+            for act, head, resid in cache_batches(model, tok, answers, smk.params.batch_size,
+                                                  query_positions=head_queries, with_residuals=wr is not None):
+                wa.write_table(act, row_group_size=len(act))
+                wh.write_table(head)
+                if wr is not None:
                     wr.write_table(resid)
-                    bar.update(head.num_rows)
+                bar.update(head.num_rows)
     size = Path(smk.output.activations).stat().st_size
     log.info("%d prompts cached in %.1f s; activation cache %.1f MB (%.1f KB per prompt)", len(answers),
              time.perf_counter() - t0, size / 1e6, size / 1e3 / max(1, len(answers)))

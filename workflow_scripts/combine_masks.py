@@ -9,10 +9,12 @@ what the members' directions share). With cross-fitting,
 fold by fold: fold k of the common mask combines fold k of every member.
 """
 
+import numpy as np
+
+from prunebias.directions import common_direction
 from prunebias.errors import ConfigError
 from prunebias.heads import common_head_mask
 from prunebias.logs import setup_logging
-from prunebias.directions import common_direction
 from prunebias.masks import Mask, check_model, read_folds, read_meta, write_common_neuron_mask, write_mask
 
 
@@ -41,6 +43,8 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
     elif metas[0]["kind"] == "directions":
         members = _members(paths)
         arrays = [{"direction": common_direction([m.arrays["direction"] for m in fold])} for fold in zip(*members)]
+        meta["method"] = {**meta["method"], "norms": [float(np.linalg.norm(a["direction"])) for a in arrays],
+                          "fold_cosine": None}  # the members' own no longer describe it
         write_mask(smk.output[0], "directions", meta, arrays[0], arrays[1:])
         n = 0
     else:

@@ -53,7 +53,7 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
         meta.update({"control": "matched_random", "draw": d, "control_seed": seed})
         write_mask(path, real.kind, meta, per_fold[0][d], [draws[d] for draws in per_fold[1:]])
         log.info("%s %s %s draw %d: %s pruned (real %s), per fold", p.kind, p.setting.name, p.source.name, d,
-                 [sum(int(a.sum()) for key, a in draws[d].items() if key != "scores") for draws in per_fold],
+                 [sum(int(a.sum()) for a in draws[d].values() if a.dtype == bool) for draws in per_fold],
                  [f.meta["n_pruned"] for f in folds])
 
 

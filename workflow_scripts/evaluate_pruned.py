@@ -4,9 +4,9 @@ random controls) on one target.
 Outputs ``results/eval/{model}/{method}/{setting}/{source}/{target}.parquet`` (the baseline
 columns: response, value, answer_kind, anomaly, outcome, plus method, setting, source, ablation
 and ``draw``) and ``.../{source}/{target}.json`` (per mask: perplexity on the neutral text,
-pruned counts). ``method`` is ``neurons`` / ``heads`` (the real mask) or
-``random_neurons`` / ``random_heads`` (its matched random control draws, ``draw`` =
-0, 1, ...). The prompts and seeds are those of ``evaluate_reference``, so every answer
+pruned counts). ``method`` is ``neurons`` / ``heads`` / ``directions`` (the real mask or
+race direction) or ``random_neurons`` / ``random_heads`` / ``random_directions`` (its
+matched random control draws, ``draw`` = 0, 1, ...). The prompts and seeds are those of ``evaluate_reference``, so every answer
 has an unpruned twin. The model is loaded once; each mask is applied once and undone exactly.
 With cross-fitting each fold's mask answers its fold's names (column ``fold``).
 """

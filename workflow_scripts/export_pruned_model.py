@@ -31,8 +31,8 @@ def main(smk) -> None:  # pragma: no cover - exercised through snakemake in test
                       smk.params.ablation, smk.params.learn_names)
     with atomic_path(smk.output[0], is_dir=True) as tmp:
         n = export_pruned(model, tok, mask, smk.params.ablation, tmp, card)
-    log.info("exported %s/%s/%s (%d entries zeroed, %s) with %d evaluation rows", wc.kind, wc.setting, wc.source,
-             n, dtype, len(rows))
+    log.info("exported %s/%s/%s (%d %s, %s) with %d evaluation rows", wc.kind, wc.setting, wc.source, n,
+             "parameters projected" if wc.kind == "directions" else "entries zeroed", dtype, len(rows))
 
 
 if "snakemake" in globals():
