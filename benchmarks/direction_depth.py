@@ -6,8 +6,9 @@ position learned on fold 0's learning names, projected out of the model, judged 
 
 - the noise-free bias objective B (``prunebias.objective``: the expected log answer over a
   12-point grid of the context's range, White - Black) on fold 0's held-out names, one
-  prompt each, in both contexts, beside the unedited model's B: does the edit remove a
-  plant where it acts and leave B alone where nothing was planted;
+  prompt each, in both contexts, with a 95% CI resampling names within race, beside the
+  unedited model's B: does the edit remove a plant where it acts and leave B alone where
+  nothing was planted;
 - perplexity on the workflow's neutral text (1024 tokens), beside the unedited model's:
   what the edit costs (the workflow flags a model whose perplexity doubles as broken).
 
@@ -38,6 +39,15 @@ from prunebias.objective import answer_grid, bias_objective
 from prunebias.perplexity import perplexity
 
 
+def name_bootstrap(e: np.ndarray, races: np.ndarray, n_boot: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """95% percentile CI of B = mean E (White) - mean E (Black), resampling names (one prompt
+    each here) within race."""
+    rng = np.random.default_rng(seed)
+    w, b = e[races == "white"], e[races == "black"]
+    reps = [rng.choice(w, w.size).mean() - rng.choice(b, b.size).mean() for _ in range(n_boot)]
+    return float(np.percentile(reps, 2.5)), float(np.percentile(reps, 97.5))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--results", type=Path, default=REPO / "results", help="a finished default run's results/")
@@ -61,8 +71,11 @@ def main() -> None:
         grids = {c: answer_grid(*ranges[c], args.grid) for c in contexts}
 
         def measure() -> dict[str, float]:
-            out = {f"B {c}": bias_objective(model, tok, prompts[c], grids[c], batch_size=16, log_value=True)[0]
-                   for c in contexts}
+            out: dict[str, float] = {}
+            for c in contexts:
+                b, per_prompt = bias_objective(model, tok, prompts[c], grids[c], batch_size=16, log_value=True)
+                lo, hi = name_bootstrap(per_prompt, prompts[c]["race"].to_numpy())
+                out.update({f"B {c}": b, f"B {c} ci_low": lo, f"B {c} ci_high": hi})
             return {**out, "perplexity": perplexity(model, tok, text, max_tokens=1024)}
 
         rows.append({"model": model_name, "source": "-", "depth": None, "layer": None, **measure()})
