@@ -23,9 +23,10 @@ def test_device_check_measures_every_stage_and_prices_the_design(tmp_path, tiny_
     assert (design["contexts"], design["names"], design["baseline_answers"]) == (2, 64, 512)
     draws = default_config()["evaluation"]["random_draws"]
     assert design["evaluate_jobs"] == 12 and design["draws"] == draws and design["model_jobs"] > design["evaluate_jobs"]
-    # a neuron mask per source (no head masks in the default), cross-fitted: every one of the
-    # 64 names is answered once per target, under the fold's mask that did not learn on it
-    assert (design["real_masks_per_eval_job"], design["answers_per_mask_and_target"]) == (1, 64 * 4)
+    # a neuron mask and a race direction per source (no head masks in the default),
+    # cross-fitted: every one of the 64 names is answered once per target, under the fold's
+    # mask that did not learn on it
+    assert (design["real_masks_per_eval_job"], design["answers_per_mask_and_target"]) == (2, 64 * 4)
     assert design["device_hours_total"] > 0 and "device hours" in proc.stdout
 
 
