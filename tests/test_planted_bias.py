@@ -171,12 +171,11 @@ def test_gradient_attribution_masks_run_through_the_workflow(planted_run):
         assert len(rows) == 4 and (rows.scoring == scoring).all() and rows.delta_vs_random.notna().all()
 
 
-def test_exported_pruned_model_reloads_with_the_same_logits_and_its_evidence(planted_run):
-    """The export target writes the pruned model as a Hugging Face directory: plain
-    transformers reloads it, its logits equal the in-memory pruned model's, the planted
-    weights are zero in it, and its card carries the mask's evaluation with CIs."""
+def export_and_apply(planted_run, mask_id):
+    """Export ``mask_id`` through the workflow and reload it with plain transformers: (export
+    folder, exported model, its logits, the in-memory edited model's, the unedited model's)
+    on one prompt."""
     import torch
-    import yaml
     from transformers import AutoModelForCausalLM
 
     from prunebias.masks import read_mask
@@ -184,7 +183,6 @@ def test_exported_pruned_model_reloads_with_the_same_logits_and_its_evidence(pla
     from prunebias.pruning import pruned
 
     cfg = yaml.safe_load((planted_run / "test_config.yaml").read_text())
-    mask_id = "neurons/black_b15_w15_global/purchase-bicycle"
     run_snakemake(planted_run, {**cfg, "export": [mask_id]})  # the default target now includes the export
     out = planted_run / "results/export/tiny" / mask_id
     exported = AutoModelForCausalLM.from_pretrained(out).eval()
@@ -193,7 +191,16 @@ def test_exported_pruned_model_reloads_with_the_same_logits_and_its_evidence(pla
     with torch.no_grad(), pruned(model, read_mask(planted_run / f"results/masks/tiny/{mask_id}.npz")):
         want = model(ids).logits
     with torch.no_grad():
-        got = exported(ids).logits
+        return out, exported, exported(ids).logits, want, model(ids).logits
+
+
+def test_exported_pruned_model_reloads_with_the_same_logits_and_its_evidence(planted_run):
+    """The export target writes the pruned model as a Hugging Face directory: plain
+    transformers reloads it, its logits equal the in-memory pruned model's, the planted
+    weights are zero in it, and its card carries the mask's evaluation with CIs."""
+    import torch
+
+    out, exported, got, want, _ = export_and_apply(planted_run, "neurons/black_b15_w15_global/purchase-bicycle")
     assert torch.equal(got, want)
     weights = dict(exported.named_parameters())
     for key, row, col in PLANTED:
@@ -245,25 +252,8 @@ def test_an_exported_direction_edit_reloads_with_the_same_logits(planted_run):
     """The edited model exports like a pruned one: plain transformers reloads it untied,
     with the logits of the in-memory edit, and the model card says what was edited."""
     import torch
-    import yaml
-    from transformers import AutoModelForCausalLM
 
-    from prunebias.masks import read_mask
-    from prunebias.modeling import load_model
-    from prunebias.pruning import pruned
-
-    cfg = yaml.safe_load((planted_run / "test_config.yaml").read_text())
-    mask_id = "directions/resid_d50_answer/purchase-bicycle"
-    run_snakemake(planted_run, {**cfg, "export": [mask_id]})
-    out = planted_run / "results/export/tiny" / mask_id
-    exported = AutoModelForCausalLM.from_pretrained(out).eval()
-    model, tok = load_model(planted_run / "results/model/tiny", "float32", "cpu", 1)
-    ids = tok("We are hiring Jamal Washington. My offer is $", return_tensors="pt").input_ids
-    with torch.no_grad(), pruned(model, read_mask(planted_run / f"results/masks/tiny/{mask_id}.npz")):
-        want = model(ids).logits
-    with torch.no_grad():
-        got = exported(ids).logits
-        plain = model(ids).logits
+    out, _, got, want, plain = export_and_apply(planted_run, "directions/resid_d50_answer/purchase-bicycle")
     assert torch.equal(got, want) and not torch.equal(got, plain)
     card = (out / "README.md").read_text()
     assert "projected out of every matrix that writes to the residual stream" in card and "layer 1" in card
