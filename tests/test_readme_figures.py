@@ -140,3 +140,51 @@ def test_the_readme_block_names_a_commit_of_this_repository():
         pytest.skip("not a git checkout")
     got = subprocess.run(["git", "-C", str(REPO), "cat-file", "-t", commit], capture_output=True, text=True)
     assert got.stdout.strip() == "commit", commit
+
+
+def test_the_comparison_shows_every_method_and_counts_its_rows():
+    """make compare's block: every family's rows, and a summary per method counted from them."""
+    from prunebias.readme_figures import ALL_METHODS
+    t = tables()
+    for m in t.values():
+        m["recall"] = m.get("recall", pd.DataFrame()).copy()
+    t["plant"]["recall"]["setting"] = ["black_b15_w15_global", "gradmlp_black_b15_w15_global", "resid_d95_answer"]
+    block = render_block(t, {"plant": "general plant"}, ALL_METHODS, "make compare")
+    assert block.startswith("Measured by `make compare` on")
+    assert "**Every method**" in block and "heads: as many per layer" in block
+    rows = [line for line in block.splitlines() if " -> " in line and "(n = " in line]
+    assert len(rows) == 18  # 4 Wanda, 4 direction and 1 attention-head row per model
+    assert "| plant | attention heads | purchase-house -> purchase-house (n = 32) |" in block
+    summary = block.split("**By method**")[1]
+    # plant: 2 home rows and 2 away rows per method, all CIs below 0; base: 4 rows without a bias
+    # whose signed change covers 0; perplexity 36.51 / 35.04 = x1.04; no edit breaks the model
+    assert "| Wanda | 2 of 2 | 2 of 2 | 4 of 4 | 0 of 4 | x1.04-1.04 | 0 of 8 |" in summary
+    assert "| direction | 2 of 2 | 2 of 2 | 4 of 4 | 0 of 4 | x1.00-1.00 | 0 of 8 |" in summary
+    assert "| attention heads | 1 of 1 | 0 of 0 | 1 of 1 | 0 of 1 |" in summary
+    assert "- plant, gradient MLP-neuron mask learned on hiring-lawyer" not in block  # grad_mlp has no rows here
+    t["plant"]["transfer"] = pd.concat([t["plant"]["transfer"],
+                                        t["plant"]["transfer"].iloc[:1].assign(scoring="grad_mlp")])
+    block = render_block(t, {"plant": "general plant"}, ALL_METHODS, "make compare")
+    assert "- plant, gradient MLP-neuron mask learned on hiring-lawyer: 0.25 of the entries" in block
+
+
+def test_compare_merges_its_configfile_and_writes_its_own_document(tmp_path):
+    from prunebias.readme_figures import merged
+    assert merged({"a": {"b": 1, "c": 2}, "d": 3}, {"a": {"b": 5}}) == {"a": {"b": 5, "c": 2}, "d": 3}
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config/config.yaml").write_text(yaml.safe_dump({"models": [{"name": "plant", "source": "x"}]}))
+    (tmp_path / "config/compare.yaml").write_text(yaml.safe_dump({"localization": {"heads": {"k": [10]}}}))
+    d = tmp_path / "results/tables/plant"
+    d.mkdir(parents=True)
+    t = tables()["plant"]
+    t["baseline"].to_csv(d / "baseline_bias.csv", index=False)
+    t["transfer"].to_csv(d / "transfer.csv", index=False)
+    t["headline"].to_csv(d / "headline.csv", index=False)
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs/comparison.md").write_text(f"# c\n{BEGIN}\n{END}\n")
+    (tmp_path / "README.md").write_text(f"# r\n{BEGIN}\nuntouched\n{END}\n")
+    args = ["--root", str(tmp_path), "--configfile", "config/compare.yaml", "--doc", "docs/comparison.md"]
+    assert main([*args, "--check"]) == 1
+    assert main([*args, "--write"]) == 0 and main([*args, "--check"]) == 0
+    assert "| plant | attention heads |" in (tmp_path / "docs/comparison.md").read_text()
+    assert "untouched" in (tmp_path / "README.md").read_text()
