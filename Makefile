@@ -27,16 +27,16 @@ run: install
 	$(VENV)/bin/snakemake --cores $(CORES)
 	$(VENV)/bin/snakemake --report results/report.html
 	# does the README's default-run block say what this run says? (readme-check fails where not)
-	$(PY) -m prunebias.readme_figures
+	$(PY) -m prunebias.report.readme_figures
 
 # every method family on the default run's matrix (config/compare.yaml on top of config.yaml)
 compare: install
 	$(VENV)/bin/snakemake --cores $(CORES) --configfile config/compare.yaml
-	$(PY) -m prunebias.readme_figures --configfile config/compare.yaml --doc docs/comparison.md
+	$(PY) -m prunebias.report.readme_figures --configfile config/compare.yaml --doc docs/comparison.md
 
 # after `make run` on a fresh clone: fail where README.md's default-run figures differ from results/
 readme-check: install
-	$(PY) -m prunebias.readme_figures --check
+	$(PY) -m prunebias.report.readme_figures --check
 
 dryrun: install
 	$(VENV)/bin/snakemake -n

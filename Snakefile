@@ -14,8 +14,8 @@ min_version("9.0")
 sys.path.insert(0, workflow.basedir)
 os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (workflow.basedir, os.environ.get("PYTHONPATH")) if p))
 
-from prunebias.config_values import coerce_strings
-from prunebias.contexts import load_yaml
+from prunebias.workflow.config_values import coerce_strings
+from prunebias.audit.contexts import load_yaml
 
 
 report: "report/workflow.rst"

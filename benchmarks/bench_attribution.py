@@ -15,9 +15,9 @@ import pandas as pd
 import torch
 from common import machine, peak_rss, prepared_model_dir, prompts, save
 
-from prunebias.attribution import weight_attribution
-from prunebias.modeling import load_model
-from prunebias.objective import answer_grid
+from prunebias.methods.attribution import weight_attribution
+from prunebias.model.modeling import load_model
+from prunebias.methods.objective import answer_grid
 
 LLAMA3_8B_LINEAR = 32 * (4096 * 4096 * 2 + 4096 * 1024 * 2 + 3 * 4096 * 14336)
 LLAMA3_8B_ALL = 8.03e9

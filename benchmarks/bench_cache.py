@@ -23,8 +23,8 @@ def child(n_prompts: int, batch_size: int, threads: int, one_at_a_time: bool) ->
     import numpy as np
     import pyarrow.parquet as pq
 
-    from prunebias.activations import ACT_SCHEMA, HEAD_SCHEMA, cache_batches
-    from prunebias.modeling import load_model
+    from prunebias.model.activations import ACT_SCHEMA, HEAD_SCHEMA, cache_batches
+    from prunebias.model.modeling import load_model
 
     model, tok = load_model(prepared_model_dir(), "auto", "auto", threads, attn_implementation="eager")
     spn = max(1, -(-n_prompts // 40))

@@ -10,13 +10,13 @@ import time
 
 from common import REPO, machine, peak_rss, prepared_model_dir, prompts, save
 
-from prunebias.answers import generate_answers
-from prunebias.masks import read_mask
+from prunebias.audit.answers import generate_answers
+from prunebias.methods.masks import read_mask
 from bench_generation import reference_loop
 
-from prunebias.modeling import load_model
-from prunebias.pruning import pruned
-from prunebias.sampling import Sampling
+from prunebias.model.modeling import load_model
+from prunebias.model.pruning import pruned
+from prunebias.model.sampling import Sampling
 
 
 def main() -> dict:

@@ -15,9 +15,9 @@ import numpy as np
 import torch
 from common import machine, peak_rss, prepared_model_dir, prompts, save
 
-from prunebias.answers import generate_answers
-from prunebias.modeling import chat_text, load_model
-from prunebias.sampling import Sampling
+from prunebias.audit.answers import generate_answers
+from prunebias.model.modeling import chat_text, load_model
+from prunebias.model.sampling import Sampling
 
 
 def reference_loop(model, tok, df, max_new_tokens: int, temperature: float) -> tuple[list[str], int]:

@@ -30,16 +30,16 @@ import torch
 import yaml
 from common import REPO, machine, peak_rss, prepared_model_dir, prompts, save
 
-from prunebias.activations import add_sumsq, cache_batches
-from prunebias.answers import generate_answers
-from prunebias.attribution import weight_attribution
-from prunebias.masks import Mask
-from prunebias.modeling import load_model
-from prunebias.neurons import neuron_masks
-from prunebias.objective import answer_grid
-from prunebias.settings import NeuronSetting
-from prunebias.pruning import pruned
-from prunebias.sampling import Sampling
+from prunebias.model.activations import add_sumsq, cache_batches
+from prunebias.audit.answers import generate_answers
+from prunebias.methods.attribution import weight_attribution
+from prunebias.methods.masks import Mask
+from prunebias.model.modeling import load_model
+from prunebias.methods.neurons import neuron_masks
+from prunebias.methods.objective import answer_grid
+from prunebias.methods.settings import NeuronSetting
+from prunebias.model.pruning import pruned
+from prunebias.model.sampling import Sampling
 
 
 def sync(device: str) -> None:
@@ -58,8 +58,8 @@ def timed(device: str, fn):
 
 def design_counts(configfile: Path) -> dict[str, int]:
     """Job counts (Snakemake's dry-run job table) and answer counts of a design's config."""
-    from prunebias.contexts import resolve_all
-    from prunebias.names import load_names
+    from prunebias.audit.contexts import resolve_all
+    from prunebias.audit.names import load_names
 
     cfg = yaml.safe_load(configfile.read_text())
     default = yaml.safe_load((REPO / "config/config.yaml").read_text())

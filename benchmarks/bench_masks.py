@@ -15,12 +15,12 @@ import time
 import torch
 from common import REPO, machine, prepared_model_dir, save
 
-from prunebias.architecture import MODULES, check_architecture, linear
-from prunebias.modeling import load_model
-from prunebias.activations import group_sumsq
-from prunebias.neurons import neuron_masks
-from prunebias.settings import NeuronSetting
-from prunebias.scoring import wanda_scores
+from prunebias.model.architecture import MODULES, check_architecture, linear
+from prunebias.model.modeling import load_model
+from prunebias.model.activations import group_sumsq
+from prunebias.methods.neurons import neuron_masks
+from prunebias.methods.settings import NeuronSetting
+from prunebias.methods.scoring import wanda_scores
 
 LLAMA3_8B_WEIGHTS = 32 * (4096 * 4096 * 2 + 4096 * 1024 * 2 + 3 * 4096 * 14336)
 

@@ -11,10 +11,10 @@ import time
 
 from common import machine, prepared_model_dir, prompts, save
 
-from prunebias.answers import generate_answers
-from prunebias.metrics import bias_summary
-from prunebias.modeling import load_model
-from prunebias.sampling import Sampling
+from prunebias.audit.answers import generate_answers
+from prunebias.stats.metrics import bias_summary
+from prunebias.model.modeling import load_model
+from prunebias.model.sampling import Sampling
 
 
 def main() -> dict:

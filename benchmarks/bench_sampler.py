@@ -13,7 +13,7 @@ import time
 import torch
 from common import machine, save
 
-from prunebias.sampling import _gumbel_rows
+from prunebias.model.sampling import _gumbel_rows
 
 
 def row_by_row(gens: list[torch.Generator], vocab: int) -> torch.Tensor:

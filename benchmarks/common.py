@@ -36,9 +36,9 @@ def prompts(context: str = "purchase-bicycle", samples_per_name: int = 1, seed: 
     """Real prompts of the default names list for one context."""
     import yaml
 
-    from prunebias.contexts import resolve_context
-    from prunebias.prompts import build_prompts
-    from prunebias.names import load_names
+    from prunebias.audit.contexts import resolve_context
+    from prunebias.audit.prompts import build_prompts
+    from prunebias.audit.names import load_names
 
     scen = yaml.safe_load((REPO / "data/scenarios.yaml").read_text())
     ctx = resolve_context(context, scen)

@@ -6,7 +6,7 @@ prompts and seeds as the reference (paired) and writes, per (model, source, targ
 candidate): the real mask's paired change of |effect|, the controls' mean change, real minus
 random with its name-bootstrap CI, and each one's perplexity and anomaly rate.
 
-Candidates (each draw has the real mask's count in every weight matrix; ``prunebias.controls``):
+Candidates (each draw has the real mask's count in every weight matrix; ``prunebias.methods.controls``):
 
 - ``band``: the source group's top p% minus the real mask (today's control; it is the
   intersection of both groups' top p%, the weights a set difference keeps out);
@@ -37,18 +37,18 @@ import yaml
 
 from common import OUT, REPO  # noqa: F401  (puts the repo on sys.path)
 
-from prunebias.activations import group_sumsq, names_filter
-from prunebias.contexts import resolve_all
-from prunebias.controls import matched_neuron_control, next_band
-from prunebias.scoring import set_difference_mask, top_fraction, wanda_scores
-from prunebias.evaluation import eval_prompts, evaluate
+from prunebias.model.activations import group_sumsq, names_filter
+from prunebias.audit.contexts import resolve_all
+from prunebias.methods.controls import matched_neuron_control, next_band
+from prunebias.methods.scoring import set_difference_mask, top_fraction, wanda_scores
+from prunebias.model.evaluation import eval_prompts, evaluate
 from prunebias.files import read_parquet
-from prunebias.masks import Mask, read_mask
-from prunebias.modeling import load_model
-from prunebias.settings import NeuronSetting
-from prunebias.architecture import MODULES, linear
-from prunebias.sampling import Sampling
-from prunebias.transfer import transfer_row
+from prunebias.methods.masks import Mask, read_mask
+from prunebias.model.modeling import load_model
+from prunebias.methods.settings import NeuronSetting
+from prunebias.model.architecture import MODULES, linear
+from prunebias.model.sampling import Sampling
+from prunebias.stats.transfer import transfer_row
 
 CANDIDATES = ("band", "reverse", "null", "next")
 

@@ -4,7 +4,7 @@ On a finished default run (its prepared and planted models, residual caches and 
 name split), for each model, source context and depth: the race direction at the answer
 position learned on fold 0's learning names, projected out of the model, judged by
 
-- the noise-free bias objective B (``prunebias.objective``: the expected log answer over a
+- the noise-free bias objective B (``prunebias.methods.objective``: the expected log answer over a
   12-point grid of the context's range, White - Black) on fold 0's held-out names, one
   prompt each, in both contexts, with a 95% CI resampling names within race, beside the
   unedited model's B: does the edit remove a plant where it acts and leave B alone where
@@ -30,13 +30,13 @@ import pandas as pd
 import yaml
 
 from common import OUT, REPO
-from prunebias.activations import name_residuals
-from prunebias.contexts import resolve_context
-from prunebias.directions import orthogonalized, race_direction
-from prunebias.masks import read_meta
-from prunebias.modeling import load_model
-from prunebias.objective import answer_grid, bias_objective
-from prunebias.perplexity import perplexity
+from prunebias.model.activations import name_residuals
+from prunebias.audit.contexts import resolve_context
+from prunebias.methods.directions import orthogonalized, race_direction
+from prunebias.methods.masks import read_meta
+from prunebias.model.modeling import load_model
+from prunebias.methods.objective import answer_grid, bias_objective
+from prunebias.model.perplexity import perplexity
 
 
 def name_bootstrap(e: np.ndarray, races: np.ndarray, n_boot: int = 1000, seed: int = 0) -> tuple[float, float]:

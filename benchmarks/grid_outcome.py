@@ -3,7 +3,7 @@ measure of a mask's effect? (issue 23, item 3: tried and rejected)
 
 For finished seeds of ``planted_seeds.py`` (their planted models, Wanda masks, controls
 and reference answers), scores every held-out name's prompt on a grid of amounts with
-and without each mask (teacher-forced candidates, ``prunebias.objective.grid_log_probs``)
+and without each mask (teacher-forced candidates, ``prunebias.methods.objective.grid_log_probs``)
 and reports, per (plant, source, target): the White - Black gap of the expected log
 answer with its name-bootstrap CI, the paired change of |gap|, real minus random on it,
 the probability the grid holds, and the sampled answers' change from the seed's
@@ -29,12 +29,12 @@ import torch
 import yaml
 
 from common import OUT, REPO
-from prunebias.contexts import resolve_all
-from prunebias.inference import NameData, paired_bootstrap, versus_controls
-from prunebias.masks import read_mask
-from prunebias.modeling import load_model
-from prunebias.objective import answer_grid, continues_number, format_answer, grid_log_probs, prompt_texts
-from prunebias.pruning import pruned
+from prunebias.audit.contexts import resolve_all
+from prunebias.stats.inference import NameData, paired_bootstrap, versus_controls
+from prunebias.methods.masks import read_mask
+from prunebias.model.modeling import load_model
+from prunebias.methods.objective import answer_grid, continues_number, format_answer, grid_log_probs, prompt_texts
+from prunebias.model.pruning import pruned
 
 WANDA = "black_b15_w15_global"
 

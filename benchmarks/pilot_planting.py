@@ -1,4 +1,4 @@
-"""Pilot of the positive control (prunebias/planting.py) on the real default model.
+"""Pilot of the positive control (prunebias/planted/planting.py) on the real default model.
 
 Plants a race-driven bias into a few MLP neurons of one layer of SmolLM2-135M-Instruct and
 measures, on a few contexts (64 first names x N samples each):
@@ -31,23 +31,23 @@ import torch
 import yaml
 from common import OUT, REPO, machine
 
-from prunebias.architecture import MODULES, linear
-from prunebias.activations import ACT_SCHEMA, cache_batches
-from prunebias.contexts import resolve_context
-from prunebias.answers import generate_answers
-from prunebias.prompts import build_prompts
-from prunebias.masks import Mask
-from prunebias.modeling import load_model
-from prunebias.names import load_names
-from prunebias.planted_model import save_planted
-from prunebias.planting import anchor_prompts, auc, neuron_activation, plant_bias
-from prunebias.pruning import pruned
-from prunebias.sampling import Sampling
-from prunebias.activations import group_sumsq
-from prunebias.neurons import neuron_masks
-from prunebias.settings import NeuronSetting
-from prunebias.scoring import top_fraction, wanda_scores
-from prunebias.metrics import summarize
+from prunebias.model.architecture import MODULES, linear
+from prunebias.model.activations import ACT_SCHEMA, cache_batches
+from prunebias.audit.contexts import resolve_context
+from prunebias.audit.answers import generate_answers
+from prunebias.audit.prompts import build_prompts
+from prunebias.methods.masks import Mask
+from prunebias.model.modeling import load_model
+from prunebias.audit.names import load_names
+from prunebias.planted.planted_model import save_planted
+from prunebias.planted.planting import anchor_prompts, auc, neuron_activation, plant_bias
+from prunebias.model.pruning import pruned
+from prunebias.model.sampling import Sampling
+from prunebias.model.activations import group_sumsq
+from prunebias.methods.neurons import neuron_masks
+from prunebias.methods.settings import NeuronSetting
+from prunebias.methods.scoring import top_fraction, wanda_scores
+from prunebias.stats.metrics import summarize
 
 CACHE = OUT / "planting"
 COLS = ["context", "n_white", "n_black", "mean_white", "mean_black", "smd", "smd_ci_low", "smd_ci_high", "mwu_p",

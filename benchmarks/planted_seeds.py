@@ -55,11 +55,11 @@ import pandas as pd
 import yaml
 
 from common import OUT, REPO
-from prunebias.export import _ci  # "value [low, high]" of a table row, as the model card writes it
+from prunebias.model.export import _ci  # "value [low, high]" of a table row, as the model card writes it
 from prunebias.files import read_parquet
-from prunebias.masks import read_meta
-from prunebias.plant_spec import plant_contexts
-from prunebias.transfer import bias_direction, build_tables
+from prunebias.methods.masks import read_meta
+from prunebias.planted.plant_spec import plant_contexts
+from prunebias.stats.transfer import bias_direction, build_tables
 
 WANDA = "black_b15_w15_global"
 # the benchmark needs only the Wanda masks, their controls and the tables of both plants

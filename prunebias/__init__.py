@@ -12,12 +12,12 @@ The library behind the Snakemake workflow, usable from a notebook::
     cache = prunebias.read_cache("results/activations/smollm2-135m-instruct/hiring-lawyer.parquet")
     table = prunebias.bias_table(answers)  # a data frame of answers -> the baseline bias table
 
-Modules: ``plan`` (settings, sources, pools, levels), ``contexts``, ``names``, ``prompts``,
-``parsing``, ``sampling``, ``answers``, ``modeling``, ``architecture``, ``activations``
-(hooks and caches), ``scoring`` (pure scores), ``neurons``, ``heads``, ``masks``,
-``controls``, ``pruning``, ``objective`` and ``attribution`` (gradient scores of the grid bias
-objective), ``evaluation``, ``perplexity``, ``inference`` and ``metrics``
-(statistics), ``transfer``, ``planting`` (positive control), ``plots``, ``files``.
+Subpackages, by concern: ``workflow`` (the plan, the preflight, paths, provenance),
+``audit`` (contexts, names, prompts, parsing, answers), ``model`` (loading, hooks, caches,
+sampling, evaluation, pruning, export), ``methods`` (the method registry and each family's
+scores, masks and controls), ``planted`` (ground truth), ``stats`` (metrics, inference,
+transfer, power) and ``report`` (headline, plots, side effects); ``errors``, ``files`` and
+``seeds`` are used by all.
 The names below load their module on first use, so ``import prunebias`` stays light.
 """
 
@@ -28,18 +28,18 @@ __all__ = ["Mask", "read_mask", "write_mask", "pruned", "read_cache", "bias_tabl
            "NeuronSetting", "HeadSetting", "Source", "Method", "Plan"]
 
 _EXPORTS = {
-    "Mask": ("prunebias.masks", "Mask"),
-    "read_mask": ("prunebias.masks", "read_mask"),
-    "write_mask": ("prunebias.masks", "write_mask"),
-    "pruned": ("prunebias.pruning", "pruned"),
-    "read_cache": ("prunebias.activations", "read_cache"),
-    "bias_table": ("prunebias.metrics", "summarize"),
-    "load_model": ("prunebias.modeling", "load_model"),
-    "NeuronSetting": ("prunebias.settings", "NeuronSetting"),
-    "HeadSetting": ("prunebias.settings", "HeadSetting"),
-    "Source": ("prunebias.plan", "Source"),
-    "Method": ("prunebias.plan", "Method"),
-    "Plan": ("prunebias.plan", "Plan"),
+    "Mask": ("prunebias.methods.masks", "Mask"),
+    "read_mask": ("prunebias.methods.masks", "read_mask"),
+    "write_mask": ("prunebias.methods.masks", "write_mask"),
+    "pruned": ("prunebias.model.pruning", "pruned"),
+    "read_cache": ("prunebias.model.activations", "read_cache"),
+    "bias_table": ("prunebias.stats.metrics", "summarize"),
+    "load_model": ("prunebias.model.modeling", "load_model"),
+    "NeuronSetting": ("prunebias.methods.settings", "NeuronSetting"),
+    "HeadSetting": ("prunebias.methods.settings", "HeadSetting"),
+    "Source": ("prunebias.workflow.plan", "Source"),
+    "Method": ("prunebias.workflow.plan", "Method"),
+    "Plan": ("prunebias.workflow.plan", "Plan"),
 }
 
 

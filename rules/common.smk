@@ -1,4 +1,4 @@
-# Shared setup: the validated config resolved once (prunebias.preflight), and the path
+# Shared setup: the validated config resolved once (prunebias.workflow.preflight), and the path
 # helpers. Everything here runs when the DAG is built, so bad input fails before
 # any job starts. Jobs receive parsed settings and sources as params; no script parses
 # a path.
@@ -11,25 +11,26 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 
-from prunebias.code_version import code_versions, reference_version
-from prunebias.contexts import load_yaml
+from prunebias.workflow.code_version import code_versions, reference_version
+from prunebias.audit.contexts import load_yaml
 from prunebias.errors import ConfigError
-from prunebias.masks import combine_mem_mb
-from prunebias import resources, side_effects
-from prunebias.model_size import source_size
-from prunebias.names import name_folds, split_names
-from prunebias.paths import control_path, mask_path
-from prunebias.methods import KINDS
-from prunebias.plan import Method, Source
-from prunebias.preflight import MODEL_DIR, data_file, preflight
+from prunebias.methods.masks import combine_mem_mb
+from prunebias.report import side_effects
+from prunebias.workflow import resources
+from prunebias.model.model_size import source_size
+from prunebias.audit.names import name_folds, split_names
+from prunebias.workflow.paths import control_path, mask_path
+from prunebias.methods.registry import KINDS
+from prunebias.workflow.plan import Method, Source
+from prunebias.workflow.preflight import MODEL_DIR, data_file, preflight
 
 def data_path(p):
-    """A data file named in config, resolved like the preflight does (``prunebias.preflight.data_file``)."""
+    """A data file named in config, resolved like the preflight does (``prunebias.workflow.preflight.data_file``)."""
     return data_file(p, workflow.basedir)
 
 
 def _preflight():
-    """The checked and resolved config (``prunebias.preflight``): an input problem stops
+    """The checked and resolved config (``prunebias.workflow.preflight``): an input problem stops
     here, before any job, with the file or key and the fix; warnings are logged."""
     try:
         pre = preflight(config, workflow.basedir)
@@ -65,7 +66,7 @@ LOC = config["localization"]
 
 def learner_code(learned):
     """Code versions of the learners of these (family, setting) pairs' families: a learner is
-    imported only when a job calls it (prunebias.methods), so the rule adds its version as a
+    imported only when a job calls it (prunebias.methods.registry), so the rule adds its version as a
     param and an edit of it reruns the jobs of its families, no others."""
     return {f.name: reference_version(f.learn, Path(workflow.basedir)) for f, _ in learned}
 
@@ -77,7 +78,7 @@ EVAL = config["evaluation"]
 DRAWS = list(range(EVAL["random_draws"]))
 # Name hold-out: masks learn on one seeded, race x gender balanced half of the names and
 # are evaluated on the other half; with cross-fitting also the mirror fold, so that every
-# name is evaluated once (prunebias.names.name_folds). Fold 0 is the mask that is exported,
+# name is evaluated once (prunebias.audit.names.name_folds). Fold 0 is the mask that is exported,
 # plotted and scored against a plant.
 NAME_SPLIT = split_names(NAMES, config["seed"])
 FOLDS = name_folds(NAMES, config["seed"], LOC["name_split"], LOC["cross_fit"])
@@ -119,7 +120,7 @@ def target_spec(wildcards):
 
 
 def model_resources(role="infer", masks=0):
-    """Resources of every job that runs the model (``prunebias.resources``); ``role``
+    """Resources of every job that runs the model (``prunebias.workflow.resources``); ``role``
     (infer, prepare or attribution) and ``masks`` (neuron masks held at once) size the
     memory derived from the model's size."""
     attr = LOC["attribution"]
@@ -250,7 +251,7 @@ def dose_output():
 
 
 def transfer_svgs():
-    """The SVG twins of aggregate_transfer's figures (prunebias.plots writes each figure twice)."""
+    """The SVG twins of aggregate_transfer's figures (prunebias.report.plots writes each figure twice)."""
     pngs = [f"results/plots/{{model}}/transfer_{kind}__{setting.name}.png" for kind in KINDS
             for setting in PLAN.settings(kind)]
     pngs += ["results/plots/{model}/reduction_by_level.png"] + (["results/plots/{model}/dose_response.png"] if has_doses() else [])

@@ -1,4 +1,4 @@
-# One learning rule per input kind (prunebias.methods.LEARNERS): it learns every setting of
+# One learning rule per input kind (prunebias.methods.registry.LEARNERS): it learns every setting of
 # every registered family that learns from that input, dispatching the family's learn.
 ACTIVATION_LEARNED = PLAN.learned_from("activations")
 ATTENTION_LEARNED = PLAN.learned_from("attention")

@@ -1,4 +1,4 @@
-# The headline table (prunebias.headline): the report's first category.
+# The headline table (prunebias.report.headline): the report's first category.
 
 
 rule summarize_headline:

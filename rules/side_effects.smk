@@ -1,4 +1,4 @@
-# Side effects of selected masks on lm-evaluation-harness tasks (prunebias.side_effects):
+# Side effects of selected masks on lm-evaluation-harness tasks (prunebias.report.side_effects):
 # the unpruned model, each mask under side_effects.masks and its first matched random
 # control answer the same items; the table pairs them.
 

@@ -30,7 +30,7 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model(tiny_model_dir):
-    from prunebias.modeling import load_model
+    from prunebias.model.modeling import load_model
 
     return load_model(tiny_model_dir, dtype="float32", device="cpu", threads=1)
 

@@ -16,7 +16,7 @@ def test_import_is_light():
     import subprocess
     import sys
 
-    code = "import sys, prunebias, prunebias.plan, prunebias.contexts; print('torch' in sys.modules)"
+    code = "import sys, prunebias, prunebias.workflow.plan, prunebias.audit.contexts; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
 

@@ -6,13 +6,13 @@ import pytest
 import torch
 
 from conftest import REPO
-from prunebias.attribution import head_deltas, linear_weights, weight_attribution
-from prunebias.attribution_select import select_weights
-from prunebias.contexts import load_yaml, resolve_context
-from prunebias.names import load_names
-from prunebias.objective import (answer_grid, bias_objective, candidate_ids, continues_number, expected_answer,
+from prunebias.methods.attribution import head_deltas, linear_weights, weight_attribution
+from prunebias.methods.attribution_select import select_weights
+from prunebias.audit.contexts import load_yaml, resolve_context
+from prunebias.audit.names import load_names
+from prunebias.methods.objective import (answer_grid, bias_objective, candidate_ids, continues_number, expected_answer,
                                  format_answer, grid_agreement, grid_log_probs, prompt_texts, race_weights)
-from prunebias.prompts import build_prompts
+from prunebias.audit.prompts import build_prompts
 
 VALUES = [5.0, 40.0, 300.0, 2500.0]
 
@@ -42,7 +42,7 @@ def hand_planted(tmp_path_factory):
     """The hand-planted tiny model (tests/tiny_model.py), 6 prompts per race with surnames, a grid."""
     from tiny_model import build_planted_model
 
-    from prunebias.modeling import load_model
+    from prunebias.model.modeling import load_model
 
     model_dir = build_planted_model(tmp_path_factory.mktemp("planted") / "m")
     model, tok = load_model(model_dir, dtype="float32", device="cpu", threads=1)
@@ -215,8 +215,8 @@ def test_faithfulness_removes_each_head_and_neuron_alone(model64, tiny_model, ro
     """Predicted (sum of S over a head's q_proj rows; over a neuron's gate and up rows and
     down column) against the measured change of B when that unit alone is removed; the
     model is restored after each. The measured change of the top neuron is checked by hand."""
-    from prunebias.attribution import neuron_deltas
-    from prunebias.faithfulness import faithfulness
+    from prunebias.methods.attribution import neuron_deltas
+    from prunebias.methods.faithfulness import faithfulness
     from conftest import state_checksum
 
     _, tok = tiny_model
@@ -251,7 +251,7 @@ def test_name_path_moves_only_the_name_tokens(tiny_model, rows):
     """The name's tokens are found by character offsets; at alpha = 0 every name is the same
     race-neutral embedding, so two prompts whose names have as many tokens score the same grid;
     at alpha = 1 nothing moves."""
-    from prunebias.objective import name_baseline, name_token_masks
+    from prunebias.methods.objective import name_baseline, name_token_masks
 
     model, tok = tiny_model
     texts = prompt_texts(rows, tok)
@@ -279,8 +279,8 @@ def test_name_path_moves_only_the_name_tokens(tiny_model, rows):
 
 def test_integrated_gradient_is_the_mean_of_the_path_gradients(model64, tiny_model, rows):
     """steps = 2: S is -W times the mean of dB/dW at alpha 1/2 and 1, each computed on its own."""
-    from prunebias.attribution import name_path
-    from prunebias.objective import name_baseline
+    from prunebias.methods.attribution import name_path
+    from prunebias.methods.objective import name_baseline
 
     _, tok = tiny_model
     assert name_path(1) == [1.0] and name_path(4) == [0.25, 0.5, 0.75, 1.0]
@@ -308,8 +308,8 @@ def test_snip_importance_and_the_set_difference(model64, tiny_model):
     protected top share of a matrix is never selected."""
     import torch.nn.functional as F
 
-    from prunebias.attribution import text_importance
-    from prunebias.attribution_select import protect
+    from prunebias.methods.attribution import text_importance
+    from prunebias.methods.attribution_select import protect
 
     _, tok = tiny_model
     text = "The committee met on Tuesday and agreed on the budget for the new library."
@@ -335,8 +335,8 @@ def patched_b(model, tok, rows, values, layer, head, eps):
     """B with head (layer, head)'s post-name outputs of each White/Black pair moved a share eps
     toward the pair's mean, computed one prompt at a time (no batch, no padding): an
     independent check of ``head_patching``."""
-    from prunebias.architecture import check_architecture, linear
-    from prunebias.patching import pair_rows, post_name_lengths
+    from prunebias.model.architecture import check_architecture, linear
+    from prunebias.methods.patching import pair_rows, post_name_lengths
 
     geo = check_architecture(model)
     sl = slice(head * geo.head_dim, (head + 1) * geo.head_dim)
@@ -386,7 +386,7 @@ def patched_b(model, tok, rows, values, layer, head, eps):
 def test_head_patching_against_a_patch_computed_by_hand(model64, tiny_model, rows):
     """The first-order change of B per head equals the derivative of the hand-made patch
     (central difference, float64), for every head of the tiny model."""
-    from prunebias.patching import head_patching, pair_rows
+    from prunebias.methods.patching import head_patching, pair_rows
 
     _, tok = tiny_model
     assert len(pair_rows(rows)) == 3
@@ -412,7 +412,7 @@ def test_patching_finds_the_saturated_head_that_weight_gradients_miss(hand_plant
     the plain and the integrated estimate (8 steps) rank head (0, 0) first by far. The plain
     one overshoots (the first order of a step); the integrated one undershoots (the step lies
     before its first point, alpha = 1/16): a ranking, not a size."""
-    from prunebias.patching import head_patching
+    from prunebias.methods.patching import head_patching
 
     model, tok, rows, values = hand_planted
     b, _ = bias_objective(model, tok, rows, values, batch_size=6)
@@ -426,8 +426,8 @@ def test_patching_finds_the_saturated_head_that_weight_gradients_miss(hand_plant
 def test_whole_neuron_selection_and_its_controls():
     """Whole MLP neurons by their summed S within the MLP budget, only those that move B
     toward 0, and their protection; controls: as many whole neurons per layer, elsewhere."""
-    from prunebias.attribution_select import mlp_count, protect_units, select_neurons
-    from prunebias.controls import unit_controls
+    from prunebias.methods.attribution_select import mlp_count, protect_units, select_neurons
+    from prunebias.methods.controls import unit_controls
 
     shapes = {f"layers.{L}.{m}": s for L in range(2) for m, s in
               [("gate_proj", (6, 4)), ("up_proj", (6, 4)), ("down_proj", (4, 6)), ("q_proj", (4, 4))]}

@@ -145,7 +145,7 @@ def test_mutated_names_files_and_prompt_tables_plan_or_are_refused_with_the_file
     prompt table plans a DAG or is refused naming the file, never a traceback."""
     from test_prompt_table import audit_table
 
-    from prunebias.names import load_names
+    from prunebias.audit.names import load_names
 
     names = load_names(REPO / base["names_file"], use_surnames=False)
     valid = (REPO / base["names_file"]).read_text() if which == "names" else audit_table(names).to_csv(index=False)

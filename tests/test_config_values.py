@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from conftest import REPO, default_config, run_snakemake
-from prunebias.config_values import coerce_strings
+from prunebias.workflow.config_values import coerce_strings
 
 SCHEMA = yaml.safe_load((REPO / "config/schema.yaml").read_text())
 

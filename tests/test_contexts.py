@@ -4,10 +4,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from prunebias.contexts import expand_context_names, render_template, resolve_all, resolve_context
+from prunebias.audit.contexts import expand_context_names, render_template, resolve_all, resolve_context
 from prunebias.errors import ConfigError
-from prunebias.prompts import build_prompts
-from prunebias.names import load_names
+from prunebias.audit.prompts import build_prompts
+from prunebias.audit.names import load_names
 
 REPO = Path(__file__).resolve().parents[1]
 SCEN = yaml.safe_load((REPO / "data" / "scenarios.yaml").read_text())
@@ -118,7 +118,7 @@ def test_context_spec_roundtrip():
 
 
 def test_name_split_is_seeded_and_balanced():
-    from prunebias.names import split_names
+    from prunebias.audit.names import split_names
 
     names = load_names(REPO / "data" / "names" / "paper64.csv", use_surnames=False)
     a = split_names(names, 7)
@@ -135,7 +135,7 @@ def test_cross_fitting_folds_mirror_the_name_split():
     """Two folds that swap the halves (every name evaluated once); one fold without
     cross-fitting; none of it without a name split, and cross-fitting then refused."""
     from prunebias.errors import ConfigError
-    from prunebias.names import Fold, check_cross_fit, load_names, name_folds, split_names
+    from prunebias.audit.names import Fold, check_cross_fit, load_names, name_folds, split_names
 
     names = load_names(REPO / "data/names/paper64.csv", use_surnames=False)
     halves = split_names(names, 7)

@@ -5,7 +5,7 @@ import json
 import pandas as pd
 import pytest
 
-from prunebias.masks import read_mask
+from prunebias.methods.masks import read_mask
 
 from conftest import default_config, run_snakemake
 

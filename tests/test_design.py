@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from conftest import default_config, run_snakemake
-from prunebias.design import ASSUMED_ICC, design_mde, evaluated_per_race, power_warnings, small_design_warning
-from prunebias.names import split_names
+from prunebias.stats.design import ASSUMED_ICC, design_mde, evaluated_per_race, power_warnings, small_design_warning
+from prunebias.audit.names import split_names
 
 
 def test_the_warning_needs_a_gpu_and_the_small_design():

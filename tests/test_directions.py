@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from conftest import state_checksum
-from prunebias.directions import orthogonalized, race_direction, random_direction, residual_writers
+from prunebias.methods.directions import orthogonalized, race_direction, random_direction, residual_writers
 
 
 def test_the_direction_weighs_each_name_once():
@@ -46,7 +46,7 @@ def test_orthogonalized_model_has_no_component_along_the_direction(tiny_model):
 # --- direction editing in the workflow: the residual cache, the learner, its control ------
 
 def test_the_answer_position_generates_the_first_answer_token_with_either_padding():
-    from prunebias.activations import answer_positions
+    from prunebias.model.activations import answer_positions
 
     # right padding: row 0 answers at 3-4 (generated from 2); row 1 has no answer (last real 2)
     tokens = torch.tensor([[1, 1, 1, 1, 1, 0], [1, 1, 1, 0, 0, 0]], dtype=torch.bool)
@@ -66,8 +66,8 @@ def test_cached_residuals_are_the_models_hidden_states(tiny_model):
     import pandas as pd
     import pyarrow as pa
 
-    from prunebias.activations import cache_batches, name_residuals
-    from prunebias.modeling import chat_text
+    from prunebias.model.activations import cache_batches, name_residuals
+    from prunebias.model.modeling import chat_text
 
     model, tok = tiny_model
     rows = pd.DataFrame([
@@ -117,7 +117,7 @@ def name_residuals_frame(cached):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from prunebias.activations import RESID_SCHEMA, name_residuals
+    from prunebias.model.activations import RESID_SCHEMA, name_residuals
 
     with tempfile.TemporaryDirectory() as d:
         path = f"{d}/r.parquet"
@@ -128,8 +128,8 @@ def name_residuals_frame(cached):
 def test_a_direction_setting_reads_its_layer_and_position():
     import pandas as pd
 
-    from prunebias.directions import direction_masks
-    from prunebias.settings import DirectionSetting
+    from prunebias.methods.directions import direction_masks
+    from prunebias.methods.settings import DirectionSetting
 
     rng = np.random.default_rng(0)
     means = pd.DataFrame([{"name": f"n{i}", "race": "black" if i < 3 else "white", "position": pos,
@@ -149,8 +149,8 @@ def test_a_direction_setting_reads_its_layer_and_position():
 
 
 def test_the_control_is_a_random_direction_of_the_same_norm_and_a_pool_shares_its_members():
-    from prunebias.controls import direction_controls
-    from prunebias.directions import common_direction
+    from prunebias.methods.controls import direction_controls
+    from prunebias.methods.directions import common_direction
 
     real = {"direction": np.array([3.0, 4.0, 0.0, 0.0], dtype=np.float32)}
     a, b = direction_controls(real, [1, 2], None, None)
@@ -163,7 +163,7 @@ def test_the_control_is_a_random_direction_of_the_same_norm_and_a_pool_shares_it
 
 
 def test_a_direction_file_round_trips_with_its_folds(tmp_path):
-    from prunebias.masks import read_folds, read_meta, write_mask
+    from prunebias.methods.masks import read_folds, read_meta, write_mask
 
     v0, v1 = np.arange(4, dtype=np.float32), -np.arange(4, dtype=np.float32)
     path = tmp_path / "d.npz"
@@ -179,8 +179,8 @@ def test_a_direction_file_round_trips_with_its_folds(tmp_path):
 def test_a_direction_removes_the_planted_write_it_is_aligned_with():
     """direction_recall by hand: the share of the planted down columns' squared magnitude
     along the direction."""
-    from prunebias.planted_recall import direction_recall
-    from prunebias.planting import PlantedBias
+    from prunebias.planted.planted_recall import direction_recall
+    from prunebias.planted.planting import PlantedBias
 
     planted = PlantedBias(layer=0, neurons=[1, 3], seed=0, strength=0.1, sharpness=1.0, sign=1, stats={})
     down = np.zeros((4, 5))
@@ -223,7 +223,7 @@ def test_a_direction_that_cannot_be_projected_is_refused(tiny_model_dir):
 
     from transformers import AutoModelForCausalLM
 
-    from prunebias.directions import common_direction
+    from prunebias.methods.directions import common_direction
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
     for bad in (np.zeros(model.config.hidden_size), np.full(model.config.hidden_size, np.nan)):

@@ -6,9 +6,10 @@ import re
 import pytest
 
 from conftest import REPO
-from prunebias import headline, metrics, transfer
-from prunebias.parsing import ANOMALY_KINDS
-from prunebias.planted_recall import RECALL_COLUMNS
+from prunebias.report import headline
+from prunebias.stats import metrics, transfer
+from prunebias.audit.parsing import ANOMALY_KINDS
+from prunebias.planted.planted_recall import RECALL_COLUMNS
 
 SECTIONS = {
     "baseline_bias.csv": ["context", *metrics.BIAS_COLUMNS, *(f"anomaly_{k}" for k in ANOMALY_KINDS)],

@@ -1,13 +1,13 @@
-"""The exported model's card (prunebias/export.py) and the Wilson interval it uses."""
+"""The exported model's card (prunebias/model/export.py) and the Wilson interval it uses."""
 
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
 
-from prunebias.export import mask_rows, model_card
-from prunebias.inference import wilson_interval
-from prunebias.masks import Mask
+from prunebias.model.export import mask_rows, model_card
+from prunebias.stats.inference import wilson_interval
+from prunebias.methods.masks import Mask
 
 
 @pytest.mark.parametrize("k,n", [(0, 32), (3, 32), (16, 32), (32, 32), (7, 11)])

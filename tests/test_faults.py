@@ -162,7 +162,7 @@ def test_a_prepared_model_that_lost_its_weights_is_refused(tiny_model_dir, tmp_p
 def test_draw_controls_refuses_a_mask_made_for_another_model(tiny_model_dir, tmp_path):
     """A mask file replaced by one learned on another model: draw_controls stops at its
     first step with the file and the fix instead of writing controls for it."""
-    from prunebias.masks import read_mask, write_mask
+    from prunebias.methods.masks import read_mask, write_mask
 
     cfg = small_config(tiny_model_dir)
     mask = "results/masks/tiny/neurons/black_b15_w15_global/purchase-bicycle.npz"
@@ -205,7 +205,7 @@ def test_cuda_on_a_node_without_it_names_the_key_and_the_fix():
     import torch
 
     from prunebias.errors import ConfigError
-    from prunebias.modeling import choose_device
+    from prunebias.model.modeling import choose_device
 
     if torch.cuda.is_available():
         pytest.skip("this node has CUDA")
@@ -234,7 +234,7 @@ def test_sigterm_removes_the_half_written_temp(tmp_path):
     import time
 
     script = (f"import sys, time; sys.path.insert(0, {str(REPO)!r})\n"
-              "from prunebias.logs import setup_logging\nfrom prunebias.files import atomic_path\n"
+              "from prunebias.workflow.logs import setup_logging\nfrom prunebias.files import atomic_path\n"
               f"setup_logging(None)\nwith atomic_path({str(tmp_path / 'out')!r}, is_dir=True) as tmp:\n"
               "    (tmp / 'part').write_text('half'); print('writing', flush=True); time.sleep(60)\n")
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)

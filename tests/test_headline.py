@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from prunebias.headline import headline, headline_html
+from prunebias.report.headline import headline, headline_html
 
 
 def test_headline_picks_the_largest_same_context_reduction_per_method_and_says_it_was_selected():
@@ -50,7 +50,7 @@ def _same_context(bias: dict) -> pd.DataFrame:
 
 def test_the_best_mask_is_chosen_only_where_there_is_a_bias_to_remove():
     """c2's larger 'reduction' is of a bias that was never established: c1's is chosen."""
-    from prunebias.headline import best_mask_rows
+    from prunebias.report.headline import best_mask_rows
 
     rows = best_mask_rows(_same_context({"c1": True, "c2": False}))
     assert [(r["item"], r["estimate"]) for r in rows] == [("neurons/b15/c1", -0.2)]
@@ -59,7 +59,7 @@ def test_the_best_mask_is_chosen_only_where_there_is_a_bias_to_remove():
 
 
 def test_bias_direction_reads_the_baseline_ci():
-    from prunebias.transfer import bias_direction
+    from prunebias.stats.transfer import bias_direction
 
     base = pd.DataFrame({"context": ["a", "b", "c"], "log_smd_ci_low": [0.1, -0.5, -0.9],
                          "log_smd_ci_high": [0.6, 0.3, -0.2]})
@@ -72,7 +72,7 @@ def test_results_json_holds_the_headline_numbers_config_and_provenance():
     import json
     import math
 
-    from prunebias.headline import results_record
+    from prunebias.report.headline import results_record
 
     table = pd.DataFrame([
         {"section": "baseline", "item": "c1", "measure": "log_smd", "estimate": -0.5, "ci_low": -0.9, "ci_high": -0.1,

@@ -4,7 +4,7 @@ the forward pass raises, and a misspelt hook point is refused."""
 import pytest
 import torch
 
-from prunebias.hooks import hooked
+from prunebias.model.hooks import hooked
 
 
 def test_hooks_run_inside_and_are_removed_after_an_error():

@@ -91,8 +91,8 @@ def test_dag_and_rulegraph_render(done_run):
 def test_editing_an_imported_module_reruns_the_jobs_whose_code_it_is(done_run, tmp_path):
     """The workflow's code copied elsewhere plans nothing on a finished run; after an edit
     of the answer parser (imported by the scripts, not a script itself) it plans exactly
-    the jobs whose scripts reach prunebias/parsing.py through their imports."""
-    from prunebias.code_version import code_files
+    the jobs whose scripts reach prunebias/audit/parsing.py through their imports."""
+    from prunebias.workflow.code_version import code_files
 
     work, cfg = done_run
     code = copy_workflow(tmp_path / "code")
@@ -102,7 +102,7 @@ def test_editing_an_imported_module_reruns_the_jobs_whose_code_it_is(done_run, t
     cfg["evaluation"]["perplexity_text"] = str(REPO / cfg["evaluation"]["perplexity_text"])
     counts, _ = planned(run_snakemake(work, cfg, "-n", *UNTIL, snakefile=code / "Snakefile"))
     assert counts == {}, counts
-    parser = code / "prunebias/parsing.py"
+    parser = code / "prunebias/audit/parsing.py"
     parser.write_text(parser.read_text() + "\n# an edit\n")
     proc = run_snakemake(work, cfg, "-n", *UNTIL, snakefile=code / "Snakefile")
     counts, _ = planned(proc)

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from prunebias.inference import (MDE_FACTOR, NameData, bootstrap_weights, estimate, name_bootstrap,
+from prunebias.stats.inference import (MDE_FACTOR, NameData, bootstrap_weights, estimate, name_bootstrap,
                                         paired_bootstrap, permutation_p, toward_zero, versus_controls)
-from prunebias.metrics import smd
+from prunebias.stats.metrics import smd
 
 
 def make(groups: dict[str, tuple[str, list[float]]], strata: dict[str, str] | None = None) -> NameData:
@@ -49,7 +49,7 @@ def test_point_estimates_by_hand():
 def test_one_bootstrap_replicate_is_a_resample_of_names():
     d = make(DATA)
     cw, cb = bootstrap_weights(d, 5, np.random.default_rng(3))
-    from prunebias.inference import _Suff
+    from prunebias.stats.inference import _Suff
 
     for effect in ("smd", "cliffs_delta", "log_smd"):
         reps = _Suff(d, effect).evaluate(cw, cb)
@@ -212,7 +212,7 @@ def test_calibration_holds_down_to_five_names_per_race(n_names):
     baseline's mean difference and log SMD and for a paired change. The plain percentile
     interval of the same replicates covers less (at 5 names about 85%: why it is not used).
     A row of the audit's published purchase-house prompts has 8 and 10 names."""
-    from prunebias.inference import _Suff
+    from prunebias.stats.inference import _Suff
 
     rng = np.random.default_rng(7)
     cover = {"diff": 0, "log_smd": 0, "paired": 0, "plain": 0}

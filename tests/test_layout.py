@@ -76,7 +76,7 @@ def test_rules_import_only_the_library():
 
 
 def test_library_never_imports_entry_scripts():
-    for path in (REPO / "prunebias").glob("*.py"):
+    for path in (REPO / "prunebias").rglob("*.py"):
         mods = imported_modules(path.read_text())
         assert not any(m.startswith("workflow_scripts") for m in mods), path.name
 
@@ -84,7 +84,7 @@ def test_library_never_imports_entry_scripts():
 def test_documents_cited_by_the_code_exist():
     """A module must not send readers to a file that is not in the repository."""
     cited = re.compile(r"[\w./-]+\.(?:md|rst)\b")
-    for path in list((REPO / "prunebias").glob("*.py")) + list(SCRIPTS.glob("*.py")):
+    for path in list((REPO / "prunebias").rglob("*.py")) + list(SCRIPTS.glob("*.py")):
         for ref in cited.findall(path.read_text()):
             candidates = [REPO / ref, REPO / "report" / Path(ref).name, path.parent / ref]
             assert any(c.exists() for c in candidates), f"{path.name} cites {ref}, which is not in the repository"

@@ -9,16 +9,16 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from prunebias.architecture import check_architecture
-from prunebias.activations import HEAD_SCHEMA, cache_batches
-from prunebias.masks import intersect_neuron_masks
+from prunebias.model.architecture import check_architecture
+from prunebias.model.activations import HEAD_SCHEMA, cache_batches
+from prunebias.methods.masks import intersect_neuron_masks
 from prunebias.errors import ConfigError
-from prunebias.masks import Mask, check_model, read_mask, write_mask
-from prunebias.modeling import chat_text, load_model
-from prunebias.activations import group_sumsq
-from prunebias.neurons import neuron_masks
-from prunebias.settings import NeuronSetting
-from prunebias.scoring import common_heads, set_difference_mask, top_fraction, top_k_heads, wanda_scores
+from prunebias.methods.masks import Mask, check_model, read_mask, write_mask
+from prunebias.model.modeling import chat_text, load_model
+from prunebias.model.activations import group_sumsq
+from prunebias.methods.neurons import neuron_masks
+from prunebias.methods.settings import NeuronSetting
+from prunebias.methods.scoring import common_heads, set_difference_mask, top_fraction, top_k_heads, wanda_scores
 
 NAMES = [("Jake Becker", "white"), ("Jamal Washington", "black"), ("Emily Becker", "white"),
          ("Tanisha Washington", "black"), ("Logan Becker", "white"), ("Tyrone Washington", "black")]
@@ -187,7 +187,7 @@ def test_head_attention_finds_name_tokens(eager_model):
     r = rows.iloc[1]
     text = chat_text(tok, r.prompt, r.answer_prefix, r.response)
     enc = tok(text, return_offsets_mapping=True, add_special_tokens=False)
-    from prunebias.activations import char_spans, token_masks
+    from prunebias.model.activations import char_spans, token_masks
 
     (n0, n1), _ = char_spans(text, r.prompt, r["name"], r.response)
     mask = token_masks(torch.tensor([enc.offset_mapping]), [(n0, n1)])[0]
@@ -229,7 +229,7 @@ def test_other_architectures_are_refused():
 
 def test_greedy_heads_rerun_the_model_after_each_pick(eager_model):
     from conftest import state_checksum
-    from prunebias.heads import greedy_heads, mean_attention
+    from prunebias.methods.heads import greedy_heads, mean_attention
 
     model, tok = eager_model
     rows = prompts_frame(6)
@@ -244,7 +244,7 @@ def test_greedy_heads_rerun_the_model_after_each_pick(eager_model):
     # the second pick is made on the model without the first head
     first = np.zeros((2, 4), bool)
     first[order[0]] = True
-    from prunebias.pruning import pruned
+    from prunebias.model.pruning import pruned
 
     with pruned(model, Mask({"kind": "heads"}, {"heads": first})):
         att2 = mean_attention(model, tok, rows, 4)
@@ -316,8 +316,8 @@ def test_head_attention_query_positions_by_hand(eager_model, padding_side):
 
 
 def test_greedy_heads_pass_the_query_positions_through(eager_model):
-    from prunebias.heads import race_means
-    from prunebias.heads import greedy_heads, mean_attention
+    from prunebias.methods.heads import race_means
+    from prunebias.methods.heads import greedy_heads, mean_attention
 
     model, tok = eager_model
     rows = prompts_frame(6)

@@ -7,7 +7,7 @@ from conftest import REPO
 
 SCRIPT = """
 from prunebias.errors import ConfigError
-from prunebias.logs import setup_logging
+from prunebias.workflow.logs import setup_logging
 log = setup_logging({log!r}, "prunebias.some_rule")
 log.info("step one done")
 raise ConfigError("results/activations/x.parquet", "not a readable Parquet file", "delete it and rerun")
@@ -28,7 +28,7 @@ def test_uncaught_error_goes_to_the_log_file_with_its_traceback(tmp_path):
 def test_progress_writes_tenths_to_the_log_file_only(tmp_path, capsys):
     import logging
 
-    from prunebias.logs import progress, setup_logging
+    from prunebias.workflow.logs import progress, setup_logging
 
     log_file = tmp_path / "job.log"
     setup_logging(log_file, "prunebias.test")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from prunebias.errors import ConfigError
-from prunebias.masks import (combine_mem_mb, intersect_neuron_masks, n_folds, read_folds, read_mask, read_meta,
+from prunebias.methods.masks import (combine_mem_mb, intersect_neuron_masks, n_folds, read_folds, read_mask, read_meta,
                              write_common_neuron_mask, write_mask)
 
 META = {"model": {"name": "m", "config_sha256": "x", "n_layers": 2, "n_heads": 4}, "method": {"name": "neurons"},

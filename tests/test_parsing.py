@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from prunebias.parsing import ANSWER_KINDS, number_complete, parse_answer
+from prunebias.audit.parsing import ANSWER_KINDS, number_complete, parse_answer
 
 
 @pytest.mark.parametrize("text,value", [
@@ -157,7 +157,7 @@ def test_formatted_integers_roundtrip(n):
 
 
 def test_non_ascii_digits_are_not_numbers():
-    from prunebias.parsing import parse_answer
+    from prunebias.audit.parsing import parse_answer
 
     assert parse_answer("٣ GiveU r The").answer_kind == "no_number"  # Arabic-Indic three in garbled text
     assert parse_answer("about ３００ dollars").answer_kind == "no_number"  # full-width digits

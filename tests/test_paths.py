@@ -1,7 +1,7 @@
 """Mask paths are built in one place (issue 25): rule patterns and concrete files agree."""
 
-from prunebias.paths import control_path, mask_path
-from prunebias.side_effects import mask_file, mask_ids
+from prunebias.workflow.paths import control_path, mask_path
+from prunebias.report.side_effects import mask_file, mask_ids
 
 
 def test_left_out_parts_stay_wildcards():

@@ -1,4 +1,4 @@
-"""The plan's vocabulary (prunebias.plan), without Snakemake: names round-trip, pools and levels by hand."""
+"""The plan's vocabulary (prunebias.workflow.plan), without Snakemake: names round-trip, pools and levels by hand."""
 
 import math
 
@@ -8,9 +8,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from prunebias.errors import ConfigError
-from prunebias.methods import parse_setting
-from prunebias.plan import LEVELS, Method, Plan, Pool, Source, auto_pools, configured_pools, transfer_level
-from prunebias.settings import HeadSetting, NeuronSetting, format_percent
+from prunebias.methods.registry import parse_setting
+from prunebias.workflow.plan import LEVELS, Method, Plan, Pool, Source, auto_pools, configured_pools, transfer_level
+from prunebias.methods.settings import HeadSetting, NeuronSetting, format_percent
 
 from conftest import REPO
 
@@ -39,7 +39,7 @@ def test_head_setting_round_trips(score, k):
 @given(st.sampled_from(["black", "white"]), percent, percent, st.sampled_from(["global", "row"]), st.booleans(),
        ks, st.sampled_from(["gate", "patch"]))
 def test_attribution_settings_round_trip(direction, pb, pw, selection, whole, k, score):
-    from prunebias.settings import GradHeadSetting, GradNeuronSetting
+    from prunebias.methods.settings import GradHeadSetting, GradNeuronSetting
 
     n = GradNeuronSetting(NeuronSetting(direction, pb, pw, selection), whole)
     assert n.name.startswith("gradmlp_" if whole else "grad_") and parse_setting("neurons", n.name) == n
@@ -217,7 +217,7 @@ def test_plan_of_the_shipped_default_config():
 def test_counts_that_arrive_as_floats_keep_their_names():
     """JSON Schema integers include 10.0 (a YAML or --config value): names stay sum_k10."""
     assert HeadSetting("sum", 10.0).name == "sum_k10" and HeadSetting("setdiff", 40.0, 5.0).name == "setdiff_k40_5"
-    from prunebias.settings import GradHeadSetting
+    from prunebias.methods.settings import GradHeadSetting
 
     assert GradHeadSetting(3.0).name == "grad_k3"
     with pytest.raises(ValueError):

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from conftest import run_snakemake, small_config
-from prunebias.modeling import load_model
+from prunebias.model.modeling import load_model
 
 pytestmark = pytest.mark.slow
 
@@ -126,7 +126,7 @@ def test_a_context_plant_follows_the_contexts_or_is_left_out_with_a_warning(tiny
     shipped default follows `contexts`; where that leaves no selected context outside it
     (nothing to calibrate its cue against), the model is left out with a warning, not
     planted to fail in plant_model."""
-    from prunebias.plant_spec import covers_every_context, resolve_plant
+    from prunebias.planted.plant_spec import covers_every_context, resolve_plant
 
     plant = resolve_plant({"from": "tiny", "scope": "context"}, {"tiny": True}, CONTEXTS, "p")
     assert plant["contexts"] == ["purchase-car"] and not covers_every_context(plant, CONTEXTS)

@@ -48,7 +48,7 @@ def test_baseline_shows_the_planted_bias(planted_run):
 def test_planted_weights_are_in_the_mask_of_both_folds(planted_run):
     """Cross-fitting: the mask file holds one mask per half of the names; each finds the
     plant on its own half, and mask_stability.csv compares the two (read from the file)."""
-    from prunebias.masks import jaccard, read_folds
+    from prunebias.methods.masks import jaccard, read_folds
 
     path = planted_run / "results/masks/tiny/neurons/black_b15_w15_global/purchase-bicycle.npz"
     folds = read_folds(path)
@@ -67,7 +67,7 @@ def test_planted_weights_are_in_the_mask_of_both_folds(planted_run):
 
 
 def test_pruning_removes_the_bias_and_transfers_within_scenario(planted_run):
-    from prunebias.masks import read_mask
+    from prunebias.methods.masks import read_mask
 
     t = pd.read_csv(planted_run / "results/tables/tiny/transfer.csv")
     neurons = t[(t.kind == "neurons") & (t.scoring == "wanda")].set_index(["source", "target"])
@@ -142,7 +142,7 @@ def test_gradient_attribution_masks_run_through_the_workflow(planted_run):
     gradients are blind to it, test_attribution.py; patching finds its head, above.)"""
     import json
 
-    from prunebias.masks import read_mask
+    from prunebias.methods.masks import read_mask
 
     for source in ("purchase-bicycle", "purchase-car"):
         wanda = read_mask(planted_run / f"results/masks/tiny/neurons/black_b15_w15_global/{source}.npz")
@@ -178,9 +178,9 @@ def export_and_apply(planted_run, mask_id):
     import torch
     from transformers import AutoModelForCausalLM
 
-    from prunebias.masks import read_mask
-    from prunebias.modeling import load_model
-    from prunebias.pruning import pruned
+    from prunebias.methods.masks import read_mask
+    from prunebias.model.modeling import load_model
+    from prunebias.model.pruning import pruned
 
     cfg = yaml.safe_load((planted_run / "test_config.yaml").read_text())
     run_snakemake(planted_run, {**cfg, "export": [mask_id]})  # the default target now includes the export
@@ -224,7 +224,7 @@ def test_a_race_direction_finds_the_planted_dimension_and_removes_the_bias(plant
     through three hand-set dimensions of 32, so a random direction's projection takes a
     share of them and breaks it: every such control is flagged, none is averaged, and
     real - random is then undefined rather than a comparison with a broken model."""
-    from prunebias.masks import read_folds
+    from prunebias.methods.masks import read_folds
 
     real = read_folds(planted_run / "results/masks/tiny/directions/resid_d50_answer/purchase-bicycle.npz")
     control = read_folds(planted_run / "results/masks/tiny/random_directions/resid_d50_answer/purchase-bicycle/draw0.npz")
@@ -305,7 +305,7 @@ def test_what_was_pruned_counts_every_masks_entries(planted_run):
     here; both figures are drawn, as PNG and SVG."""
     import numpy as np
 
-    from prunebias.masks import read_mask
+    from prunebias.methods.masks import read_mask
 
     table = pd.read_csv(planted_run / "results/tables/tiny/pruned_by_layer.csv")
     for (setting, source), part in table.groupby(["setting", "source"]):

@@ -25,22 +25,22 @@ pytestmark = pytest.mark.slow
 def test_attribution_finds_the_planted_bias_at_least_as_well_as_wanda(tmp_path):
     import torch
 
-    from prunebias.activations import add_sumsq, cache_batches
-    from prunebias.answers import generate_answers
-    from prunebias.attribution import source_attribution, text_importance
-    from prunebias.attribution_select import mlp_count, mlp_neuron_masks, protect_scores, weight_masks
-    from prunebias.masks import Mask
-    from prunebias.contexts import load_yaml, resolve_context
-    from prunebias.modeling import load_model, materialize, resolve_source
-    from prunebias.names import load_names, split_names
-    from prunebias.neurons import neuron_masks
-    from prunebias.objective import answer_grid
-    from prunebias.perplexity import perplexity
-    from prunebias.settings import GradNeuronSetting, NeuronSetting
-    from prunebias.planting import anchor_prompts, plant_bias
-    from prunebias.prompts import build_prompts
-    from prunebias.pruning import pruned
-    from prunebias.sampling import Sampling
+    from prunebias.model.activations import add_sumsq, cache_batches
+    from prunebias.audit.answers import generate_answers
+    from prunebias.methods.attribution import source_attribution, text_importance
+    from prunebias.methods.attribution_select import mlp_count, mlp_neuron_masks, protect_scores, weight_masks
+    from prunebias.methods.masks import Mask
+    from prunebias.audit.contexts import load_yaml, resolve_context
+    from prunebias.model.modeling import load_model, materialize, resolve_source
+    from prunebias.audit.names import load_names, split_names
+    from prunebias.methods.neurons import neuron_masks
+    from prunebias.methods.objective import answer_grid
+    from prunebias.model.perplexity import perplexity
+    from prunebias.methods.settings import GradNeuronSetting, NeuronSetting
+    from prunebias.planted.planting import anchor_prompts, plant_bias
+    from prunebias.audit.prompts import build_prompts
+    from prunebias.model.pruning import pruned
+    from prunebias.model.sampling import Sampling
 
     cfg = default_config()
     plant = next(m["plant"] for m in cfg["models"] if m.get("plant", {}).get("scope") == "general")

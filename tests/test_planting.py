@@ -1,4 +1,4 @@
-"""The positive control (prunebias/planting.py): pure parts by hand, planting on the tiny model."""
+"""The positive control (prunebias/planted/planting.py): pure parts by hand, planting on the tiny model."""
 
 import json
 import math
@@ -12,12 +12,12 @@ import yaml
 from conftest import REPO
 from tiny_model import build_planted_model
 
-from prunebias.activations import ACT_SCHEMA, cache_batches
-from prunebias.contexts import resolve_context
-from prunebias.prompts import build_prompts
-from prunebias.modeling import load_model
-from prunebias.names import load_names
-from prunebias.planting import (
+from prunebias.model.activations import ACT_SCHEMA, cache_batches
+from prunebias.audit.contexts import resolve_context
+from prunebias.audit.prompts import build_prompts
+from prunebias.model.modeling import load_model
+from prunebias.audit.names import load_names
+from prunebias.planted.planting import (
     PlantedBias,
     anchor_prompts,
     auc,
@@ -33,11 +33,11 @@ from prunebias.planting import (
     silence_ratio,
     value_direction,
 )
-from prunebias.activations import group_sumsq
-from prunebias.plant_spec import PLANTED_FILE
-from prunebias.planted_model import planted_weights_of, read_planted, save_planted
-from prunebias.neurons import neuron_masks
-from prunebias.settings import NeuronSetting
+from prunebias.model.activations import group_sumsq
+from prunebias.planted.plant_spec import PLANTED_FILE
+from prunebias.planted.planted_model import planted_weights_of, read_planted, save_planted
+from prunebias.methods.neurons import neuron_masks
+from prunebias.methods.settings import NeuronSetting
 
 LAYER = 1
 
@@ -240,7 +240,7 @@ def test_collect_inputs_takes_last_prefix_token_and_answer_tokens(tiny_model, ca
     # without responses: the last token only, equal to an unpadded forward's hidden state
     got0 = collect_inputs(model, tok, rows.drop(columns="response"), 0, batch_size=2)
     assert list(got0.pos) == [0, 0]
-    from prunebias.modeling import chat_text
+    from prunebias.model.modeling import chat_text
     for i in range(2):
         ids = tok(chat_text(tok, rows.prompt[i], rows.answer_prefix[i]), return_tensors="pt",
                   add_special_tokens=False).input_ids

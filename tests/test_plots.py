@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from prunebias.plots import reduction_by_level
+from prunebias.report.plots import reduction_by_level
 
 
 def test_level_plot_is_byte_identical_on_a_rerun(tmp_path):
@@ -23,7 +23,7 @@ def test_level_plot_is_byte_identical_on_a_rerun(tmp_path):
 def test_level_plot_names_the_papers_level_numbers(tmp_path, monkeypatch):
     import matplotlib.pyplot as plt
 
-    from prunebias import plots
+    from prunebias.report import plots
 
     seen = []
     monkeypatch.setattr(plots, "_save", lambda fig, path: seen.append(fig))
@@ -40,7 +40,7 @@ def test_level_plot_draws_each_row_with_its_own_ci_and_counts_from_the_data(tmp_
     and titles that count what the rows show."""
     import matplotlib.pyplot as plt
 
-    from prunebias import plots
+    from prunebias.report import plots
 
     seen = []
     monkeypatch.setattr(plots, "_save", lambda fig, path: seen.append(fig))
@@ -71,7 +71,7 @@ def test_level_plot_draws_each_row_with_its_own_ci_and_counts_from_the_data(tmp_
 def test_dose_response_has_the_unpruned_line_in_every_legend(tmp_path, monkeypatch):
     import matplotlib.pyplot as plt
 
-    from prunebias import plots
+    from prunebias.report import plots
 
     seen = []
     monkeypatch.setattr(plots, "_save", lambda fig, path: seen.append(fig))
@@ -91,7 +91,7 @@ def test_dose_response_has_the_unpruned_line_in_every_legend(tmp_path, monkeypat
 def test_heatmap_says_no_bias_where_there_is_none_and_counts_its_cells_in_the_title(tmp_path, monkeypatch):
     import matplotlib.axes
 
-    from prunebias import plots
+    from prunebias.report import plots
 
     rows = [{"kind": "neurons", "setting": "b15", "source": s, "target": t, "effect": "log_smd",
              "delta_toward_zero": d, "delta_toward_zero_ci_low": d - 0.1, "delta_toward_zero_ci_high": d + 0.1,
@@ -111,7 +111,7 @@ def test_heatmap_says_no_bias_where_there_is_none_and_counts_its_cells_in_the_ti
 def test_side_effects_plot_splits_rates_from_loglik_and_says_when_there_is_no_bias(tmp_path, monkeypatch):
     import matplotlib.pyplot as plt
 
-    from prunebias import plots
+    from prunebias.report import plots
 
     seen = []
     monkeypatch.setattr(plots, "_save", lambda fig, path: seen.append(fig))
@@ -138,7 +138,7 @@ def test_side_effects_plot_splits_rates_from_loglik_and_says_when_there_is_no_bi
 
 
 def test_forest_titles_count_what_the_cis_show(tmp_path, monkeypatch):
-    from prunebias import plots
+    from prunebias.report import plots
 
     seen = []
     monkeypatch.setattr(plots, "_save", lambda fig, path: seen.append(fig))
@@ -151,7 +151,7 @@ def test_forest_titles_count_what_the_cis_show(tmp_path, monkeypatch):
 
 
 def test_the_side_effects_title_says_which_reason_leaves_no_points(tmp_path, monkeypatch):
-    from prunebias import plots
+    from prunebias.report import plots
 
     seen = []
     monkeypatch.setattr(plots, "_save", lambda fig, path: seen.append(fig))

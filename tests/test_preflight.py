@@ -6,7 +6,7 @@ from snakemake.utils import validate
 
 from conftest import REPO, default_config
 from prunebias.errors import ConfigError
-from prunebias.preflight import Preflight, preflight
+from prunebias.workflow.preflight import Preflight, preflight
 
 
 def _resolved(cfg: dict, tmp_path, monkeypatch) -> Preflight:

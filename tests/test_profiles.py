@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from conftest import REPO, default_config
-from prunebias.resources import light_resources, model_resources
+from prunebias.workflow.resources import light_resources, model_resources
 
 # settings a cluster run depends on; the workflow profile (applied over --profile) must not set them
 CLUSTER_KEYS = {"executor", "jobs", "latency-wait", "retries", "default-resources", "set-resources", "cores",

@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 
 from conftest import REPO, run_snakemake, small_config
-from prunebias.contexts import load_yaml, resolve_context
+from prunebias.audit.contexts import load_yaml, resolve_context
 from prunebias.errors import ConfigError
-from prunebias.names import load_names
-from prunebias.prompt_table import read_prompt_table, slug, table_contexts, table_names
+from prunebias.audit.names import load_names
+from prunebias.audit.prompt_table import read_prompt_table, slug, table_contexts, table_names
 
 AUDIT_GROUPS = {("white", "man"): "white_men", ("white", "woman"): "white_women",
                 ("black", "man"): "black_men", ("black", "woman"): "black_women"}
@@ -170,7 +170,7 @@ def published_table(names: pd.DataFrame) -> pd.DataFrame:
 def test_name_spans_find_every_occurrence_as_a_whole_word():
     import torch
 
-    from prunebias.activations import multi_span_masks, name_spans
+    from prunebias.model.activations import multi_span_masks, name_spans
 
     prompt = "Jo Ann plays Joan. Jo Ann wins? Jo Annabel watches."
     text = f"<user>{prompt}<end>"

@@ -5,9 +5,9 @@ import hashlib
 import re
 
 from conftest import REPO
-from prunebias.code_version import git_commit
-from prunebias.headline import headline_html, provenance_rows
-from prunebias.provenance import provenance, weights_sha256
+from prunebias.workflow.code_version import git_commit
+from prunebias.report.headline import headline_html, provenance_rows
+from prunebias.workflow.provenance import provenance, weights_sha256
 
 
 def test_weights_hash_is_the_sha256_of_the_safetensors_files(tiny_model_dir):

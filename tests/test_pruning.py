@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from prunebias.architecture import check_architecture
-from prunebias.masks import Mask
+from prunebias.model.architecture import check_architecture
+from prunebias.methods.masks import Mask
 from conftest import state_checksum
-from prunebias.pruning import pruned
+from prunebias.model.pruning import pruned
 
 
 def neuron_mask(model, density=0.1, seed=0):
@@ -24,7 +24,7 @@ def neuron_mask(model, density=0.1, seed=0):
 
 @pytest.fixture()
 def fresh_model(tiny_model_dir):
-    from prunebias.modeling import load_model
+    from prunebias.model.modeling import load_model
 
     return load_model(tiny_model_dir, dtype="float32", device="cpu", threads=1, attn_implementation="eager")
 
@@ -83,10 +83,10 @@ def test_matched_neuron_control_keeps_count_and_band(fresh_model):
     the real weights and never a weight in both groups' top p%; the band by hand on one matrix."""
     import torch
 
-    from prunebias.architecture import linear
-    from prunebias.controls import matched_neuron_control, neuron_controls, next_band
-    from prunebias.settings import NeuronSetting
-    from prunebias.scoring import set_difference_mask
+    from prunebias.model.architecture import linear
+    from prunebias.methods.controls import matched_neuron_control, neuron_controls, next_band
+    from prunebias.methods.settings import NeuronSetting
+    from prunebias.methods.scoring import set_difference_mask
 
     model, _ = fresh_model
     g = torch.Generator().manual_seed(0)
@@ -124,7 +124,7 @@ def test_matched_neuron_control_keeps_count_and_band(fresh_model):
 
 
 def test_matched_head_control_keeps_layers():
-    from prunebias.controls import matched_head_control
+    from prunebias.methods.controls import matched_head_control
 
     heads = np.zeros((4, 6), dtype=bool)
     heads[2, [0, 3]] = True

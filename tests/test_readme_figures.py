@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from prunebias.readme_figures import BEGIN, END, main, render_block, splice, verdict
+from prunebias.report.readme_figures import BEGIN, END, main, render_block, splice, verdict
 
 REPO = Path(__file__).resolve().parents[1]
 CONTEXTS = ["purchase-house", "hiring-lawyer"]
@@ -144,7 +144,7 @@ def test_the_readme_block_names_a_commit_of_this_repository():
 
 def test_the_comparison_shows_every_method_and_counts_its_rows():
     """make compare's block: every family's rows, and a summary per method counted from them."""
-    from prunebias.readme_figures import ALL_METHODS
+    from prunebias.report.readme_figures import ALL_METHODS
     t = tables()
     for m in t.values():
         m["recall"] = m.get("recall", pd.DataFrame()).copy()
@@ -169,7 +169,7 @@ def test_the_comparison_shows_every_method_and_counts_its_rows():
 
 
 def test_compare_merges_its_configfile_and_writes_its_own_document(tmp_path):
-    from prunebias.readme_figures import merged
+    from prunebias.report.readme_figures import merged
     assert merged({"a": {"b": 1, "c": 2}, "d": 3}, {"a": {"b": 5}}) == {"a": {"b": 5, "c": 2}, "d": 3}
     (tmp_path / "config").mkdir()
     (tmp_path / "config/config.yaml").write_text(yaml.safe_dump({"models": [{"name": "plant", "source": "x"}]}))

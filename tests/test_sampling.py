@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from prunebias.modeling import chat_text, eos_token_ids
-from prunebias.parsing import number_complete
-from prunebias.sampling import Sampling, _gumbel_rows, sample_all, sample_batch
+from prunebias.model.modeling import chat_text, eos_token_ids
+from prunebias.audit.parsing import number_complete
+from prunebias.model.sampling import Sampling, _gumbel_rows, sample_all, sample_batch
 
 NAMES = ["Jamal Washington", "Jake Becker", "Emily Becker", "Tanisha Washington", "DeAndre Washington"]
 
@@ -60,7 +60,7 @@ def test_early_stop_cuts_after_the_number(tiny_model):
 
 def test_sample_all_fails_instead_of_dropping_answers(tiny_model, monkeypatch):
     """A batch that comes back short must stop the job, not shift answers against their prompts."""
-    from prunebias import sampling
+    from prunebias.model import sampling
 
     model, tok = tiny_model
     real = sampling.sample_batch

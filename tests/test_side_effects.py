@@ -13,7 +13,7 @@ import pytest
 
 from conftest import REPO
 from prunebias.errors import ConfigError
-from prunebias.side_effects import (check_task_file, data_files, name_choice_metrics, paired_difference,
+from prunebias.report.side_effects import (check_task_file, data_files, name_choice_metrics, paired_difference,
                                     side_effect_table)
 
 ITEMS = [("Which is larger: 3 or 30?", ["3", "30"], 1), ("What is 2 + 2?", ["4", "5", "22"], 0),
@@ -107,9 +107,9 @@ def test_lm_eval_on_the_tiny_model_matches_hand_computed_choices(tmp_path, tiny_
     """The unpruned and a pruned model answer a local task; each item's accuracy equals the
     argmax of log-likelihoods computed by hand with the same model (and, for the pruned
     one, the same mask applied); the table pairs them."""
-    from prunebias.masks import Mask
-    from prunebias.pruning import pruned
-    from prunebias.side_effects import evaluate_models, higher_is_better, load_tasks
+    from prunebias.methods.masks import Mask
+    from prunebias.model.pruning import pruned
+    from prunebias.report.side_effects import evaluate_models, higher_is_better, load_tasks
 
     model, tok = tiny_model
     tasks = load_tasks([str(write_task(tmp_path / "tasks"))])
@@ -149,7 +149,7 @@ def test_lm_eval_on_the_tiny_model_matches_hand_computed_choices(tmp_path, tiny_
 
 
 def test_an_uncached_lm_eval_dataset_stops_with_its_name(monkeypatch, tmp_path):
-    from prunebias.side_effects import load_tasks
+    from prunebias.report.side_effects import load_tasks
 
     monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "empty_cache"))
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty_hub"))

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prunebias.transfer import bias_reduction, inlier_ratio, name_data
+from prunebias.stats.transfer import bias_reduction, inlier_ratio, name_data
 
 def test_bias_reduction():
     assert bias_reduction(0.5, 0.1) == pytest.approx(0.8)
@@ -43,7 +43,7 @@ def gap_and_removal(rng: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFram
 
 def test_transfer_row_is_paired_against_the_reference():
     """A mask that removes a planted gap: delta by hand, and controls that leave it."""
-    from prunebias.transfer import transfer_row
+    from prunebias.stats.transfer import transfer_row
 
     rng = np.random.default_rng(0)
     ref, real = gap_and_removal(rng)
@@ -65,7 +65,7 @@ def test_transfer_row_is_paired_against_the_reference():
 
 def test_a_control_that_breaks_the_model_is_flagged_and_left_out_of_real_minus_random():
     """One draw with 10x the perplexity and most answers lost: flagged, not averaged in."""
-    from prunebias.transfer import breaks_model, transfer_row
+    from prunebias.stats.transfer import breaks_model, transfer_row
 
     assert breaks_model(21.0, 0.1, 10.0, 0.1) and breaks_model(11.0, 0.6, 10.0, 0.1)
     assert not breaks_model(19.0, 0.5, 10.0, 0.1)
@@ -92,7 +92,7 @@ def test_setting_columns_no_row_uses_are_left_out():
     import numpy as np
     import pandas as pd
 
-    from prunebias.transfer import COLUMNS, without_unused_settings
+    from prunebias.stats.transfer import COLUMNS, without_unused_settings
 
     table = pd.DataFrame({c: [np.nan, np.nan] for c in COLUMNS})
     table["scoring"], table["p_black"], table["kind"] = "wanda", [15, 40], "neurons"

@@ -50,7 +50,7 @@ def test_tiny_workflow_produces_tables(tiny_run):
 def test_tiny_workflow_produces_masks(tiny_run):
     """Per-context, pooled and common masks; with cross-fitting the common mask of a pool
     intersects fold k of its members with fold k only."""
-    from prunebias.masks import read_folds, read_mask
+    from prunebias.methods.masks import read_folds, read_mask
 
     work = tiny_run
     acts = pd.read_parquet(work / "results/activations/tiny/purchase-bicycle.parquet")

@@ -33,11 +33,11 @@ from pathlib import Path
 import pandas as pd
 
 from prunebias.files import read_parquet, write_csv
-from prunebias.logs import setup_logging
-from prunebias.methods import parsed
-from prunebias.plan import Method, Pool, Source, transfer_level
-from prunebias.plots import make_plots
-from prunebias.transfer import bias_direction, build_tables, without_unused_settings
+from prunebias.workflow.logs import setup_logging
+from prunebias.methods.registry import parsed
+from prunebias.workflow.plan import Method, Pool, Source, transfer_level
+from prunebias.report.plots import make_plots
+from prunebias.stats.transfer import bias_direction, build_tables, without_unused_settings
 
 NEED = ["name", "race", "gender", "anomaly", "outcome", "draw", "ablation"]
 

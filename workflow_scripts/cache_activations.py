@@ -3,7 +3,7 @@
 inputs, per prompt), ``results/head_attention/{model}/{context}.parquet`` (per-head attention
 to the name) and, when race directions are learned, ``results/residuals/{model}/{context}.parquet``
 (the residual stream per name at the answer and name positions). The formats are documented
-in ``prunebias.activations``.
+in ``prunebias.model.activations``.
 
 Memory is bounded by one batch: each batch is written as its own Parquet row group.
 """
@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from prunebias.activations import ACT_SCHEMA, HEAD_SCHEMA, RESID_SCHEMA, cache_batches
+from prunebias.model.activations import ACT_SCHEMA, HEAD_SCHEMA, RESID_SCHEMA, cache_batches
 from prunebias.files import atomic_path, read_parquet
-from prunebias.logs import progress, setup_logging
-from prunebias.modeling import load_model
+from prunebias.workflow.logs import progress, setup_logging
+from prunebias.model.modeling import load_model
 
 
 def main(smk) -> None:  # pragma: no cover - exercised through snakemake in tests

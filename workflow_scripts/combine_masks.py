@@ -11,11 +11,11 @@ fold by fold: fold k of the common mask combines fold k of every member.
 
 import numpy as np
 
-from prunebias.directions import common_direction
+from prunebias.methods.directions import common_direction
 from prunebias.errors import ConfigError
-from prunebias.heads import common_head_mask
-from prunebias.logs import setup_logging
-from prunebias.masks import Mask, check_model, read_folds, read_meta, write_common_neuron_mask, write_mask
+from prunebias.methods.heads import common_head_mask
+from prunebias.workflow.logs import setup_logging
+from prunebias.methods.masks import Mask, check_model, read_folds, read_meta, write_common_neuron_mask, write_mask
 
 
 def _members(paths: list[str]) -> list[list[Mask]]:

@@ -5,9 +5,9 @@ model's baseline bias per context with its CI). Only where the config lists seve
 import pandas as pd
 
 from prunebias.files import write_csv
-from prunebias.headline import compare_models
-from prunebias.logs import setup_logging
-from prunebias.plots import models_forest
+from prunebias.report.headline import compare_models
+from prunebias.workflow.logs import setup_logging
+from prunebias.report.plots import models_forest
 
 
 def main(smk) -> None:  # pragma: no cover - exercised through snakemake in tests

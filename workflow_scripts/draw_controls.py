@@ -1,9 +1,9 @@
 """Rule draw_controls: matched random controls of one mask ->
 ``results/masks/{model}/random_{kind}/{setting}/{source}/draw{d}.npz``.
 
-The mask's family (``prunebias.methods``) says how: each draw has the real mask's count
+The mask's family (``prunebias.methods.registry``) says how: each draw has the real mask's count
 per weight matrix (per row for ``row`` selection), per layer (whole MLP neurons, heads),
-drawn from the next score band down or the same layers (see ``prunebias.controls``).
+drawn from the next score band down or the same layers (see ``prunebias.methods.controls``).
 Neuron bands are the source group's top 2p% minus its top p% of Wanda scores, without the
 other group's top p%, over the source's prompts (for ``common@POOL``: over the pool's
 prompts), from the activation cache. Seeds derive from (seed, "control", kind, setting,
@@ -12,12 +12,12 @@ With cross-fitting every draw holds one control per fold, each matched to that f
 and drawn from that fold's learning names' band (further folds salt the seed with the fold).
 """
 
-from prunebias.activations import group_sumsq, names_filter
+from prunebias.model.activations import group_sumsq, names_filter
 from prunebias.errors import ConfigError
-from prunebias.logs import setup_logging
-from prunebias.masks import check_model, read_folds, write_mask
-from prunebias.methods import FAMILIES, ControlInputs
-from prunebias.modeling import load_model, read_identity
+from prunebias.workflow.logs import setup_logging
+from prunebias.methods.masks import check_model, read_folds, write_mask
+from prunebias.methods.registry import FAMILIES, ControlInputs
+from prunebias.model.modeling import load_model, read_identity
 from prunebias.seeds import derive_seed
 
 DROPPED = ("counts", "shapes", "n_pruned", "n_total", "format", "kind", "fold_counts", "fold")  # recomputed by write_mask

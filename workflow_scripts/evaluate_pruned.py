@@ -11,8 +11,8 @@ has an unpruned twin. The model is loaded once; each mask is applied once and un
 With cross-fitting each fold's mask answers its fold's names (column ``fold``).
 """
 
-from prunebias.evaluation import EvalGroup, evaluation_job
-from prunebias.logs import setup_logging
+from prunebias.model.evaluation import EvalGroup, evaluation_job
+from prunebias.workflow.logs import setup_logging
 
 
 def main(smk) -> None:  # pragma: no cover - exercised through snakemake in tests

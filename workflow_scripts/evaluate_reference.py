@@ -5,8 +5,8 @@ Exactly the prompts and seeds every mask is evaluated with (``evaluate_pruned``)
 comparison of pruned and unpruned answers is paired.
 """
 
-from prunebias.evaluation import EvalGroup, evaluation_job
-from prunebias.logs import setup_logging
+from prunebias.model.evaluation import EvalGroup, evaluation_job
+from prunebias.workflow.logs import setup_logging
 
 
 def main(smk) -> None:  # pragma: no cover - exercised through snakemake in tests

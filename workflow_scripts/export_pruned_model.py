@@ -3,7 +3,7 @@ directory -> ``results/export/{model}/{kind}/{setting}/{source}/``.
 
 Safetensors weights in the model's stored dtype (bf16 stays bf16), the tokenizer, and a
 model card (``README.md``) with the source model, the mask, how it was learned and its
-evaluation rows from ``transfer.csv`` with their CIs (``prunebias.export``). Written on
+evaluation rows from ``transfer.csv`` with their CIs (``prunebias.model.export``). Written on
 the CPU and atomically: the directory appears under its final name only when complete.
 """
 
@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from prunebias.export import export_pruned, mask_rows, model_card
+from prunebias.model.export import export_pruned, mask_rows, model_card
 from prunebias.files import atomic_path
-from prunebias.logs import setup_logging
-from prunebias.masks import read_mask
-from prunebias.modeling import load_model, read_identity
+from prunebias.workflow.logs import setup_logging
+from prunebias.methods.masks import read_mask
+from prunebias.model.modeling import load_model, read_identity
 
 
 def main(smk) -> None:  # pragma: no cover - exercised through snakemake in tests

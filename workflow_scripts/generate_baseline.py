@@ -1,18 +1,18 @@
 """Rule generate_baseline: sample the unpruned model's answers -> ``results/baseline/{model}/{context}.parquet``.
 
 Adds to the prompt columns: response (the generated continuation after the answer
-prefix), n_tokens, value (parsed number or NaN), answer_kind (see ``prunebias.parsing``),
+prefix), n_tokens, value (parsed number or NaN), answer_kind (see ``prunebias.audit.parsing``),
 anomaly (bool) and outcome (the analysed number; NaN for anomalies). The file's metadata
 records the model identity and the sampling settings.
 """
 
 import time
 
-from prunebias.answers import PROMPT_COLUMNS, generate_answers
+from prunebias.audit.answers import PROMPT_COLUMNS, generate_answers
 from prunebias.files import read_parquet, write_parquet
-from prunebias.logs import setup_logging
-from prunebias.modeling import load_model, read_identity
-from prunebias.sampling import Sampling
+from prunebias.workflow.logs import setup_logging
+from prunebias.model.modeling import load_model, read_identity
+from prunebias.model.sampling import Sampling
 
 
 def main(smk) -> None:  # pragma: no cover - exercised through snakemake in tests

@@ -1,16 +1,16 @@
 """Rule make_prompts: one row per (name, sample) of a context -> ``results/prompts/{context}.parquet``.
 
-Columns: see ``prunebias.prompts``. ``seed`` is derived from (config seed, context, name,
+Columns: see ``prunebias.audit.prompts``. ``seed`` is derived from (config seed, context, name,
 sample), so adding names or samples never changes the seeds of existing rows.
 """
 
 import pandas as pd
 
-from prunebias.contexts import Context
+from prunebias.audit.contexts import Context
 from prunebias.files import write_parquet
-from prunebias.logs import setup_logging
-from prunebias.names import load_names
-from prunebias.prompts import build_prompts
+from prunebias.workflow.logs import setup_logging
+from prunebias.audit.names import load_names
+from prunebias.audit.prompts import build_prompts
 
 
 def main(smk) -> None:  # pragma: no cover - exercised through snakemake in tests

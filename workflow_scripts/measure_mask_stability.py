@@ -3,7 +3,7 @@
 For every context and every setting learned from the caches (the activation and the head
 attention cache: Wanda and one-shot head masks by default), the mask is learned twice
 from the caches, once on each half of the seeded race x gender balanced name split
-(``prunebias.names.split_names``), and the two masks are compared: Jaccard overlap
+(``prunebias.audit.names.split_names``), and the two masks are compared: Jaccard overlap
 |A & B| / |A | B|, beside the overlap two random sets of the same sizes would have
 (``jaccard_chance`` = E|A & B| / (|A| + |B| - E|A & B|), E|A & B| = |A| |B| / N). A mask
 that reflects names rather than a context's bias changes with the names.
@@ -16,13 +16,13 @@ from typing import Any
 
 import pandas as pd
 
-from prunebias.activations import group_sumsq, names_filter
+from prunebias.model.activations import group_sumsq, names_filter
 from prunebias.files import write_csv
-from prunebias.heads import group_attention
-from prunebias.logs import setup_logging
-from prunebias.masks import jaccard, read_folds
-from prunebias.methods import FAMILIES, learn_all
-from prunebias.modeling import load_model, read_identity
+from prunebias.methods.heads import group_attention
+from prunebias.workflow.logs import setup_logging
+from prunebias.methods.masks import jaccard, read_folds
+from prunebias.methods.registry import FAMILIES, learn_all
+from prunebias.model.modeling import load_model, read_identity
 
 COLUMNS = ["kind", "setting", "source", "n_a", "n_b", "jaccard", "jaccard_chance"]
 

@@ -1,7 +1,7 @@
 """Rule measure_side_effects: lm-evaluation-harness tasks on the unpruned model and on
 each selected mask (and its first matched random control) ->
 ``results/side_effects/{model}/items.parquet`` (per item and model) and
-``results/tables/{model}/side_effects.csv`` (paired differences with CIs, ``prunebias.side_effects``).
+``results/tables/{model}/side_effects.csv`` (paired differences with CIs, ``prunebias.report.side_effects``).
 
 One model load: each mask is applied in place and restored after its tasks; no weights
 are written. The tasks are loaded (offline) before the model, so a missing dataset stops
@@ -9,9 +9,9 @@ the job at once.
 """
 
 from prunebias.files import write_csv, write_parquet
-from prunebias.logs import setup_logging
-from prunebias.modeling import load_model
-from prunebias.side_effects import evaluate_models, higher_is_better, is_task_file, load_tasks, side_effect_table
+from prunebias.workflow.logs import setup_logging
+from prunebias.model.modeling import load_model
+from prunebias.report.side_effects import evaluate_models, higher_is_better, is_task_file, load_tasks, side_effect_table
 
 
 def main(smk) -> None:  # pragma: no cover - exercised through snakemake in tests

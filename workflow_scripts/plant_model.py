@@ -2,7 +2,7 @@
 planted -> ``results/model/{model}/`` (a prepared model like any other), with the ground
 truth beside the weights in ``planted_bias.json``.
 
-The plant (``prunebias.planting.plant_bias``) is calibrated on every name and on the
+The plant (``prunebias.planted.planting.plant_bias``) is calibrated on every name and on the
 ``from`` model's own baseline answers in every selected context: it is the ground truth,
 not a method under test (the methods learn on the learning names of the planted model's
 own answers, through the same rules as any model). Scope ``general``: the race of the
@@ -18,14 +18,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from prunebias.answers import PROMPT_COLUMNS
-from prunebias.contexts import load_yaml
+from prunebias.audit.answers import PROMPT_COLUMNS
+from prunebias.audit.contexts import load_yaml
 from prunebias.files import read_parquet
-from prunebias.logs import setup_logging
-from prunebias.modeling import load_model, read_identity
-from prunebias.names import load_names
-from prunebias.planted_model import save_planted
-from prunebias.planting import anchor_prompts, plant_bias, scope_check, silence_ratio
+from prunebias.workflow.logs import setup_logging
+from prunebias.model.modeling import load_model, read_identity
+from prunebias.audit.names import load_names
+from prunebias.planted.planted_model import save_planted
+from prunebias.planted.planting import anchor_prompts, plant_bias, scope_check, silence_ratio
 
 
 def main(smk) -> None:  # pragma: no cover - exercised through snakemake in tests

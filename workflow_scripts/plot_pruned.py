@@ -1,15 +1,15 @@
 """Rule plot_pruned: what every learned mask removes -> ``results/tables/{model}/pruned_by_layer.csv``
 (neurons: pruned and total entries per mask, layer and module, read from the masks' meta)
 and ``results/plots/{model}/pruned_neurons.png`` / ``pruned_heads.png``, one per mask kind the config
-learns (``prunebias.plots``)."""
+learns (``prunebias.report.plots``)."""
 
 import pandas as pd
 
 from prunebias.files import write_csv
-from prunebias.logs import setup_logging
-from prunebias.masks import Mask, check_model, pruned_by_module, read_mask, read_meta
-from prunebias.modeling import read_identity
-from prunebias.plots import pruned_heads_plot, pruned_neurons_plot
+from prunebias.workflow.logs import setup_logging
+from prunebias.methods.masks import Mask, check_model, pruned_by_module, read_mask, read_meta
+from prunebias.model.modeling import read_identity
+from prunebias.report.plots import pruned_heads_plot, pruned_neurons_plot
 
 COLUMNS = ["kind", "setting", "source", "layer", "module", "pruned", "total", "percent"]
 

@@ -1,10 +1,10 @@
 """Rule plot_side_effects: ``results/tables/{model}/side_effects.csv`` beside the audit's bias
-reduction (``transfer.csv``) -> ``results/plots/{model}/side_effects.png`` (``prunebias.plots``)."""
+reduction (``transfer.csv``) -> ``results/plots/{model}/side_effects.png`` (``prunebias.report.plots``)."""
 
 import pandas as pd
 
-from prunebias.logs import setup_logging
-from prunebias.plots import side_effects_plot
+from prunebias.workflow.logs import setup_logging
+from prunebias.report.plots import side_effects_plot
 
 
 def main(smk) -> None:  # pragma: no cover - exercised through snakemake in tests

@@ -12,8 +12,8 @@ import time
 import torch
 
 from prunebias.files import atomic_path
-from prunebias.logs import setup_logging
-from prunebias.modeling import check_hub_cached, materialize, resolve_source
+from prunebias.workflow.logs import setup_logging
+from prunebias.model.modeling import check_hub_cached, materialize, resolve_source
 
 
 def main(smk) -> None:  # pragma: no cover - exercised through snakemake in tests

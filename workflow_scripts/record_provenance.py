@@ -1,12 +1,12 @@
 """Rule record_provenance: what the model's figures depend on beyond the config ->
-``results/tables/{model}/provenance.json`` (``prunebias.provenance``: weights sha256,
+``results/tables/{model}/provenance.json`` (``prunebias.workflow.provenance``: weights sha256,
 resolved dtype and device, versions, CPU features). A model job like the others, so it
 records the kind of node they run on; the headline adds the commit and its date."""
 
 from prunebias.files import write_json
-from prunebias.logs import setup_logging
-from prunebias.modeling import read_identity
-from prunebias.provenance import provenance
+from prunebias.workflow.logs import setup_logging
+from prunebias.model.modeling import read_identity
+from prunebias.workflow.provenance import provenance
 
 
 def main(smk) -> None:  # pragma: no cover - exercised through snakemake in tests

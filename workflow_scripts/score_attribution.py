@@ -1,11 +1,11 @@
 """Rule score_attribution: gradient-attribution masks of one source ->
 ``results/masks/{model}/{kind}/{grad,gradmlp,patch}_*/{source}.npz`` and ``results/attribution/{model}/{source}.json``.
 
-For each context of the source, the grid bias objective B (``prunebias.objective``) over
+For each context of the source, the grid bias objective B (``prunebias.methods.objective``) over
 the learning names' prompts, and one backward pass: S = -W * dB/dW per weight, the sum of
 S over each head's entries that the evaluation's head ablation zeroes
-(``prunebias.attribution``), and with ``patch_`` head settings attribution patching
-between White and Black prompts (``prunebias.patching``). ``grad_`` neuron masks take, per
+(``prunebias.methods.attribution``), and with ``patch_`` head settings attribution patching
+between White and Black prompts (``prunebias.methods.patching``). ``grad_`` neuron masks take, per
 matrix, as many weights as the budget's Wanda mask of the same source; ``gradmlp_`` masks
 whole MLP neurons, as many as fit in its MLP weight count; head masks the top k. The
 summary records B per context, how well the grid expectation follows the sampled
@@ -25,17 +25,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from prunebias.attribution import source_attribution, text_importance
-from prunebias.attribution_select import protect_scores
-from prunebias.faithfulness import context_summary
+from prunebias.methods.attribution import source_attribution, text_importance
+from prunebias.methods.attribution_select import protect_scores
+from prunebias.methods.faithfulness import context_summary
 from prunebias.files import read_parquet, write_json
-from prunebias.heads import check_head_budget
-from prunebias.logs import setup_logging
-from prunebias.masks import read_mask, write_mask
-from prunebias.plant_spec import PLANTED_FILE, read_planted_record
-from prunebias.modeling import load_model, read_identity
-from prunebias.objective import answer_grid
-from prunebias.methods import FAMILIES, learn_all
+from prunebias.methods.heads import check_head_budget
+from prunebias.workflow.logs import setup_logging
+from prunebias.methods.masks import read_mask, write_mask
+from prunebias.planted.plant_spec import PLANTED_FILE, read_planted_record
+from prunebias.model.modeling import load_model, read_identity
+from prunebias.methods.objective import answer_grid
+from prunebias.methods.registry import FAMILIES, learn_all
 
 NEED = ["context", "prompt", "answer_prefix", "name", "race", "sample", "value", "anomaly"]
 

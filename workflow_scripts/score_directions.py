@@ -1,21 +1,21 @@
 """Rule score_directions: the race directions of one source (every setting of every method
-family that learns from the residual cache, ``prunebias.methods``: ``direction`` by
+family that learns from the residual cache, ``prunebias.methods.registry``: ``direction`` by
 default) -> ``results/masks/{model}/directions/{setting}/{source}.npz``.
 
 A direction is the Black - White mean difference of the residual stream after one
 decoder layer at one position, each learning name weighing once
-(``prunebias.directions``); with cross-fitting, one per fold from that fold's learning
+(``prunebias.methods.directions``); with cross-fitting, one per fold from that fold's learning
 names. The cache holds each name's summed residuals (``activations.name_residuals``), so
 a pool or a name half needs no new model run.
 """
 
 import numpy as np
 
-from prunebias.activations import name_residuals
-from prunebias.logs import setup_logging
-from prunebias.masks import write_mask
-from prunebias.methods import FAMILIES, learn_all
-from prunebias.modeling import read_identity
+from prunebias.model.activations import name_residuals
+from prunebias.workflow.logs import setup_logging
+from prunebias.methods.masks import write_mask
+from prunebias.methods.registry import FAMILIES, learn_all
+from prunebias.model.modeling import read_identity
 
 
 def main(smk) -> None:  # pragma: no cover - exercised through snakemake in tests

@@ -1,17 +1,17 @@
 """Rule score_heads: the masks of every method family that learns from the head-attention
-cache (``prunebias.methods``: one-shot attention-head masks by default) of one source ->
+cache (``prunebias.methods.registry``: one-shot attention-head masks by default) of one source ->
 ``results/masks/{model}/{kind}/{setting}/{source}.npz``, one mask per configured setting.
 
 Each head's score comes from the cached attention to the name's tokens, averaged over the
-White and over the Black prompts of the source's contexts (``prunebias.heads``); with
+White and over the Black prompts of the source's contexts (``prunebias.methods.heads``); with
 cross-fitting, one mask per fold from that fold's learning names.
 """
 
-from prunebias.heads import check_head_budget, group_attention
-from prunebias.logs import setup_logging
-from prunebias.masks import write_mask
-from prunebias.methods import FAMILIES, learn_all
-from prunebias.modeling import read_identity
+from prunebias.methods.heads import check_head_budget, group_attention
+from prunebias.workflow.logs import setup_logging
+from prunebias.methods.masks import write_mask
+from prunebias.methods.registry import FAMILIES, learn_all
+from prunebias.model.modeling import read_identity
 
 
 def main(smk) -> None:  # pragma: no cover - exercised through snakemake in tests

@@ -1,7 +1,7 @@
 """Rule score_heads_greedy: greedy head selection (the authors' code) ->
 ``results/masks/{model}/heads/greedy_k{K}/{source}.npz``, one mask per configured K.
 
-See ``prunebias.heads.greedy_heads``: ablate the heads chosen so far, re-run the model
+See ``prunebias.methods.heads.greedy_heads``: ablate the heads chosen so far, re-run the model
 over the source's prompts + baseline answers, add the head with the highest name
 attention. The mask's metadata records the picks in order.
 """
@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 
 from prunebias.files import read_parquet
-from prunebias.heads import check_head_budget, greedy_heads
-from prunebias.logs import setup_logging
-from prunebias.masks import write_mask
-from prunebias.modeling import load_model, read_identity
+from prunebias.methods.heads import check_head_budget, greedy_heads
+from prunebias.workflow.logs import setup_logging
+from prunebias.methods.masks import write_mask
+from prunebias.model.modeling import load_model, read_identity
 
 
 def main(smk) -> None:  # pragma: no cover - exercised through snakemake in tests

@@ -1,21 +1,21 @@
 """Rule score_neurons: the masks of every method family that learns from the activation
-cache (``prunebias.methods``: Wanda set differences by default) of one source ->
+cache (``prunebias.methods.registry``: Wanda set differences by default) of one source ->
 ``results/masks/{model}/{kind}/{setting}/{source}.npz``, one mask per configured setting.
 
 Wanda: score_ij = |W_ij| * ||X_j||_2 with the norms of the White and of the Black prompts
 of the source's contexts, summed from the activation cache (never recomputed); see
-``prunebias.neurons``. Each family's ``learn`` gets the same sums. Only masks are written,
+``prunebias.methods.neurons``. Each family's ``learn`` gets the same sums. Only masks are written,
 never dense score matrices. With cross-fitting each fold's mask learns on that fold's
 names (one file holds them all).
 """
 
 import time
 
-from prunebias.activations import group_sumsq, names_filter
-from prunebias.logs import setup_logging
-from prunebias.masks import write_mask
-from prunebias.methods import FAMILIES, learn_all
-from prunebias.modeling import load_model, read_identity
+from prunebias.model.activations import group_sumsq, names_filter
+from prunebias.workflow.logs import setup_logging
+from prunebias.methods.masks import write_mask
+from prunebias.methods.registry import FAMILIES, learn_all
+from prunebias.model.modeling import load_model, read_identity
 
 
 def main(smk) -> None:  # pragma: no cover - exercised through snakemake in tests

@@ -12,10 +12,10 @@ direction is 1 / d_model). Head masks are not scored: the plant lies in MLP weig
 import pandas as pd
 
 from prunebias.files import write_csv
-from prunebias.logs import setup_logging
-from prunebias.masks import read_mask
-from prunebias.planted_model import planted_weights_of, read_planted
-from prunebias.planted_recall import RECALL_COLUMNS, direction_recall, recall_columns
+from prunebias.workflow.logs import setup_logging
+from prunebias.methods.masks import read_mask
+from prunebias.planted.planted_model import planted_weights_of, read_planted
+from prunebias.planted.planted_recall import RECALL_COLUMNS, direction_recall, recall_columns
 
 
 def main(smk) -> None:  # pragma: no cover - exercised through snakemake in tests

@@ -9,10 +9,10 @@ and the figure ``results/plots/{model}/attribution_faithfulness.png``.
 import json
 from pathlib import Path
 
-from prunebias.attribution_summary import faithfulness_tables, objective_table
+from prunebias.methods.attribution_summary import faithfulness_tables, objective_table
 from prunebias.files import write_csv
-from prunebias.logs import setup_logging
-from prunebias.plots import faithfulness_plot
+from prunebias.workflow.logs import setup_logging
+from prunebias.report.plots import faithfulness_plot
 
 
 def main(smk) -> None:  # pragma: no cover - exercised through snakemake in tests

@@ -1,16 +1,16 @@
 """Rule summarize_baseline: bias per context (and per context x gender) -> ``results/tables/{model}/baseline_bias*.csv``
 and the forest plot ``results/plots/{model}/baseline_forest.png``.
 
-The table is ``prunebias.metrics.summarize``: winsorized within each context, inference
+The table is ``prunebias.stats.metrics.summarize``: winsorized within each context, inference
 at the level of names (cluster-bootstrap CIs, permutation p-values, power).
 """
 
 import pandas as pd
 
 from prunebias.files import read_parquet, write_csv
-from prunebias.logs import setup_logging
-from prunebias.metrics import summarize
-from prunebias.plots import baseline_forest
+from prunebias.workflow.logs import setup_logging
+from prunebias.stats.metrics import summarize
+from prunebias.report.plots import baseline_forest
 
 
 def main(smk) -> None:  # pragma: no cover - exercised through snakemake in tests

@@ -1,5 +1,5 @@
 """Rule summarize_headline: the numbers a reader looks for first, each with its CI ->
-``results/tables/{model}/headline.csv`` (``prunebias.headline``: taken from the baseline,
+``results/tables/{model}/headline.csv`` (``prunebias.report.headline``: taken from the baseline,
 transfer and side-effect tables, a planted model's ground truth, and the provenance; no new inference),
 its HTML page, and ``results/{model}/results.json`` (the same numbers, the config and the
 provenance, for machines)."""
@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from prunebias.code_version import git_commit
+from prunebias.workflow.code_version import git_commit
 from prunebias.files import atomic_path, write_csv, write_json
-from prunebias.headline import headline, headline_html, results_record
-from prunebias.logs import setup_logging
-from prunebias.plant_spec import read_planted_record
+from prunebias.report.headline import headline, headline_html, results_record
+from prunebias.workflow.logs import setup_logging
+from prunebias.planted.plant_spec import read_planted_record
 
 
 def main(smk) -> None:  # pragma: no cover - exercised through snakemake in tests

@@ -1,0 +1,1 @@
+"""Statistics, pure: bias metrics, name-level inference, transfer, power and design warnings."""
