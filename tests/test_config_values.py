@@ -52,3 +52,14 @@ def test_paper_configs_dry_run_without_the_model(tmp_path, paper):
                          check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "prepare_model" in proc.stdout and "evaluate_pruned" in proc.stdout
+
+
+def test_the_comparison_config_plans_every_family(tmp_path):
+    """make compare's config (on top of config.yaml) plans a mask of every family of the
+    comparison, its controls and their evaluation (docs/comparison.md)."""
+    proc = run_snakemake(tmp_path, None, "-n", "--configfile", str(REPO / "config/config.yaml"),
+                         str(REPO / "config/compare.yaml"), check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for job in ("score_neurons", "score_heads", "score_attribution", "score_directions", "draw_controls",
+                "evaluate_pruned", "aggregate_transfer"):
+        assert job in proc.stdout, job
