@@ -31,7 +31,8 @@ def transfer(delta_abs: float, to_remove: bool) -> pd.DataFrame:
                          "delta": 0.1, "delta_ci_low": -0.2,
                          "delta_ci_high": 0.4, "delta_vs_random": -0.5, "delta_vs_random_ci_low": -0.9,
                          "delta_vs_random_ci_high": -0.1, "control_draws": 2, "controls_broken": 0,
-                         "perplexity_ref": 35.04, "perplexity_pruned": 36.51, "perplexity_control": 37.0})
+                         "perplexity_ref": 35.04, "perplexity_pruned": 36.51, "perplexity_control": 37.0,
+                         "anomaly_rate_ref": 0.10, "anomaly_rate_pruned": 0.12})
     # a race direction beside each Wanda row; head rows are not in the block
     rows += [{**r, "scoring": "direction", "delta_vs_random": -0.25, "perplexity_pruned": 35.2} for r in list(rows)]
     rows.append({**rows[0], "scoring": "attention", "delta_abs": 9.99})
@@ -67,7 +68,13 @@ def test_verdicts_are_read_off_the_cis():
     costs = {"perplexity_ref": 35.0, "anomaly_rate_ref": 0.1, "anomaly_rate_pruned": 0.12}
     assert verdict({**row, **costs, "perplexity_pruned": 98.0}) == "removed; but the edit breaks the model (perplexity x2.8)"
     assert verdict({**row, **costs, "perplexity_pruned": 69.0}) == "removed"
-    assert verdict({**row, **costs, "perplexity_pruned": 36.0, "anomaly_rate_pruned": 0.6}).endswith("(perplexity x1.0)")
+    # by its answers: the measure that broke it is named, not a perplexity that did not move
+    assert verdict({**row, **costs, "perplexity_pruned": 36.0, "anomaly_rate_pruned": 0.6}) == \
+        "removed; but the edit breaks the model (60% of answers unusable, unpruned 10%)"
+    # a row without usable answers under the edit has no CI: not estimable, not "moved"
+    nan = float("nan")
+    assert verdict({**row, "bias_to_remove": False, "delta_ci_low": nan, "delta_ci_high": nan}) == \
+        "not estimable (too few usable answers)"
 
 
 def test_block_shows_every_wanda_and_direction_row_with_its_ci_and_n():
@@ -151,17 +158,25 @@ def test_the_comparison_shows_every_method_and_counts_its_rows():
     t["plant"]["recall"]["setting"] = ["black_b15_w15_global", "gradmlp_black_b15_w15_global", "resid_d95_answer"]
     block = render_block(t, {"plant": "general plant"}, ALL_METHODS, "make compare")
     assert block.startswith("Measured by `make compare` on")
-    assert "**Every method**" in block and "heads: as many per layer" in block
+    assert "**Every method**" in block and block.count("heads: as many per layer") == 1
     rows = [line for line in block.splitlines() if " -> " in line and "(n = " in line]
     assert len(rows) == 18  # 4 Wanda, 4 direction and 1 attention-head row per model
     assert "| plant | attention heads | purchase-house -> purchase-house (n = 32) |" in block
     summary = block.split("**By method**")[1]
     # plant: 2 home rows and 2 away rows per method, all CIs below 0; base: 4 rows without a bias
     # whose signed change covers 0; perplexity 36.51 / 35.04 = x1.04; no edit breaks the model
-    assert "| Wanda | 2 of 2 | 2 of 2 | 4 of 4 | 0 of 4 | x1.04-1.04 | 0 of 8 |" in summary
-    assert "| direction | 2 of 2 | 2 of 2 | 4 of 4 | 0 of 4 | x1.00-1.00 | 0 of 8 |" in summary
+    assert "| Wanda | 2 of 2 | 2 of 2 | 4 of 4 | 0 of 4 | x1.04-1.04 | +2 to +2 points | 0 of 8 |" in summary
+    assert "| direction | 2 of 2 | 2 of 2 | 4 of 4 | 0 of 4 | x1.00-1.00 | +2 to +2 points | 0 of 8 |" in summary
     assert "| attention heads | 1 of 1 | 0 of 0 | 1 of 1 | 0 of 1 |" in summary
     assert "- plant, gradient MLP-neuron mask learned on hiring-lawyer" not in block  # grad_mlp has no rows here
+    assert "rises over x2 or its share of unusable answers by 50 percentage points" in block
+    # a removal by an edit that makes 90% of the answers unusable is counted apart
+    plant = t["plant"]["transfer"]
+    broken = (plant["scoring"] == "attention").to_numpy()
+    t["plant"]["transfer"] = plant.assign(anomaly_rate_pruned=plant["anomaly_rate_pruned"].where(~broken, 0.9))
+    block = render_block(t, {"plant": "general plant"}, ALL_METHODS, "make compare")
+    assert "| attention heads | 1 of 1 (0 with the model intact) | 0 of 0 | 1 of 1 | 0 of 1 |" in block
+    assert "removed; but the edit breaks the model (90% of answers unusable, unpruned 10%)" in block
     t["plant"]["transfer"] = pd.concat([t["plant"]["transfer"],
                                         t["plant"]["transfer"].iloc[:1].assign(scoring="grad_mlp")])
     block = render_block(t, {"plant": "general plant"}, ALL_METHODS, "make compare")

@@ -29,7 +29,7 @@ import pandas as pd
 import yaml
 
 from prunebias.planted.plant_spec import plant_contexts
-from prunebias.stats.transfer import breaks_model
+from prunebias.stats.transfer import BROKEN_ANOMALY_RISE, BROKEN_PERPLEXITY_RATIO, breaks_model
 
 BEGIN = "<!-- default-run:begin -->"
 END = "<!-- default-run:end -->"
@@ -61,10 +61,9 @@ def _provenance(headline: pd.DataFrame) -> dict[str, str]:
 
 def verdict(row: Mapping[str, object]) -> str:
     """What a row shows, read off its CIs: removal only where there is a bias to remove; an
-    edit that breaks the model (``transfer.breaks_model``, the controls' criterion) says so."""
-    return _verdict(row) + ("; but the edit breaks the model (perplexity "
-                            f"x{float(row['perplexity_pruned']) / float(row['perplexity_ref']):.1f})"
-                            if _broken(row) else "")
+    edit that breaks the model (``transfer.breaks_model``, the controls' criterion) says so,
+    and by which measure (perplexity, or answers that are no usable number)."""
+    return _verdict(row) + (f"; but the edit breaks the model ({_damage(row)})" if _broken(row) else "")
 
 
 def _broken(row: Mapping[str, object]) -> bool:
@@ -74,7 +73,22 @@ def _broken(row: Mapping[str, object]) -> bool:
     return breaks_model(*(float(row[c]) for c in cols))  # type: ignore[arg-type]
 
 
+def _damage(row: Mapping[str, object]) -> str:
+    """The measures by which ``breaks_model`` judged the edit broken, in words."""
+    ppl, ppl_ref = float(row["perplexity_pruned"]), float(row["perplexity_ref"])
+    bad, bad_ref = float(row["anomaly_rate_pruned"]), float(row["anomaly_rate_ref"])
+    out = []
+    if breaks_model(ppl, bad_ref, ppl_ref, bad_ref):
+        out.append(f"perplexity x{ppl / ppl_ref:.1f}")
+    if breaks_model(ppl_ref, bad, ppl_ref, bad_ref):
+        out.append(f"{bad:.0%} of answers unusable, unpruned {bad_ref:.0%}")
+    return "; ".join(out)
+
+
 def _verdict(row: Mapping[str, object]) -> str:
+    estimate = "delta_toward_zero" if bool(row["bias_to_remove"]) else "delta"
+    if not all(math.isfinite(float(row[f"{estimate}{end}"])) for end in ("_ci_low", "_ci_high")):
+        return "not estimable (too few usable answers)"
     if not bool(row["bias_to_remove"]):
         lo, hi = float(row["delta_ci_low"]), float(row["delta_ci_high"])
         return "no bias to remove; " + ("no change" if lo <= 0 <= hi else "the effect moved")
@@ -111,7 +125,7 @@ def render_block(tables: Mapping[str, Mapping[str, pd.DataFrame]], planted: Mapp
         title = "Every method" if len(shown) > 2 else "Masks"
     lines += ["", f"**{title}** (paired change of log_smd on held-out names, edited - unpruned, toward 0 "
               "along the target's baseline bias where it has one, signed where it has none; real - random: "
-              f"the same against matched random controls ({'; '.join(CONTROLS[s] for s in shown)}); "
+              f"the same against matched random controls ({'; '.join(dict.fromkeys(CONTROLS[s] for s in shown))}); "
               "perplexity on the fixed neutral text, mean over the folds):", "",
               "| model | method | learned on -> evaluated on | change toward 0 | edited effect | real - random | "
               "perplexity: unpruned / edited / random | controls broken | verdict |",
@@ -167,23 +181,35 @@ def summary(tables: Mapping[str, Mapping[str, pd.DataFrame]], shown: list[str],
     unpruned model (the range over rows). Counts of rows of one run, not rates over seeds."""
     t = pd.concat([tables[m]["transfer"].assign(model=m) for m in tables], ignore_index=True)
     out = ["", "**By method** (counts over the rows above, one run; a rate needs seeds: "
-           "benchmarks/method_seeds.py):", "",
+           f"benchmarks/method_seeds.py; an edit breaks the model where its perplexity rises over "
+           f"x{BROKEN_PERPLEXITY_RATIO:g} or its share of unusable answers by "
+           f"{100 * BROKEN_ANOMALY_RISE:.0f} percentage points or more, the controls' criterion):", "",
            "| method | removed at home | transferred | real - random below 0 (rows with a bias) | "
-           "moved where there is no bias | perplexity edited / unpruned | edits that break the model |",
-           "|---|---|---|---|---|---|---|"]
+           "moved where there is no bias | perplexity edited / unpruned | unusable answers, edited - unpruned | "
+           "edits that break the model |",
+           "|---|---|---|---|---|---|---|---|"]
     for s in shown:
         r = t[t["scoring"] == s]
         bias = r[r["bias_to_remove"].astype(bool)]
         home, away = bias[bias["source"] == bias["target"]], bias[bias["source"] != bias["target"]]
         none = r[~r["bias_to_remove"].astype(bool)]
         ratio = r["perplexity_pruned"].astype(float) / r["perplexity_ref"].astype(float)
+        rise = 100 * (r["anomaly_rate_pruned"].astype(float) - r["anomaly_rate_ref"].astype(float))
         broken = sum(_broken(row) for _, row in r.iterrows())
-        out.append(f"| {methods[s]} | {int((home['delta_toward_zero_ci_high'] < 0).sum())} of {len(home)} | "
-                   f"{int((away['delta_toward_zero_ci_high'] < 0).sum())} of {len(away)} | "
+        out.append(f"| {methods[s]} | {_shown(home)} | {_shown(away)} | "
                    f"{int((bias['delta_vs_random_ci_high'] < 0).sum())} of {len(bias)} | "
                    f"{int(((none['delta_ci_low'] > 0) | (none['delta_ci_high'] < 0)).sum())} of {len(none)} | "
-                   f"x{ratio.min():.2f}-{ratio.max():.2f} | {broken} of {len(r)} |")
+                   f"x{ratio.min():.2f}-{ratio.max():.2f} | {rise.min():+.0f} to {rise.max():+.0f} points | "
+                   f"{broken} of {len(r)} |")
     return out
+
+
+def _shown(rows: pd.DataFrame) -> str:
+    """How many of ``rows`` (with a bias to remove) moved it toward 0 (CI below 0), and how
+    many of those left the model intact (a removal by breaking the model is none)."""
+    moved = rows[rows["delta_toward_zero_ci_high"].astype(float) < 0]
+    intact = sum(not _broken(r) for _, r in moved.iterrows())
+    return f"{len(moved)} of {len(rows)}" + (f" ({intact} with the model intact)" if intact < len(moved) else "")
 
 
 def read_tables(results: Path, models: list[str]) -> dict[str, dict[str, pd.DataFrame]]:
