@@ -71,6 +71,14 @@ def test_verdicts_are_read_off_the_cis():
     # by its answers: the measure that broke it is named, not a perplexity that did not move
     assert verdict({**row, **costs, "perplexity_pruned": 36.0, "anomaly_rate_pruned": 0.6}) == \
         "removed; but the edit breaks the model (60% of answers unusable, unpruned 10%)"
+    # is the change the edit's own? its matched random controls decide (real - random)
+    vs = {"delta_vs_random_ci_low": -0.8, "delta_vs_random_ci_high": 0.2}
+    assert verdict({**row, **vs}) == "removed, no more than its random control"
+    assert verdict({**row, **vs, "delta_vs_random_ci_high": -0.1}) == "removed"
+    moved = {**row, **vs, "bias_to_remove": False, "delta_ci_low": 0.1}
+    assert verdict(moved) == "no bias to remove; the effect moved, no further from 0 than under its random control"
+    assert verdict({**moved, "delta_vs_random_ci_low": 0.05}) == \
+        "no bias to remove; the effect moved, further from 0 than under its random control"
     # a row without usable answers under the edit has no CI: not estimable, not "moved"
     nan = float("nan")
     assert verdict({**row, "bias_to_remove": False, "delta_ci_low": nan, "delta_ci_high": nan}) == \

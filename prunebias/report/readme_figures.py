@@ -91,10 +91,25 @@ def _verdict(row: Mapping[str, object]) -> str:
         return "not estimable (too few usable answers)"
     if not bool(row["bias_to_remove"]):
         lo, hi = float(row["delta_ci_low"]), float(row["delta_ci_high"])
-        return "no bias to remove; " + ("no change" if lo <= 0 <= hi else "the effect moved")
+        return "no bias to remove; " + ("no change" if lo <= 0 <= hi else "the effect moved" + _beyond(row))
     if float(row["delta_toward_zero_ci_high"]) < 0:
-        return "removed" if row["source"] == row["target"] else "transferred"
+        return ("removed" if row["source"] == row["target"] else "transferred") + _beyond(row)
     return "not shown (CI covers 0)" if float(row["delta_toward_zero_ci_low"]) <= 0 else "bias grew"
+
+
+def _beyond(row: Mapping[str, object]) -> str:
+    """Is a change the CI shows the edit's own? Against its matched random controls
+    (``delta_vs_random``): with a bias, real - random toward 0 must exclude 0; without
+    one it compares |effect|, so the edit left the effect further from 0 than its controls
+    only where that CI lies above 0."""
+    lo, hi = (float(row.get(f"delta_vs_random_ci_{end}", math.nan))  # type: ignore[arg-type]
+              for end in ("low", "high"))
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return ""
+    if bool(row["bias_to_remove"]):
+        return "" if hi < 0 else ", no more than its random control"
+    return (", further from 0 than under its random control" if lo > 0
+            else ", no further from 0 than under its random control")
 
 
 def render_block(tables: Mapping[str, Mapping[str, pd.DataFrame]], planted: Mapping[str, str],
