@@ -294,9 +294,9 @@ def main(argv: list[str] | None = None) -> int:
     if new == doc:
         print(f"{args.doc}'s figures agree with results/")
         return 0
-    print(f"{args.doc}'s figures differ from results/ (python -m prunebias.report.readme_figures "
-          f"{' '.join('--configfile ' + str(f) for f in args.configfile)} --doc {args.doc} --write "
-          "puts this run's in):\n" + block)
+    fix = " ".join(["python -m prunebias.report.readme_figures", *(f"--configfile {f}" for f in args.configfile),
+                    f"--doc {args.doc}", "--write"])
+    print(f"{args.doc}'s figures differ from results/ ({fix} puts this run's in):\n" + block)
     return 1 if args.check else 0
 
 if __name__ == "__main__":
