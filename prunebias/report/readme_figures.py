@@ -20,6 +20,7 @@ Rendering (``render_block``) is pure: data frames in, Markdown out.
 from __future__ import annotations
 
 import argparse
+import copy
 import math
 import sys
 from pathlib import Path
@@ -27,7 +28,9 @@ from typing import Mapping
 
 import pandas as pd
 import yaml
+from snakemake.utils import update_config
 
+from prunebias.methods.registry import parsed
 from prunebias.planted.plant_spec import plant_contexts
 from prunebias.stats.transfer import BROKEN_ANOMALY_RISE, BROKEN_PERPLEXITY_RATIO, breaks_model
 
@@ -43,9 +46,8 @@ ALL_METHODS = {"wanda": "Wanda", "attention": "attention heads", "grad_mlp": "gr
 CONTROLS = {"wanda": "a Wanda mask: the same count per matrix", "attention": "heads: as many per layer",
             "grad_mlp": "whole MLP neurons: as many per layer", "grad": "the same count per matrix or layer",
             "patching": "heads: as many per layer", "direction": "a direction: random directions of its norm"}
-# recall rows (planted_recall.csv) by setting prefix -> (scoring, label)
-RECALL = {"gradmlp_": ("grad_mlp", "gradient MLP-neuron mask"), "resid_": ("direction", "race direction"),
-          "black_b": ("wanda", "Wanda mask"), "white_b": ("wanda", "Wanda mask")}
+# the masks whose recall of a plant (planted_recall.csv) the block lists: scoring -> label
+RECALL = {"wanda": "Wanda mask", "grad_mlp": "gradient MLP-neuron mask", "direction": "race direction"}
 
 
 def _ci(est: float, lo: float, hi: float) -> str:
@@ -178,14 +180,17 @@ def render_block(tables: Mapping[str, Mapping[str, pd.DataFrame]], planted: Mapp
 
 
 def _recall_kind(row: Mapping[str, object]) -> tuple[str, str]:
-    """(scoring, label) of a recall row by its setting's prefix; a row without a setting by its kind."""
+    """(scoring, label) of a recall row: its setting parsed by the method registry (a row
+    without a setting by its kind); ("", "") for a mask the block does not list."""
     setting = str(row.get("setting", "") or "")
-    for prefix, found in RECALL.items():
-        if setting.startswith(prefix):
-            return found
-    if setting:
+    if not setting:
+        scoring = "wanda" if row.get("kind", "neurons") == "neurons" else "direction"
+        return scoring, RECALL[scoring]
+    try:
+        scoring = parsed(str(row["kind"]), setting)[1].scoring
+    except ValueError:
         return "", ""
-    return ("wanda", "Wanda mask") if row.get("kind", "neurons") == "neurons" else ("direction", "race direction")
+    return (scoring, RECALL[scoring]) if scoring in RECALL else ("", "")
 
 
 def summary(tables: Mapping[str, Mapping[str, pd.DataFrame]], shown: list[str],
@@ -236,7 +241,7 @@ def read_tables(results: Path, models: list[str]) -> dict[str, dict[str, pd.Data
                   for k in ("baseline", "transfer", "headline")}
         if (d / "planted_recall.csv").exists():
             rec = pd.read_csv(d / "planted_recall.csv")
-            out[m]["recall"] = rec[rec["setting"].str.match("^(" + "|".join(RECALL) + ")")]
+            out[m]["recall"] = rec[[bool(_recall_kind(r)[0]) for _, r in rec.iterrows()]]
     return out
 
 
@@ -261,11 +266,10 @@ def describe_plants(config: Mapping[str, object]) -> dict[str, str]:
 
 
 def merged(base: dict, *updates: Mapping[str, object]) -> dict:
-    """``base`` updated key by key, nested dicts merged (as Snakemake merges --configfile)."""
-    out = dict(base)
+    """``base`` with ``updates`` merged in as Snakemake merges --configfile (its update_config)."""
+    out = copy.deepcopy(base)
     for update in updates:
-        for k, v in update.items():
-            out[k] = merged(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), dict) else v
+        update_config(out, update)
     return out
 
 
