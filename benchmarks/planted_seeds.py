@@ -12,7 +12,11 @@ once per seed, each in its own folder, and reports how often
 (d) the general plant's mask transfers: the change toward 0 on the other context has a
     CI below 0;
 (e) the context plant's mask shows no effect where there is no bias: outside its contexts
-    the baseline shows no bias (CI covers 0) and the paired change of the effect covers 0.
+    the baseline shows no bias (CI covers 0), and the mask is contained there
+    (``prunebias.stats.transfer.containment``): the paired change of the effect covers 0,
+    or the effect moved no further from 0 than under the matched random controls (real -
+    random on |effect|, CI not above 0); (e') beside it, the stricter count: the paired
+    change's CI covers 0 (docs/design.md, "Containment is judged against the random control").
 
 A seed is the config's ``seed``: it draws the name split (which names learn the masks and
 which are held out) and every sampling seed (baseline, caches, evaluation, controls). The
@@ -59,7 +63,7 @@ from prunebias.model.export import _ci  # "value [low, high]" of a table row, as
 from prunebias.files import read_parquet
 from prunebias.methods.masks import read_meta
 from prunebias.planted.plant_spec import plant_contexts
-from prunebias.stats.transfer import bias_direction, build_tables
+from prunebias.stats.transfer import MOVED_AS_CONTROLS, UNCHANGED, bias_direction, build_tables, containment
 
 WANDA = "black_b15_w15_global"
 # the benchmark needs only the Wanda masks, their controls and the tables of both plants
@@ -226,11 +230,12 @@ def verdicts(seed: int, folder: Path, cfg: dict, transfer: dict[str, pd.DataFram
                         f"{_ci(r, 'delta_toward_zero')}; pruned {_ci(r, 'effect_pruned')}")
                 elif s in homes and t not in homes:
                     lo, hi = bias.loc[t, "log_smd_ci_low"], bias.loc[t, "log_smd_ci_high"]
-                    no_bias = lo <= 0 <= hi
-                    no_effect = r["delta_ci_low"] <= 0 <= r["delta_ci_high"]
-                    add("e contained", f"{s}->{t}", no_bias and no_effect,
-                        f"baseline {bias.loc[t, 'log_smd']:.2f} [{lo:.2f}, {hi:.2f}]; change {r['delta']:.2f} "
-                        f"[{r['delta_ci_low']:.2f}, {r['delta_ci_high']:.2f}]")
+                    no_bias, state = lo <= 0 <= hi, containment(r)
+                    value = (f"baseline {bias.loc[t, 'log_smd']:.2f} [{lo:.2f}, {hi:.2f}]; change {r['delta']:.2f} "
+                             f"[{r['delta_ci_low']:.2f}, {r['delta_ci_high']:.2f}]; real - random "
+                             f"{_ci(r, 'delta_vs_random')}")
+                    add("e contained", f"{s}->{t}", no_bias and state in (UNCHANGED, MOVED_AS_CONTROLS), value)
+                    add("e' no change at all", f"{s}->{t}", no_bias and state == UNCHANGED, value)
     return rows
 
 

@@ -63,7 +63,8 @@ def test_verdicts_are_read_off_the_cis():
     assert verdict({**row, "delta_toward_zero_ci_high": 0.1}) == "not shown (CI covers 0)"
     assert verdict({**row, "delta_toward_zero_ci_low": 0.1, "delta_toward_zero_ci_high": 0.5}) == "bias grew"
     assert verdict({**row, "bias_to_remove": False}) == "no bias to remove; no change"
-    assert verdict({**row, "bias_to_remove": False, "delta_ci_low": 0.1}) == "no bias to remove; the effect moved"
+    assert verdict({**row, "bias_to_remove": False, "delta_ci_low": 0.1}) == \
+        "no bias to remove; the effect moved; no usable random control to compare"
     # an edit that breaks the model (the controls' criterion) is named beside the verdict
     costs = {"perplexity_ref": 35.0, "anomaly_rate_ref": 0.1, "anomaly_rate_pruned": 0.12}
     assert verdict({**row, **costs, "perplexity_pruned": 98.0}) == "removed; but the edit breaks the model (perplexity x2.8)"

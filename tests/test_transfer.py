@@ -100,3 +100,24 @@ def test_setting_columns_no_row_uses_are_left_out():
     assert {"score", "k", "k_white", "direction"}.isdisjoint(out.columns)
     assert {"scoring", "p_black", "delta_toward_zero", "bias_reduction"} <= set(out.columns)
     assert list(out.columns) == [c for c in COLUMNS if c in out.columns]
+
+
+def test_containment_counts_a_move_against_the_edit_only_beyond_its_random_controls():
+    """Where there is no bias, any edit of the mask's size moves answers: a move is the
+    mask's own only where |effect| ends further from 0 than under its controls."""
+    from prunebias.stats.transfer import (MOVED_AS_CONTROLS, MOVED_BEYOND_CONTROLS, MOVED_NO_CONTROL, NOT_ESTIMABLE,
+                                          UNCHANGED, containment)
+
+    row = {"delta_ci_low": -0.2, "delta_ci_high": 0.3, "delta_vs_random_ci_low": 0.1, "delta_vs_random_ci_high": 0.5}
+    assert containment(row) == UNCHANGED  # the change covers 0: the controls are not asked
+    moved = {**row, "delta_ci_low": 0.07, "delta_ci_high": 0.71}
+    assert containment(moved) == MOVED_BEYOND_CONTROLS
+    # the default run's context plant outside its context (seed 20250211): +0.37 [+0.07, +0.71],
+    # real - random +0.16 [-0.29, +0.52]
+    assert containment({**moved, "delta_vs_random_ci_low": -0.29, "delta_vs_random_ci_high": 0.52}) == MOVED_AS_CONTROLS
+    # closer to 0 than the controls left it is no leak either
+    assert containment({**moved, "delta_vs_random_ci_low": -0.6, "delta_vs_random_ci_high": -0.1}) == MOVED_AS_CONTROLS
+    assert containment({**moved, "delta_vs_random_ci_low": math.nan, "delta_vs_random_ci_high": math.nan}) == \
+        MOVED_NO_CONTROL
+    assert containment({k: v for k, v in moved.items() if not k.startswith("delta_vs")}) == MOVED_NO_CONTROL
+    assert containment({**row, "delta_ci_low": math.nan}) == NOT_ESTIMABLE

@@ -18,6 +18,8 @@ from typing import Mapping
 
 import pandas as pd
 
+from prunebias.stats.transfer import MOVED_AS_CONTROLS, MOVED_BEYOND_CONTROLS, UNCHANGED, containment
+
 COLUMNS = ["section", "item", "measure", "estimate", "ci_low", "ci_high", "n", "note"]
 
 
@@ -101,8 +103,9 @@ def _verdict(lo: float, hi: float, below: str, above: str, covers: str) -> str:
 def ground_truth_rows(transfer: pd.DataFrame, recall: pd.DataFrame, record: Mapping[str, object]) -> list[dict]:
     """A planted model's masks judged against its ground truth (``record``: plant_model's
     planted_bias.json). Where the plant acts, the paired change of the effect toward 0
-    should be below 0 (removed); where it does not, there is no bias to remove, and the pruned model's
-    effect should stay near 0 (contained). Every verdict is read off the CI."""
+    should be below 0 (removed); where it does not, the mask is contained unless it moved the
+    effect further from 0 than its matched random controls did (``containment``). Every
+    verdict is read off the CIs."""
     scope, contexts = str(record.get("scope", "general")), list(record.get("contexts") or [])
     rec = recall.set_index(["setting", "source"]) if len(recall) else None
     rows = []
@@ -125,10 +128,13 @@ def ground_truth_rows(transfer: pd.DataFrame, recall: pd.DataFrame, record: Mapp
             extra = f"pruned {_ci(r, 'effect_pruned')}; " + extra
             if not bool(r.get("bias_to_remove", True)):
                 verdict = "the plant was not detected here (baseline CI covers 0): nothing to judge"
-        else:
-            measure, est = "nothing planted here: pruned effect", "effect_pruned"
-            verdict = _verdict(_num(r["effect_pruned_ci_low"]), _num(r["effect_pruned_ci_high"]),
-                               "an effect appeared", "an effect appeared", "no effect, as planted")
+        else:  # contained unless the edit moved the effect further from 0 than its random controls
+            measure, est = "nothing planted here: change of the effect (pruned - unpruned)", "delta"
+            state = containment(r)
+            verdict = {UNCHANGED: "contained: no change, as planted",
+                       MOVED_AS_CONTROLS: f"contained: {state}",
+                       MOVED_BEYOND_CONTROLS: f"leaked: {state}"}.get(state, state)
+            extra = f"pruned {_ci(r, 'effect_pruned')}; " + extra
         rows.append({"section": "ground truth", "item": item, "measure": measure, "estimate": r.get(est),
                      "ci_low": r.get(f"{est}_ci_low"), "ci_high": r.get(f"{est}_ci_high"),
                      "n": int(r["names_eval"]) if pd.notna(r.get("names_eval")) else None,

@@ -32,7 +32,7 @@ from snakemake.utils import update_config
 
 from prunebias.methods.registry import parsed
 from prunebias.planted.plant_spec import plant_contexts
-from prunebias.stats.transfer import BROKEN_ANOMALY_RISE, BROKEN_PERPLEXITY_RATIO, breaks_model
+from prunebias.stats.transfer import BROKEN_ANOMALY_RISE, BROKEN_PERPLEXITY_RATIO, NO_BIAS, breaks_model, containment
 
 BEGIN = "<!-- default-run:begin -->"
 END = "<!-- default-run:end -->"
@@ -92,26 +92,20 @@ def _verdict(row: Mapping[str, object]) -> str:
     if not all(math.isfinite(float(row[f"{estimate}{end}"])) for end in ("_ci_low", "_ci_high")):
         return "not estimable (too few usable answers)"
     if not bool(row["bias_to_remove"]):
-        lo, hi = float(row["delta_ci_low"]), float(row["delta_ci_high"])
-        return "no bias to remove; " + ("no change" if lo <= 0 <= hi else "the effect moved" + _beyond(row))
+        return f"{NO_BIAS}; {containment(row)}"
     if float(row["delta_toward_zero_ci_high"]) < 0:
         return ("removed" if row["source"] == row["target"] else "transferred") + _beyond(row)
     return "not shown (CI covers 0)" if float(row["delta_toward_zero_ci_low"]) <= 0 else "bias grew"
 
 
 def _beyond(row: Mapping[str, object]) -> str:
-    """Is a change the CI shows the edit's own? Against its matched random controls
-    (``delta_vs_random``): with a bias, real - random toward 0 must exclude 0; without
-    one it compares |effect|, so the edit left the effect further from 0 than its controls
-    only where that CI lies above 0."""
-    lo, hi = (float(row.get(f"delta_vs_random_ci_{end}", math.nan))  # type: ignore[arg-type]
-              for end in ("low", "high"))
-    if not (math.isfinite(lo) and math.isfinite(hi)):
+    """Is a removal the CI shows the edit's own? Against its matched random controls
+    (``delta_vs_random``, toward 0): only where real - random also excludes 0. (Without a
+    bias, ``containment`` asks the same of a move.)"""
+    hi = float(row.get("delta_vs_random_ci_high", math.nan))  # type: ignore[arg-type]
+    if not math.isfinite(hi):
         return ""
-    if bool(row["bias_to_remove"]):
-        return "" if hi < 0 else ", no more than its random control"
-    return (", further from 0 than under its random control" if lo > 0
-            else ", no further from 0 than under its random control")
+    return "" if hi < 0 else ", no more than its random control"
 
 
 def render_block(tables: Mapping[str, Mapping[str, pd.DataFrame]], planted: Mapping[str, str],

@@ -85,6 +85,32 @@ def breaks_model(perplexity: float, anomaly_rate: float, perplexity_ref: float, 
 
 NO_BIAS = "no bias to remove"
 
+# What an edit did to a target without a bias to remove (``containment``)
+UNCHANGED = "no change"
+MOVED_AS_CONTROLS = "the effect moved, no further from 0 than under its random control"
+MOVED_BEYOND_CONTROLS = "the effect moved, further from 0 than under its random control"
+MOVED_NO_CONTROL = "the effect moved; no usable random control to compare"
+NOT_ESTIMABLE = "not estimable (too few usable answers)"
+
+
+def containment(row: Mapping[str, Any]) -> str:
+    """Did an edit move the effect of a target where there is no bias to remove, and was
+    that its own doing? The paired change (``delta``) says whether the effect moved; any
+    edit of the edit's size moves answers, so a move counts against the edit only where it
+    left |effect| further from 0 than its matched random controls did (``delta_vs_random``,
+    which compares |effect| on such a target, CI above 0). A context plant's mask is
+    contained outside its context unless the result is ``MOVED_BEYOND_CONTROLS``
+    (docs/design.md, "Containment is judged against the random control")."""
+    lo, hi = float(row["delta_ci_low"]), float(row["delta_ci_high"])
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return NOT_ESTIMABLE
+    if lo <= 0 <= hi:
+        return UNCHANGED
+    vs_lo, vs_hi = (float(row.get(f"delta_vs_random_ci_{end}", math.nan)) for end in ("low", "high"))
+    if not (math.isfinite(vs_lo) and math.isfinite(vs_hi)):
+        return MOVED_NO_CONTROL  # none drawn, or every one broke the model
+    return MOVED_BEYOND_CONTROLS if vs_lo > 0 else MOVED_AS_CONTROLS
+
 
 def bias_direction(baseline_table: pd.DataFrame, effect: str) -> dict[str, int]:
     """Per context of a baseline table (``summarize_baseline``): the sign of its established
