@@ -14,9 +14,9 @@ once per seed, each in its own folder, and reports how often
 (e) the context plant's mask shows no effect where there is no bias: outside its contexts
     the baseline shows no bias (CI covers 0), and the mask is contained there
     (``prunebias.stats.transfer.containment``): the paired change of the effect covers 0,
-    or the effect moved no further from 0 than under the matched random controls (real -
-    random on |effect|, CI not above 0); (e') beside it, the stricter count: the paired
-    change's CI covers 0 (docs/design.md, "Containment is judged against the random control").
+    or the effect moved as under the matched random controls (signed real - random, CI
+    covering 0); (e') beside it, the stricter count: the paired change's CI covers 0
+    (docs/design.md, "Containment is judged against the random control").
 
 A seed is the config's ``seed``: it draws the name split (which names learn the masks and
 which are held out) and every sampling seed (baseline, caches, evaluation, controls). The

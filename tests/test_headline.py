@@ -91,10 +91,10 @@ def test_results_json_holds_the_headline_numbers_config_and_provenance():
 
 def test_ground_truth_judges_a_context_plant_at_home_and_outside_against_its_random_controls():
     """At home: removed when the change toward 0 lies below 0. Outside: contained, unless
-    the mask moved the effect further from 0 than its matched random controls did."""
+    the mask moved the effect beyond its matched random controls (signed real - random)."""
     from prunebias.report.headline import ground_truth_rows
 
-    def row(source, target, delta, vs, bias):
+    def row(source, target, delta, vs, bias=False):
         return {"kind": "neurons", "setting": "b15", "source": source, "target": target, "names_eval": 64,
                 "bias_to_remove": bias, "effect_ref": 0.1, "effect_ref_ci_low": -0.2, "effect_ref_ci_high": 0.4,
                 "effect_pruned": 0.2, "effect_pruned_ci_low": 0.0, "effect_pruned_ci_high": 0.5,
@@ -103,16 +103,22 @@ def test_ground_truth_judges_a_context_plant_at_home_and_outside_against_its_ran
                 "delta_toward_zero_ci_high": delta[2],
                 "delta_vs_random": vs[0], "delta_vs_random_ci_low": vs[1], "delta_vs_random_ci_high": vs[2]}
 
+    nan = float("nan")
     transfer = pd.DataFrame([
         row("home", "home", (-0.6, -0.9, -0.3), (-0.5, -0.9, -0.2), True),
-        row("home", "away", (0.37, 0.07, 0.71), (0.16, -0.29, 0.52), False),
-        row("home", "other", (0.4, 0.1, 0.7), (0.3, 0.05, 0.6), False),
-        row("home", "quiet", (0.1, -0.2, 0.4), (0.0, -0.3, 0.3), False)])
+        row("home", "away", (0.37, 0.07, 0.71), (0.16, -0.29, 0.52)),
+        row("home", "other", (0.37, 0.07, 0.71), (0.45, 0.10, 0.83)),
+        row("home", "quiet", (0.1, -0.2, 0.4), (0.5, 0.2, 0.8)),
+        row("home", "broken", (0.4, 0.1, 0.7), (nan, nan, nan)),
+        row("home", "own", (-0.5, -0.8, -0.2), (-0.4, -0.7, -0.1), True)])
     record = {"scope": "context", "contexts": ["home"]}
     notes = {r["item"].split(" -> ")[1]: (r["measure"], r["estimate"], r["note"])
              for r in ground_truth_rows(transfer, pd.DataFrame(), record)}
     assert notes["home"][2].startswith("removed (context plant)")
     assert notes["away"][1] == 0.37 and "change of the effect" in notes["away"][0]
-    assert notes["away"][2].startswith("contained: the effect moved, no further from 0 than under its random control")
-    assert notes["other"][2].startswith("leaked: the effect moved, further from 0 than under its random control")
-    assert notes["quiet"][2].startswith("contained: no change, as planted")
+    assert notes["away"][2].startswith("contained: the effect moved, as under its random control")
+    assert notes["other"][2].startswith("not contained: the effect moved, beyond its random control")
+    assert notes["quiet"][2].startswith("contained: no change, as planted")  # the change covers 0: controls not asked
+    assert notes["broken"][2].startswith("the effect moved; no usable random control to compare")
+    # a target with the unpruned model's own bias: judged as a removal, not as containment
+    assert notes["own"][2].startswith("nothing planted here, yet the baseline shows a bias: removed")

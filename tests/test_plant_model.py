@@ -93,9 +93,11 @@ def test_every_neuron_mask_is_scored_and_judged_against_the_truth(planted_run):
         acts = truth.measure.str.startswith("planted bias")
         if name == "tiny-general":
             assert acts.all()
-        else:  # the car holds nothing planted: the pruned effect there is judged, not a change of |effect|
+        else:  # the car holds nothing planted: containment is judged there, not a removal
             assert (acts == truth["item"].str.endswith("-> purchase-bicycle")).all()
-        assert truth.note.str.contains("removed|no effect|appeared|increased|not detected").all()
+            assert truth[~acts].note.str.contains(
+                "^(?:contained|not contained|the effect moved; no usable|not estimable|nothing planted here)").all()
+        assert truth[acts].note.str.contains("removed|increased|not detected").all()
         prov = head[head.section == "provenance"].set_index("item")["note"]
         assert prov["dtype"] == "float32" and prov["model"] == name and prov["model_source"] == "plant:tiny"
         assert {"model_weights_sha256", "torch", "commit", "date", "cpu_amx"} <= set(prov.index)

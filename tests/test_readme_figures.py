@@ -77,9 +77,9 @@ def test_verdicts_are_read_off_the_cis():
     assert verdict({**row, **vs}) == "removed, no more than its random control"
     assert verdict({**row, **vs, "delta_vs_random_ci_high": -0.1}) == "removed"
     moved = {**row, **vs, "bias_to_remove": False, "delta_ci_low": 0.1}
-    assert verdict(moved) == "no bias to remove; the effect moved, no further from 0 than under its random control"
+    assert verdict(moved) == "no bias to remove; the effect moved, as under its random control"
     assert verdict({**moved, "delta_vs_random_ci_low": 0.05}) == \
-        "no bias to remove; the effect moved, further from 0 than under its random control"
+        "no bias to remove; the effect moved, beyond its random control"
     # a row without usable answers under the edit has no CI: not estimable, not "moved"
     nan = float("nan")
     assert verdict({**row, "bias_to_remove": False, "delta_ci_low": nan, "delta_ci_high": nan}) == \

@@ -104,7 +104,7 @@ def test_setting_columns_no_row_uses_are_left_out():
 
 def test_containment_counts_a_move_against_the_edit_only_beyond_its_random_controls():
     """Where there is no bias, any edit of the mask's size moves answers: a move is the
-    mask's own only where |effect| ends further from 0 than under its controls."""
+    mask's own only where its effect differs from its controls' (signed, two-sided)."""
     from prunebias.stats.transfer import (MOVED_AS_CONTROLS, MOVED_BEYOND_CONTROLS, MOVED_NO_CONTROL, NOT_ESTIMABLE,
                                           UNCHANGED, containment)
 
@@ -112,12 +112,30 @@ def test_containment_counts_a_move_against_the_edit_only_beyond_its_random_contr
     assert containment(row) == UNCHANGED  # the change covers 0: the controls are not asked
     moved = {**row, "delta_ci_low": 0.07, "delta_ci_high": 0.71}
     assert containment(moved) == MOVED_BEYOND_CONTROLS
-    # the default run's context plant outside its context (seed 20250211): +0.37 [+0.07, +0.71],
-    # real - random +0.16 [-0.29, +0.52]
     assert containment({**moved, "delta_vs_random_ci_low": -0.29, "delta_vs_random_ci_high": 0.52}) == MOVED_AS_CONTROLS
-    # closer to 0 than the controls left it is no leak either
-    assert containment({**moved, "delta_vs_random_ci_low": -0.6, "delta_vs_random_ci_high": -0.1}) == MOVED_AS_CONTROLS
+    # two-sided: an effect pushed the other way than its controls pushed it is the edit's own too
+    assert containment({**moved, "delta_vs_random_ci_low": -0.6, "delta_vs_random_ci_high": -0.1}) == \
+        MOVED_BEYOND_CONTROLS
     assert containment({**moved, "delta_vs_random_ci_low": math.nan, "delta_vs_random_ci_high": math.nan}) == \
         MOVED_NO_CONTROL
     assert containment({k: v for k, v in moved.items() if not k.startswith("delta_vs")}) == MOVED_NO_CONTROL
+    assert containment({**moved, "delta_vs_random_ci_low": None}) == MOVED_NO_CONTROL
     assert containment({**row, "delta_ci_low": math.nan}) == NOT_ESTIMABLE
+
+
+def test_real_minus_random_is_signed_where_there_is_no_bias_to_remove():
+    """With no established bias (direction 0), real - random compares the signed effects:
+    a real mask that flips the gap while its control keeps it differs from its control, by
+    the difference of the two gaps (|effect| would call them equal)."""
+    from prunebias.stats.transfer import transfer_row
+
+    rng = np.random.default_rng(2)
+    ref, removed = gap_and_removal(rng)
+    flipped = ref.assign(outcome=np.where(ref.race == "white", ref.outcome - 20, ref.outcome))  # gap -> -gap
+    infos = {"reference": [{"perplexity": 10.0}], "real": [{"perplexity": 10.0, "n_pruned": 5, "n_total": 100}],
+             "control": [{"perplexity": 10.0}]}
+    row, _ = transfer_row("neurons", "s", "c", "c", ref, ref, flipped, [ref], infos, "same_context", None, "diff",
+                          300, 0, (5, 95), direction=0)
+    assert row["effect_pruned"] == pytest.approx(row["effect_ref"] - 20)
+    assert row["delta_vs_random"] == pytest.approx(-20.0) and row["delta_vs_random_ci_high"] < 0
+    assert not row["bias_to_remove"]

@@ -16,8 +16,9 @@ primary effect (``analysis.effect``):
   CI excluding 0; where it does not, ``estimand`` says "no bias to remove" and the change
   of |effect| is not a removal (the heatmaps leave such cells blank and say so);
 - ``smd_ref``, ``smd_pruned``, ``delta_smd``, ``delta_abs_smd``: the same for the raw SMD;
-- ``delta_vs_random``: |pruned| - mean |control| over the matched random draws, CI over
-  names and draws (negative: the real mask removes more bias than its controls);
+- ``delta_vs_random``: pruned - mean control over the matched random draws along the
+  target's bias (negative: the real mask removes more bias than its controls; where there
+  is no bias, signed and two-sided), CI over names and draws;
 - anomaly rates, inlier ratios (share of answers inside the baseline's 5th-95th
   percentile of that context) and perplexities of reference, pruned and controls.
 

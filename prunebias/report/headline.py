@@ -104,8 +104,8 @@ def ground_truth_rows(transfer: pd.DataFrame, recall: pd.DataFrame, record: Mapp
     """A planted model's masks judged against its ground truth (``record``: plant_model's
     planted_bias.json). Where the plant acts, the paired change of the effect toward 0
     should be below 0 (removed); where it does not, the mask is contained unless it moved the
-    effect further from 0 than its matched random controls did (``containment``). Every
-    verdict is read off the CIs."""
+    effect beyond its matched random controls (``containment``). Every verdict is read off
+    the CIs."""
     scope, contexts = str(record.get("scope", "general")), list(record.get("contexts") or [])
     rec = recall.set_index(["setting", "source"]) if len(recall) else None
     rows = []
@@ -128,12 +128,18 @@ def ground_truth_rows(transfer: pd.DataFrame, recall: pd.DataFrame, record: Mapp
             extra = f"pruned {_ci(r, 'effect_pruned')}; " + extra
             if not bool(r.get("bias_to_remove", True)):
                 verdict = "the plant was not detected here (baseline CI covers 0): nothing to judge"
-        else:  # contained unless the edit moved the effect further from 0 than its random controls
+        elif bool(r.get("bias_to_remove", False)):  # the unpruned model's own bias, not the plant's
+            measure, est = "nothing planted here, but a bias: change toward 0 (pruned - unpruned)", "delta_toward_zero"
+            verdict = "nothing planted here, yet the baseline shows a bias: " + _verdict(
+                _num(r["delta_toward_zero_ci_low"]), _num(r["delta_toward_zero_ci_high"]), "removed", "increased",
+                "not shown to be removed (CI covers 0)")
+            extra = f"pruned {_ci(r, 'effect_pruned')}; " + extra
+        else:  # contained unless the edit moved the effect beyond its random controls
             measure, est = "nothing planted here: change of the effect (pruned - unpruned)", "delta"
             state = containment(r)
             verdict = {UNCHANGED: "contained: no change, as planted",
                        MOVED_AS_CONTROLS: f"contained: {state}",
-                       MOVED_BEYOND_CONTROLS: f"leaked: {state}"}.get(state, state)
+                       MOVED_BEYOND_CONTROLS: f"not contained: {state}"}.get(state, state)
             extra = f"pruned {_ci(r, 'effect_pruned')}; " + extra
         rows.append({"section": "ground truth", "item": item, "measure": measure, "estimate": r.get(est),
                      "ci_low": r.get(f"{est}_ci_low"), "ci_high": r.get(f"{est}_ci_high"),

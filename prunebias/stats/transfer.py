@@ -87,8 +87,8 @@ NO_BIAS = "no bias to remove"
 
 # What an edit did to a target without a bias to remove (``containment``)
 UNCHANGED = "no change"
-MOVED_AS_CONTROLS = "the effect moved, no further from 0 than under its random control"
-MOVED_BEYOND_CONTROLS = "the effect moved, further from 0 than under its random control"
+MOVED_AS_CONTROLS = "the effect moved, as under its random control"
+MOVED_BEYOND_CONTROLS = "the effect moved, beyond its random control"
 MOVED_NO_CONTROL = "the effect moved; no usable random control to compare"
 NOT_ESTIMABLE = "not estimable (too few usable answers)"
 
@@ -96,20 +96,27 @@ NOT_ESTIMABLE = "not estimable (too few usable answers)"
 def containment(row: Mapping[str, Any]) -> str:
     """Did an edit move the effect of a target where there is no bias to remove, and was
     that its own doing? The paired change (``delta``) says whether the effect moved; any
-    edit of the edit's size moves answers, so a move counts against the edit only where it
-    left |effect| further from 0 than its matched random controls did (``delta_vs_random``,
-    which compares |effect| on such a target, CI above 0). A context plant's mask is
-    contained outside its context unless the result is ``MOVED_BEYOND_CONTROLS``
-    (docs/design.md, "Containment is judged against the random control")."""
-    lo, hi = float(row["delta_ci_low"]), float(row["delta_ci_high"])
+    edit of the edit's size moves answers, so a move is the edit's own only where it differs
+    from its matched random controls' (``delta_vs_random``: on such a target the signed
+    pruned effect minus the controls', two-sided). Contained: ``UNCHANGED`` or
+    ``MOVED_AS_CONTROLS`` (docs/design.md, "Containment is judged against the random control")."""
+    lo, hi = _finite(row.get("delta_ci_low")), _finite(row.get("delta_ci_high"))
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return NOT_ESTIMABLE
     if lo <= 0 <= hi:
         return UNCHANGED
-    vs_lo, vs_hi = (float(row.get(f"delta_vs_random_ci_{end}", math.nan)) for end in ("low", "high"))
+    vs_lo, vs_hi = _finite(row.get("delta_vs_random_ci_low")), _finite(row.get("delta_vs_random_ci_high"))
     if not (math.isfinite(vs_lo) and math.isfinite(vs_hi)):
         return MOVED_NO_CONTROL  # none drawn, or every one broke the model
-    return MOVED_BEYOND_CONTROLS if vs_lo > 0 else MOVED_AS_CONTROLS
+    return MOVED_AS_CONTROLS if vs_lo <= 0 <= vs_hi else MOVED_BEYOND_CONTROLS
+
+
+def _finite(x: Any) -> float:
+    """``x`` as a float; NaN for a missing value (None, NA, text)."""
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return math.nan
 
 
 def bias_direction(baseline_table: pd.DataFrame, effect: str) -> dict[str, int]:
@@ -164,7 +171,8 @@ def transfer_row(kind: str, setting: str, source: str, target: str, baseline: pd
                           "anomaly_rate": anom, "inlier_ratio": _inliers(base_ok, c, inlier_pct), "perplexity": ppl,
                           "breaks_model": breaks_model(ppl, anom, ppl_ref, anom_ref)})
     ok = [i for i, r in enumerate(ctrl_rows) if not r["breaks_model"]]  # the controls that stay comparable
-    vs = versus_controls(d_ref, d_real, [d_ctrl[i] for i in ok], effect, n_boot=n_boot, seed=seed_t, sign=direction)
+    vs = versus_controls(d_ref, d_real, [d_ctrl[i] for i in ok], effect, n_boot=n_boot, seed=seed_t,
+                        sign=direction or 1)  # no bias to remove: the signed effects, two-sided (containment)
     kept = [ctrl_rows[i] for i in ok]
     real_info = infos["real"][0]
     n_total = real_info.get("n_total") or 0
