@@ -62,10 +62,21 @@ from common import OUT, REPO
 from prunebias.model.export import _ci  # "value [low, high]" of a table row, as the model card writes it
 from prunebias.files import read_parquet
 from prunebias.methods.masks import read_meta
+from prunebias.methods.settings import NeuronSetting
 from prunebias.planted.plant_spec import plant_contexts
 from prunebias.stats.transfer import MOVED_AS_CONTROLS, UNCHANGED, bias_direction, build_tables, containment
 
-WANDA = "black_b15_w15_global"
+
+
+def wanda_setting(cfg: dict) -> str:
+    """The config's first Wanda mask setting (its first direction and [p_black, p_white])."""
+    n = cfg["localization"]["neurons"]
+    return NeuronSetting(n["directions"][0], *n["p"][0], n.get("selection", "global")).name
+
+
+# the default's Wanda mask (black_b15_w15_global); a benchmark of another p runs from a
+# checkout whose config.yaml has it
+WANDA = wanda_setting(yaml.safe_load((REPO / "config" / "config.yaml").read_text()))
 # the benchmark needs only the Wanda masks, their controls and the tables of both plants
 # (the default run's race direction is left out: its rates are not this benchmark's)
 ONLY_WANDA = {
