@@ -67,7 +67,6 @@ from prunebias.planted.plant_spec import plant_contexts
 from prunebias.stats.transfer import MOVED_AS_CONTROLS, UNCHANGED, bias_direction, build_tables, containment
 
 
-
 def wanda_setting(cfg: dict) -> str:
     """The config's first Wanda mask setting (its first direction and [p_black, p_white])."""
     n = cfg["localization"]["neurons"]

@@ -32,7 +32,8 @@ from snakemake.utils import update_config
 
 from prunebias.methods.registry import parsed
 from prunebias.planted.plant_spec import plant_contexts
-from prunebias.stats.transfer import BROKEN_ANOMALY_RISE, BROKEN_PERPLEXITY_RATIO, NO_BIAS, breaks_model, containment
+from prunebias.stats.transfer import (BROKEN_ANOMALY_RISE, BROKEN_PERPLEXITY_RATIO, NO_BIAS, NOT_ESTIMABLE, breaks_model,
+                                      containment)
 
 BEGIN = "<!-- default-run:begin -->"
 END = "<!-- default-run:end -->"
@@ -90,7 +91,7 @@ def _damage(row: Mapping[str, object]) -> str:
 def _verdict(row: Mapping[str, object]) -> str:
     estimate = "delta_toward_zero" if bool(row["bias_to_remove"]) else "delta"
     if not all(math.isfinite(float(row[f"{estimate}{end}"])) for end in ("_ci_low", "_ci_high")):
-        return "not estimable (too few usable answers)"
+        return NOT_ESTIMABLE
     if not bool(row["bias_to_remove"]):
         return f"{NO_BIAS}; {containment(row)}"
     if float(row["delta_toward_zero_ci_high"]) < 0:
