@@ -73,7 +73,7 @@ def wanda_setting(cfg: dict) -> str:
     return NeuronSetting(n["directions"][0], *n["p"][0], n.get("selection", "global")).name
 
 
-# the default's Wanda mask (black_b15_w15_global); a benchmark of another p runs from a
+# the default's Wanda mask (black_b10_w10_global); a benchmark of another p runs from a
 # checkout whose config.yaml has it
 WANDA = wanda_setting(yaml.safe_load((REPO / "config" / "config.yaml").read_text()))
 # the benchmark needs only the Wanda masks, their controls and the tables of both plants

@@ -6,7 +6,7 @@ The library behind the Snakemake workflow, usable from a notebook::
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained("results/model/smollm2-135m-instruct")
-    mask = prunebias.read_mask("results/masks/smollm2-135m-instruct/neurons/black_b15_w15_global/hiring-lawyer.npz")
+    mask = prunebias.read_mask("results/masks/smollm2-135m-instruct/neurons/black_b10_w10_global/hiring-lawyer.npz")
     with prunebias.pruned(model, mask):   # weights zeroed inside, restored exactly after
         ...
     cache = prunebias.read_cache("results/activations/smollm2-135m-instruct/hiring-lawyer.parquet")

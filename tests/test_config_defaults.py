@@ -20,9 +20,9 @@ CONTENT = {"models", "contexts", "side_effects.masks",
            # default keeps directions out of configs that do not ask (the paper's)
            "localization.directions.depths"}
 PLANT_CONTENT = (".plant.scope", ".plant.contexts")
-# the context plant's own strength (0.2 against the schema's, the general plant's, 0.15:
-# docs/design.md, "The context plant's strength")
-PLANT_OWN = {"models[2].plant.strength"}
+# keys one plant sets apart from the schema's default (none since both plants write at 0.2:
+# docs/design.md, "Masks of 10% per group; both plants at strength 0.2")
+PLANT_OWN: set[str] = set()
 
 
 def defaults(schema: dict, config: Any, path: str = "") -> Iterator[tuple[str, Any, Any]]:

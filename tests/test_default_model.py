@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from prunebias.methods.masks import read_mask
+from prunebias.methods.settings import NeuronSetting
 
 from conftest import default_config, run_snakemake
 
@@ -21,8 +22,10 @@ def test_default_model_end_to_end(tmp_path):
     cfg["localization"]["heads"]["k"] = [10]  # the default run has no head masks; the model's heads are read here
     # the model's own path through every stage that reads it, one mask of each kind (the
     # name-split stability table repeats the neuron scoring twice and is left to the tiny model)
+    neurons = cfg["localization"]["neurons"]
+    wanda = NeuronSetting(neurons["directions"][0], *neurons["p"][0], neurons["selection"]).name  # the default's
     targets = ["results/tables/smollm2-135m-instruct/baseline_bias.csv",
-               "results/masks/smollm2-135m-instruct/neurons/black_b15_w15_global/purchase-bicycle.npz",
+               f"results/masks/smollm2-135m-instruct/neurons/{wanda}/purchase-bicycle.npz",
                "results/masks/smollm2-135m-instruct/heads/sum_k10/purchase-bicycle.npz"]
     run_snakemake(tmp_path, cfg, *targets)  # HF_HUB_OFFLINE=1: any hub access would fail
     ident = json.loads((tmp_path / "results/model/smollm2-135m-instruct/prunebias_model.json").read_text())
@@ -35,5 +38,5 @@ def test_default_model_end_to_end(tmp_path):
     table = pd.read_csv(tmp_path / "results/tables/smollm2-135m-instruct/baseline_bias.csv")
     assert table.loc[0, "context"] == "purchase-bicycle"
     assert table.loc[0, "n_white"] + table.loc[0, "n_black"] > 20
-    mask = read_mask(tmp_path / "results/masks/smollm2-135m-instruct/neurons/black_b15_w15_global/purchase-bicycle.npz")
+    mask = read_mask(tmp_path / f"results/masks/smollm2-135m-instruct/neurons/{wanda}/purchase-bicycle.npz")
     assert mask.meta["model"]["n_layers"] == 30 and 0 < mask.meta["n_pruned"] < 0.05 * mask.meta["n_total"]

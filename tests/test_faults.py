@@ -133,13 +133,13 @@ def test_stale_keys_that_name_a_dropped_context_are_named_together(tmp_path):
     names them all (not one error per attempt)."""
     cfg = default_config()
     cfg["contexts"] = ["purchase-house"]
-    cfg["side_effects"]["masks"] = ["neurons/black_b15_w15_global/hiring-lawyer"]
+    cfg["side_effects"]["masks"] = ["neurons/black_b10_w10_global/hiring-lawyer"]
     cfg["models"][2]["plant"]["contexts"] = ["hiring-lawyer"]
     proc = run_snakemake(tmp_path, cfg, "-n", check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0 and "Traceback" not in out, out[-2000:]
     for word in ("2 keys name what this config does not have", "side_effects.masks",
-                 "neurons/black_b15_w15_global/hiring-lawyer", "planted-hiring", ".plant.contexts"):
+                 "neurons/black_b10_w10_global/hiring-lawyer", "planted-hiring", ".plant.contexts"):
         assert word in out, (word, out[-2000:])
 
 
