@@ -62,15 +62,14 @@ from common import OUT, REPO
 from prunebias.model.export import _ci  # "value [low, high]" of a table row, as the model card writes it
 from prunebias.files import read_parquet
 from prunebias.methods.masks import read_meta
-from prunebias.methods.settings import NeuronSetting
+from prunebias.methods.registry import FAMILIES
 from prunebias.planted.plant_spec import plant_contexts
 from prunebias.stats.transfer import MOVED_AS_CONTROLS, UNCHANGED, bias_direction, build_tables, containment
 
 
 def wanda_setting(cfg: dict) -> str:
     """The config's first Wanda mask setting (its first direction and [p_black, p_white])."""
-    n = cfg["localization"]["neurons"]
-    return NeuronSetting(n["directions"][0], *n["p"][0], n.get("selection", "global")).name
+    return FAMILIES["wanda"].planned(cfg)[0].name
 
 
 # the default's Wanda mask (black_b10_w10_global); a benchmark of another p runs from a

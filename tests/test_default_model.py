@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from prunebias.methods.masks import read_mask
-from prunebias.methods.settings import NeuronSetting
+from prunebias.methods.registry import FAMILIES
 
 from conftest import default_config, run_snakemake
 
@@ -22,8 +22,7 @@ def test_default_model_end_to_end(tmp_path):
     cfg["localization"]["heads"]["k"] = [10]  # the default run has no head masks; the model's heads are read here
     # the model's own path through every stage that reads it, one mask of each kind (the
     # name-split stability table repeats the neuron scoring twice and is left to the tiny model)
-    neurons = cfg["localization"]["neurons"]
-    wanda = NeuronSetting(neurons["directions"][0], *neurons["p"][0], neurons["selection"]).name  # the default's
+    wanda = FAMILIES["wanda"].planned(cfg)[0].name  # the default's Wanda mask setting
     targets = ["results/tables/smollm2-135m-instruct/baseline_bias.csv",
                f"results/masks/smollm2-135m-instruct/neurons/{wanda}/purchase-bicycle.npz",
                "results/masks/smollm2-135m-instruct/heads/sum_k10/purchase-bicycle.npz"]
